@@ -1,0 +1,1 @@
+"""Client SDK for the MNIST digit service (no TensorFlow needed)."""

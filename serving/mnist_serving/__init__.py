@@ -1,0 +1,1 @@
+"""The gateway: one I/O-agnostic core behind REST and gRPC adapters (``mnist-serve``)."""

@@ -1,0 +1,202 @@
+"""Adaptive batching: concurrent requests merged into one model call, answers split back.
+
+Parameters carry TF Serving's names. A worker takes the oldest waiting request and gathers
+more until ``max_batch_size`` images are in hand or the first request has waited
+``batch_timeout_micros`` — but it only waits while other requests are known to be on their way
+(announced by :meth:`Batcher.expect`), so a lone request never pays the timeout. Requests
+larger than ``max_batch_size`` are split into several queue entries and joined back in order.
+The queue holds at most ``max_batch_size × max_enqueued_batches`` images; a request that does
+not fit is refused at once with :class:`Overloaded` rather than left to time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mnist_serving.errors import BackendUnavailable, Overloaded, ServingError
+from mnist_serving.metrics import Metrics
+from mnist_serving.runtimes import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_batch_size: int = 64
+    batch_timeout_micros: int = 500
+    max_enqueued_batches: int = 16
+    num_batch_threads: int = 1
+
+    @property
+    def capacity(self) -> int:
+        return self.max_batch_size * self.max_enqueued_batches
+
+
+@dataclass
+class _Task:
+    images: np.ndarray
+    future: asyncio.Future[np.ndarray]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    def __init__(
+        self, sessions: Sequence[Session], config: BatchConfig, metrics: Metrics, runtime: str
+    ) -> None:
+        if len(sessions) != config.num_batch_threads:
+            raise ValueError("one session per batch thread")
+        self._sessions = list(sessions)
+        self.config = config
+        self._metrics = metrics
+        self._runtime = runtime
+        self._waiting: deque[_Task] = deque()
+        self._queued_images = 0
+        self._expected = 0
+        self._wakeup = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._executor = ThreadPoolExecutor(config.num_batch_threads, thread_name_prefix="batch")
+
+    async def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(session), name=f"batch-worker-{i}")
+            for i, session in enumerate(self._sessions)
+        ]
+
+    async def stop(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        while self._waiting:
+            task = self._waiting.popleft()
+            if not task.future.done():
+                task.future.set_exception(BackendUnavailable("server is shutting down"))
+        self._queued_images = 0
+        self._executor.shutdown(wait=True)
+
+    @property
+    def queued_images(self) -> int:
+        return self._queued_images
+
+    @contextlib.contextmanager
+    def announce(self) -> Iterator[Ticket]:
+        """Mark a request that will submit soon, so a forming batch may wait for it.
+
+        The ticket is handed to :meth:`run`; leaving the block (submitted or failed) releases it.
+        """
+        ticket = Ticket(self)
+        self._expected += 1
+        try:
+            yield ticket
+        finally:
+            ticket.release()
+
+    async def run(self, images: np.ndarray, ticket: Ticket | None = None) -> np.ndarray:
+        """Probabilities [N,10] for float32 images [N,28,28,1], through the shared queue."""
+        if ticket is not None:
+            ticket.release()
+        n = len(images)
+        if self._queued_images + n > self.config.capacity:
+            raise Overloaded(
+                f"batching queue is full ({self._queued_images} images waiting, room for "
+                f"{self.config.capacity}); retry shortly",
+                retry_after=1,
+            )
+        loop = asyncio.get_running_loop()
+        step = self.config.max_batch_size
+        tasks = [
+            _Task(images[i : i + step], loop.create_future()) for i in range(0, n, step)
+        ]
+        self._waiting.extend(tasks)
+        self._queued_images += n
+        self._metrics.queue_depth.set(self._queued_images)
+        self._wakeup.set()
+        try:
+            parts = [await t.future for t in tasks]
+        except asyncio.CancelledError:
+            for t in tasks:
+                t.future.cancel()
+            raise
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    async def _work(self, session: Session) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            for task in batch:
+                self._metrics.queue_wait.observe(started - task.enqueued)
+            images = batch[0].images if len(batch) == 1 else np.concatenate([t.images for t in batch])
+            self._metrics.batch_size.observe(len(images))
+            try:
+                probs = await loop.run_in_executor(self._executor, session, images)
+            except Exception as exc:  # noqa: BLE001 - any runtime failure fails this batch only
+                log.exception("model call failed on a batch of %d images", len(images))
+                error = ServingError(f"model call failed ({exc.__class__.__name__})")
+                for task in batch:
+                    if not task.future.done():
+                        task.future.set_exception(error)
+                continue
+            self._metrics.inference_latency.labels(self._runtime).observe(
+                time.perf_counter() - started
+            )
+            offset = 0
+            for task in batch:
+                size = len(task.images)
+                if not task.future.done():
+                    task.future.set_result(probs[offset : offset + size])
+                offset += size
+
+    async def _next_batch(self) -> list[_Task]:
+        while not self._waiting:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        timeout = self.config.batch_timeout_micros / 1e6
+        deadline = self._waiting[0].enqueued + timeout
+        # Wait for company only while the batch has room and others are on their way.
+        while (
+            self._queued_images < self.config.max_batch_size
+            and self._expected > 0
+            and (remaining := deadline - time.perf_counter()) > 0
+        ):
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                break
+        batch: list[_Task] = []
+        size = 0
+        while self._waiting:
+            head = self._waiting[0]
+            if batch and size + len(head.images) > self.config.max_batch_size:
+                break
+            self._waiting.popleft()
+            self._queued_images -= len(head.images)
+            if head.future.done():  # its caller gave up while it waited
+                continue
+            batch.append(head)
+            size += len(head.images)
+        self._metrics.queue_depth.set(self._queued_images)
+        return batch
+
+
+class Ticket:
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher: Batcher | None = batcher
+
+    def release(self) -> None:
+        if self._batcher is not None:
+            self._batcher._expected -= 1
+            self._batcher = None

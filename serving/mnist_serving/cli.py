@@ -1,0 +1,101 @@
+"""``mnist-serve``: run the gateway. Every setting is a flag and an ``MNIST_*`` variable.
+
+    mnist-serve                                   # models/ on 0.0.0.0:8080, LiteRT runtime
+    mnist-serve --model-dir /srv/models --rest-port 9000 --max-batch-size 128
+    MNIST_RUNTIME=savedmodel mnist-serve          # the SavedModel through TensorFlow
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from mnist_serving.app import build_app
+from mnist_serving.settings import Settings, SettingsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-serve",
+        description="Serve the MNIST model over REST (TF Serving API + digits API).",
+        epilog="Each flag can also be set as an environment variable: --max-batch-size → "
+        "MNIST_MAX_BATCH_SIZE. Flags win.",
+    )
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = (field.description or "").replace("%", "%%")
+        if field.annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            metavar = "JSON" if name == "version_labels" else None
+            parser.add_argument(flag, default=None, help=f"{help_text} (default: {field.default})", metavar=metavar)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
+    if "version_labels" in overrides:
+        overrides["version_labels"] = json.loads(overrides["version_labels"])
+    return Settings(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        app = build_app(settings)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"mnist-serve: invalid settings: {problems}", file=sys.stderr)
+        return 2
+    except (SettingsError, json.JSONDecodeError) as exc:
+        print(f"mnist-serve: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.rest_port,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    _announce_when_started(server, settings)
+    server.run()
+    return 0
+
+
+def _announce_when_started(server: uvicorn.Server, settings: Settings) -> None:
+    """Print the URLs (with the real port, when 0 was asked for) once the socket is bound."""
+    original = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original(sockets)
+        port = settings.rest_port
+        if server.servers and server.servers[0].sockets:
+            port = server.servers[0].sockets[0].getsockname()[1]
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        print(
+            f"mnist-serve: ready on http://{host}:{port}  "
+            f"(API docs http://{host}:{port}/docs, metrics http://{host}:{port}/metrics)",
+            flush=True,
+        )
+
+    server.startup = startup  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The I/O-agnostic core: validate → preprocess → batch → run → post-process → count.
+
+REST and gRPC adapters only translate their wire formats into the calls below and render the
+results; every request is counted here, once, whatever protocol carried it::
+
+    async with core.request("rest", "predict"):
+        result = await core.predict("serving_default", {"images": array}, VersionSpec())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mnist_client.preprocess import ImageError, ImageLimits, decode_image, to_mnist_frame
+from mnist_serving.batching import Ticket
+from mnist_serving.errors import BackendUnavailable, InvalidInput, Overloaded, ServingError
+from mnist_serving.metrics import Metrics
+from mnist_serving.model_store import ModelStore, ServedVersion, VersionSpec
+from mnist_serving.settings import MODEL_NAME, Settings
+
+SERVING_DEFAULT = "serving_default"
+PREDICT_IMAGES = "predict_images"
+# signature → (input shape after the batch axis, output name); the fixed public interface.
+SIGNATURES: dict[str, tuple[tuple[int, ...], str]] = {
+    SERVING_DEFAULT: ((28, 28, 1), "probabilities"),
+    PREDICT_IMAGES: ((784,), "scores"),
+}
+INPUT_NAME = "images"
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    outputs: dict[str, np.ndarray]
+    version: int
+
+
+@dataclass(frozen=True)
+class DigitImage:
+    """One image as the digits API received it, before preprocessing.
+
+    Exactly one of ``encoded`` (PNG/JPEG bytes) and ``pixels`` (a 2-D array, uint8 0-255 or
+    float 0-1 per the documented rule) is set.
+    """
+
+    encoded: bytes | None = None
+    pixels: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Classification:
+    digit: int
+    confidence: float
+    probabilities: np.ndarray
+    frame: np.ndarray  # the 28×28 uint8 frame the model saw
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    results: list[Classification]
+    version: int
+
+
+@dataclass
+class RequestTracker:
+    """Outcome of one request, filled in by the core and read by :meth:`InferenceCore.request`."""
+
+    code: str = "OK"
+    images: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class InferenceCore:
+    def __init__(self, settings: Settings, metrics: Metrics, store: ModelStore) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.store = store
+        self.limits = ImageLimits(settings.max_image_side, settings.max_image_pixels)
+
+    @property
+    def ready(self) -> bool:
+        return self.store.ready
+
+    @contextlib.asynccontextmanager
+    async def request(self, protocol: str, route: str) -> AsyncIterator[RequestTracker]:
+        """Count one request: in flight while inside, then total and latency by outcome code."""
+        tracker = RequestTracker()
+        in_flight = self.metrics.in_flight.labels(protocol, route)
+        in_flight.inc()
+        started = time.perf_counter()
+        try:
+            yield tracker
+        except ServingError as exc:
+            tracker.code = exc.code
+            if isinstance(exc, Overloaded):
+                self.metrics.refused.labels(protocol, "queue_full").inc()
+            raise
+        except asyncio.CancelledError:
+            tracker.code = "CANCELLED"
+            raise
+        except Exception:
+            tracker.code = "INTERNAL"
+            raise
+        finally:
+            in_flight.dec()
+            elapsed = time.perf_counter() - started
+            self.metrics.requests.labels(protocol, route, tracker.code).inc()
+            self.metrics.request_latency.labels(protocol, route, tracker.code).observe(elapsed)
+            if tracker.images:
+                self.metrics.images.labels(protocol).inc(tracker.images)
+
+    # -- TF Serving API -------------------------------------------------------------------
+
+    async def predict(
+        self,
+        signature: str,
+        inputs: dict[str, np.ndarray],
+        spec: VersionSpec,
+        tracker: RequestTracker | None = None,
+    ) -> PredictResult:
+        served = self.store.resolve(spec)
+        name = signature or SERVING_DEFAULT
+        if name not in SIGNATURES:
+            raise InvalidInput(
+                f'Serving signature name: "{name}" not found in signature def '
+                f"(available: {', '.join(SIGNATURES)})"
+            )
+        shape, output = SIGNATURES[name]
+        images = self._signature_input(name, inputs, shape)
+        with served.batcher.announce() as ticket:
+            probs = await self._run(served, images.reshape(-1, 28, 28, 1), ticket, tracker)
+        return PredictResult({output: probs}, served.version)
+
+    def _signature_input(
+        self, signature: str, inputs: dict[str, np.ndarray], shape: tuple[int, ...]
+    ) -> np.ndarray:
+        unknown = sorted(set(inputs) - {INPUT_NAME})
+        if unknown:
+            raise InvalidInput(
+                f"unknown input(s) {', '.join(map(repr, unknown))} for signature {signature}; "
+                f"it takes '{INPUT_NAME}' only"
+            )
+        if INPUT_NAME not in inputs:
+            raise InvalidInput(f"missing input '{INPUT_NAME}' for signature {signature}")
+        array = inputs[INPUT_NAME]
+        if array.dtype.kind not in "fiub":
+            raise InvalidInput(
+                f"input '{INPUT_NAME}' must be numeric (float32 pixels in [0, 1]), got {array.dtype}"
+            )
+        if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
+            want = "[N," + ",".join(map(str, shape)) + "]"
+            raise InvalidInput(
+                f"input '{INPUT_NAME}' of signature {signature} must have shape {want}, "
+                f"got {list(array.shape)}"
+            )
+        self._check_count(len(array))
+        images = array.astype(np.float32, copy=False)
+        if not np.isfinite(images).all():
+            raise InvalidInput(f"input '{INPUT_NAME}' contains NaN or infinity")
+        return images
+
+    def _check_count(self, n: int) -> None:
+        if n == 0:
+            raise InvalidInput("no images in the request (an empty batch)")
+        if n > self.settings.max_images_per_request:
+            raise InvalidInput(
+                f"{n} images in one request; the limit is {self.settings.max_images_per_request}"
+            )
+
+    async def _run(
+        self,
+        served: ServedVersion,
+        images: np.ndarray,
+        ticket: Ticket,
+        tracker: RequestTracker | None,
+    ) -> np.ndarray:
+        probs = await served.batcher.run(images, ticket)
+        self._count_predictions(probs)
+        if tracker is not None:
+            tracker.images += len(images)
+        return probs
+
+    def _count_predictions(self, probs: np.ndarray) -> None:
+        digits = probs.argmax(axis=1)
+        for digit, count in enumerate(np.bincount(digits, minlength=10)):
+            if count:
+                self.metrics.predictions.labels(str(digit)).inc(int(count))
+        confidence = self.metrics.confidence
+        for value in probs[np.arange(len(probs)), digits]:
+            confidence.observe(float(value))
+
+    # -- digits API -----------------------------------------------------------------------
+
+    async def classify(
+        self,
+        images: Sequence[DigitImage],
+        spec: VersionSpec,
+        tracker: RequestTracker | None = None,
+    ) -> ClassifyResult:
+        served = self.store.resolve(spec)
+        self._check_count(len(images))
+        with served.batcher.announce() as ticket:
+            if any(img.encoded is not None for img in images):
+                # Decoding a large PNG takes milliseconds: keep it off the event loop.
+                frames = await asyncio.to_thread(self._frames, images)
+            else:
+                frames = self._frames(images)
+            batch = (np.stack(frames).astype(np.float32) / 255.0)[..., np.newaxis]
+            probs = await self._run(served, batch, ticket, tracker)
+        results = [
+            Classification(int(p.argmax()), float(p.max()), p, frame)
+            for p, frame in zip(probs, frames, strict=True)
+        ]
+        return ClassifyResult(results, served.version)
+
+    def _frames(self, images: Sequence[DigitImage]) -> list[np.ndarray]:
+        frames = []
+        for i, img in enumerate(images):
+            try:
+                if img.encoded is not None:
+                    frames.append(to_mnist_frame(decode_image(img.encoded, self.limits)))
+                elif img.pixels is not None:
+                    frames.append(to_mnist_frame(pixels_to_uint8(img.pixels)))
+                else:
+                    raise ImageError("no image data")
+            except ImageError as exc:
+                raise InvalidInput(f"image {i}: {exc}") from exc
+        return frames
+
+    # -- status and metadata --------------------------------------------------------------
+
+    def status(self, spec: VersionSpec) -> list[ServedVersion]:
+        if spec.version is None and spec.label is None:
+            versions = self.store.versions
+            if not versions:
+                raise BackendUnavailable(f"model {MODEL_NAME} is still loading", retry_after=1)
+            return versions
+        return [self.store.resolve(spec)]
+
+    def metadata(self, spec: VersionSpec) -> ServedVersion:
+        return self.store.resolve(spec)
+
+
+def pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """A 2-D pixel array → uint8, by the digits API's rule.
+
+    Integer arrays are 0-255; float arrays (any value written with a decimal point in JSON)
+    are 0-1. Values outside the range, NaN, and other dtypes are refused with the reason.
+    """
+    if pixels.ndim != 2:
+        raise ImageError(f"pixel array must be 2-D (height × width), got shape {list(pixels.shape)}")
+    if pixels.shape[0] < 1 or pixels.shape[1] < 1:
+        raise ImageError(f"pixel array is empty (shape {list(pixels.shape)})")
+    if pixels.dtype.kind in "iu":
+        low, high = int(pixels.min()), int(pixels.max())
+        if low < 0 or high > 255:
+            raise ImageError(
+                f"integer pixels must be 0-255, found values from {low} to {high}"
+            )
+        return pixels.astype(np.uint8)
+    if pixels.dtype.kind == "f":
+        if not np.isfinite(pixels).all():
+            raise ImageError("pixels contain NaN or infinity")
+        low, high = float(pixels.min()), float(pixels.max())
+        if low < 0.0 or high > 1.0:
+            raise ImageError(
+                f"float pixels must be 0.0-1.0 (integers mean 0-255), found values from "
+                f"{low:g} to {high:g}"
+            )
+        return np.round(pixels * 255.0).astype(np.uint8)
+    raise ImageError(f"pixels must be numbers, got {pixels.dtype}")

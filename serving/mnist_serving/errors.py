@@ -1,0 +1,71 @@
+"""Typed errors with a neutral code; each protocol adapter maps them once.
+
+    ServingError                      500 / INTERNAL (anything not listed below)
+    ├── InvalidInput                  400 / INVALID_ARGUMENT
+    │   ├── PayloadTooLarge           413 / RESOURCE_EXHAUSTED
+    │   └── UnsupportedMediaType      415 / INVALID_ARGUMENT
+    ├── NotFound                      404 / NOT_FOUND
+    ├── Unauthenticated               401 / UNAUTHENTICATED
+    ├── RateLimited                   429 / RESOURCE_EXHAUSTED   (+ Retry-After)
+    ├── Overloaded                    503 / UNAVAILABLE          (+ Retry-After; queue full)
+    ├── BackendUnavailable            503 / UNAVAILABLE          (model not ready, backend down)
+    └── DeadlineExceeded              504 / DEADLINE_EXCEEDED
+
+The neutral code (``error.code``) is what metrics count, so REST and gRPC failures share labels.
+"""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    code = "INTERNAL"
+    http_status = 500
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class InvalidInput(ServingError):
+    code = "INVALID_ARGUMENT"
+    http_status = 400
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "RESOURCE_EXHAUSTED"
+    http_status = 413
+
+
+class UnsupportedMediaType(InvalidInput):
+    http_status = 415
+
+
+class NotFound(ServingError):
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class Unauthenticated(ServingError):
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class RateLimited(ServingError):
+    code = "RESOURCE_EXHAUSTED"
+    http_status = 429
+
+
+class Overloaded(ServingError):
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+class BackendUnavailable(ServingError):
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+class DeadlineExceeded(ServingError):
+    code = "DEADLINE_EXCEEDED"
+    http_status = 504

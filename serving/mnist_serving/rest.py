@@ -1,0 +1,226 @@
+"""The REST adapter: parse HTTP, call the core, render JSON. No serving logic lives here.
+
+Errors are mapped to HTTP in one place (:func:`_error_response`): a :class:`ServingError`
+becomes its status with ``{"error": message}``; anything else is logged and answered
+``500 {"error": "internal error"}`` with no detail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mnist_serving import rest_codec as codec
+from mnist_serving.core import DigitImage, InferenceCore
+from mnist_serving.errors import InvalidInput, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
+from mnist_serving.model_store import VersionSpec, parse_version
+from mnist_serving.openapi import CLASSIFY_BODY, DOCS_HTML, PREDICT_BODY
+from mnist_serving.settings import MODEL_NAME
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+IMAGE_TYPES = ("image/png", "image/jpeg")
+
+
+def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(codec.dumps(doc), status_code=status, media_type=JSON, headers=headers)
+
+
+def _error_response(exc: Exception) -> Response:
+    if isinstance(exc, ServingError):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
+        return _json({"error": exc.message}, exc.http_status, headers)
+    log.error("unhandled error", exc_info=exc)
+    return _json({"error": "internal error"}, 500)
+
+
+def _spec(request: Request) -> VersionSpec:
+    params = request.path_params
+    if "version" in params:
+        return VersionSpec(version=parse_version(params["version"]))
+    if "label" in params:
+        return VersionSpec(label=params["label"])
+    return VersionSpec()
+
+
+def _check_model(request: Request, spec: VersionSpec) -> None:
+    if request.path_params["model"] != MODEL_NAME:
+        name = request.path_params["model"]
+        raise NotFound(f"Servable not found for request: {spec.describe().replace(MODEL_NAME, name, 1)}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the {limit:,}-byte limit")
+        chunks.append(chunk)
+    return codec.maybe_gzip(b"".join(chunks), request.headers.get("content-encoding"), limit)
+
+
+def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
+    """The FastAPI app for ``core``; ``lifespan`` loads and unloads the model around serving."""
+    app = FastAPI(
+        title="MNIST digit service",
+        version="1.0",
+        description="TF Serving-compatible REST API and a friendly digits API.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    limit = core.settings.max_body_bytes
+
+    async def tracked(
+        route: str, work: Callable[[], Awaitable[Response]]
+    ) -> Response:
+        try:
+            async with core.request("rest", route):
+                return await work()
+        except Exception as exc:  # noqa: BLE001 - mapped once, below
+            return _error_response(exc)
+
+    # -- TF Serving API -----------------------------------------------------------------
+
+    async def status(request: Request) -> Response:
+        async def work() -> Response:
+            spec = _spec(request)
+            _check_model(request, spec)
+            return _json(codec.render_status(core.status(spec)))
+
+        return await tracked("status", work)
+
+    async def metadata(request: Request) -> Response:
+        async def work() -> Response:
+            spec = _spec(request)
+            _check_model(request, spec)
+            return _json(codec.render_metadata(core.metadata(spec)))
+
+        return await tracked("metadata", work)
+
+    async def predict(request: Request) -> Response:
+        async def work() -> Response:
+            spec = _spec(request)
+            _check_model(request, spec)
+            signature, inputs, rows = codec.parse_predict(codec.loads(await _read_body(request, limit)))
+            result = await core.predict(signature, inputs, spec)
+            return _json(codec.render_predict(result, rows))
+
+        return await tracked("predict", work)
+
+    base = "/v1/models/{model}"
+    for prefix in (base, base + "/versions/{version}", base + "/labels/{label}"):
+        app.add_api_route(prefix, status, methods=["GET"], tags=["TF Serving"], summary="Model status")
+        app.add_api_route(
+            prefix + "/metadata", metadata, methods=["GET"], tags=["TF Serving"], summary="Signatures"
+        )
+        app.add_api_route(
+            prefix + ":predict",
+            predict,
+            methods=["POST"],
+            tags=["TF Serving"],
+            summary="Predict (instances or inputs)",
+            openapi_extra=PREDICT_BODY,
+        )
+
+    # -- the digits API -----------------------------------------------------------------
+
+    @app.post("/v1/digits:classify", tags=["digits"], openapi_extra=CLASSIFY_BODY)
+    async def classify(request: Request) -> Response:
+        """Classify one or more images of digits (JSON, PNG/JPEG, multipart or raw bytes)."""
+
+        async def work() -> Response:
+            images, options = await _digit_request(request, limit)
+            top_k, preprocessed, version = codec.parse_options(options)
+            spec = (
+                VersionSpec()
+                if version is None
+                else VersionSpec(version=int(version))
+                if version.isdigit()
+                else VersionSpec(label=version)
+            )
+            result = await core.classify(images, spec)
+            return _json(codec.render_classify(result, top_k, preprocessed))
+
+        return await tracked("classify", work)
+
+    # -- operations ---------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> Response:
+        """Liveness: the process answers."""
+        return _json({"status": "alive"})
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> Response:
+        """Readiness: the model is loaded and warmed up."""
+        if not core.ready:
+            return _json({"ready": False, "reason": "model is loading"}, 503)
+        versions = [v.version for v in core.store.versions]
+        return _json({"ready": True, "model": MODEL_NAME, "versions": versions})
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus metrics (text format)."""
+        return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return Response(DOCS_HTML, media_type="text/html")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        message = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+        return _json({"error": f"{message}: see /docs for the API"}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        return _json({"error": f"invalid request: {exc.errors()[0].get('msg', 'bad value')}"}, 400)
+
+    return app
+
+
+async def _digit_request(request: Request, limit: int) -> tuple[list[DigitImage], dict[str, Any]]:
+    """Images and options from any of the digits API's content types."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    query = dict(request.query_params)
+    if content_type == JSON or content_type.endswith("+json"):
+        images, options = codec.parse_digits_json(codec.loads(await _read_body(request, limit)))
+        return images, {**query, **options}
+    if content_type in IMAGE_TYPES:
+        return [DigitImage(encoded=await _read_body(request, limit))], query
+    if content_type == "application/octet-stream":
+        return codec.parse_octet_stream(await _read_body(request, limit)), query
+    if content_type == "multipart/form-data":
+        body = await _read_body(request, limit)
+        # Starlette's form parser reads a cached body; ours was size-checked (and gunzipped).
+        request._body = body
+        try:
+            form = await request.form(max_files=100_000, max_fields=100)
+        except Exception as exc:  # noqa: BLE001 - the parser's errors all mean a bad body
+            raise InvalidInput(f"malformed multipart body ({exc})") from exc
+        images = [
+            DigitImage(encoded=await value.read())
+            for _name, value in form.multi_items()
+            if not isinstance(value, str)
+        ]
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        if not images:
+            raise InvalidInput("multipart body holds no file parts (send images as files)")
+        return images, {**query, **fields}
+    if not content_type:
+        raise UnsupportedMediaType("missing Content-Type; send application/json, image/png, image/jpeg, multipart/form-data or application/octet-stream")
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {content_type!r}; send application/json, image/png, "
+        "image/jpeg, multipart/form-data or application/octet-stream"
+    )
+

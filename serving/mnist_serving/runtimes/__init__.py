@@ -1,0 +1,36 @@
+"""Runtimes: what turns a float32 [N,28,28,1] batch into [N,10] probabilities.
+
+A runtime loads one version folder; :meth:`Runtime.session` gives a callable that one batching
+worker owns (LiteRT interpreters are not thread-safe, so each worker gets its own).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class Session(Protocol):
+    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+
+
+class Runtime(Protocol):
+    name: str
+    version: int
+
+    def session(self) -> Session: ...
+
+
+def load_runtime(kind: str, version_dir: Path, threads: int) -> Runtime:
+    """Load ``version_dir`` with the runtime named ``kind``; TensorFlow only for savedmodel."""
+    if kind == "litert":
+        from mnist_serving.runtimes.litert import LiteRTRuntime
+
+        return LiteRTRuntime(version_dir, threads)
+    if kind == "savedmodel":
+        from mnist_serving.runtimes.savedmodel import SavedModelRuntime
+
+        return SavedModelRuntime(version_dir)
+    raise ValueError(f"unknown runtime {kind!r}; choose litert or savedmodel")

@@ -1,0 +1,99 @@
+"""The gateway's one settings object: flags override ``MNIST_*`` environment variables.
+
+Built once at start, validated, and passed into constructors (never imported as a global), so
+a test can run two gateways side by side with different settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MODEL_NAME = "mnist"
+
+
+class SettingsError(ValueError):
+    """A setting is unusable; the message says which and how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MNIST_", extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
+
+    model_dir: Path = Path("models")
+    """Base folder; versions are read from ``<model_dir>/mnist/<N>/``."""
+    backend: Literal["local"] = "local"
+    """Where inference runs: ``local`` (in this process)."""
+    runtime: Literal["litert", "savedmodel"] = "litert"
+    """Local runtime: the LiteRT flatbuffer (fast, no TensorFlow) or the SavedModel via TF."""
+    host: str = "0.0.0.0"
+    """Interface the servers bind to."""
+    rest_port: int = Field(8080, ge=0, le=65535)
+    """REST port (0 picks a free one)."""
+
+    max_batch_size: int = Field(64, ge=1, le=4096)
+    """Most images merged into one model call (TF Serving's ``max_batch_size``)."""
+    batch_timeout_micros: int = Field(500, ge=0, le=1_000_000)
+    """How long the first request of a batch may wait for company (TF Serving's name)."""
+    max_enqueued_batches: int = Field(16, ge=1)
+    """Queue bound, in batches of ``max_batch_size`` images; past it requests get 503 at once."""
+    num_batch_threads: int = Field(1, ge=1, le=64)
+    """Model calls that may run at once, each on its own interpreter."""
+    runtime_threads: int = Field(2, ge=1, le=64)
+    """Threads each LiteRT interpreter uses inside one model call."""
+
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    """Largest request body accepted (after gzip decompression); beyond it: 413."""
+    max_images_per_request: int = Field(1024, ge=1)
+    """Most images (or examples) in one request."""
+    max_image_side: int = Field(4096, ge=28)
+    """Largest width or height of an uploaded PNG/JPEG, checked before decoding."""
+    max_image_pixels: int = Field(16_777_216, ge=784)
+    """Largest width × height of an uploaded PNG/JPEG, checked before decoding."""
+    version_labels: dict[str, int] = Field(default_factory=dict)
+    """Version labels, e.g. ``{"stable": 3}`` (env: ``MNIST_VERSION_LABELS='{"stable": 3}'``)."""
+    warmup: bool = True
+    """Replay the version's warm-up records before reporting ready."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("version_labels")
+    @classmethod
+    def _labels_are_positive(cls, labels: dict[str, int]) -> dict[str, int]:
+        for label, version in labels.items():
+            if version < 1:
+                raise ValueError(f"label {label!r} points at version {version}; versions are ≥ 1")
+        return labels
+
+    @model_validator(mode="after")
+    def _batch_bounds(self) -> Settings:
+        if self.max_images_per_request > self.max_batch_size * self.max_enqueued_batches:
+            raise ValueError(
+                f"max_images_per_request ({self.max_images_per_request}) exceeds the queue "
+                f"(max_batch_size × max_enqueued_batches = "
+                f"{self.max_batch_size * self.max_enqueued_batches}); such requests could never fit"
+            )
+        return self
+
+    @property
+    def model_base(self) -> Path:
+        return self.model_dir / MODEL_NAME
+
+    def check_model_present(self) -> None:
+        """Fail at start, naming the path looked at and how to make a model there."""
+        base = self.model_base.resolve()
+        versions = (
+            [p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
+            if base.is_dir()
+            else []
+        )
+        if not versions:
+            raise SettingsError(
+                f"no model version found under {base} (looked for numbered folders like "
+                f"{base / '1'}); train one with `mnist-train --model-dir {self.model_dir}` "
+                "(or `make serve`, which trains first), or point --model-dir / MNIST_MODEL_DIR "
+                "at a folder that holds mnist/<N>/"
+            )
