@@ -47,12 +47,12 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray
         with warnings.catch_warnings():
             # Pillow warns, then errors, on huge images; we check the size ourselves below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in SUPPORTED_FORMATS:
+            opened = Image.open(io.BytesIO(data))
+            if opened.format not in SUPPORTED_FORMATS:
                 raise ImageError(
-                    f"unsupported image format {image.format or 'unknown'}; send PNG or JPEG"
+                    f"unsupported image format {opened.format or 'unknown'}; send PNG or JPEG"
                 )
-            width, height = image.size
+            width, height = opened.size
             if width < 1 or height < 1:
                 raise ImageError(f"image has no pixels ({width}×{height})")
             if max(width, height) > limits.max_side or width * height > limits.max_pixels:
@@ -60,8 +60,7 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarray
                     f"image is {width}×{height} pixels; the limit is {limits.max_side} per side "
                     f"and {limits.max_pixels:,} in all"
                 )
-            image = _flatten_alpha(image)
-            gray = np.asarray(image.convert("L"), dtype=np.uint8)
+            gray = np.asarray(_flatten_alpha(opened).convert("L"), dtype=np.uint8)
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
@@ -102,7 +101,9 @@ def to_mnist_frame(gray: np.ndarray) -> np.ndarray:
     ink = np.clip(ink - background, 0, 255)
     mask = ink > INK_THRESHOLD
     if not mask.any():
-        raise ImageError("no digit found: the image is blank (no ink stands out from the background)")
+        raise ImageError(
+            "no digit found: the image is blank (no ink stands out from the background)"
+        )
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
@@ -111,7 +112,9 @@ def to_mnist_frame(gray: np.ndarray) -> np.ndarray:
     height, width = crop.shape
     scale = INK_BOX / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = Image.fromarray(crop.astype(np.uint8)).resize((new_w, new_h), Image.Resampling.LANCZOS)
+    resized = Image.fromarray(crop.astype(np.uint8)).resize(
+        (new_w, new_h), Image.Resampling.LANCZOS
+    )
     digit = np.asarray(resized, dtype=np.float32)
     return _centre_by_mass(digit)
 

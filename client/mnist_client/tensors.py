@@ -11,12 +11,14 @@ typed ``*_val`` lists (TF Serving's default for answers). Arrays are written as
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mnist_client.protos import tensorflow_pb2 as tf_pb
 
 # DataType → (numpy dtype, name of the *_val field holding it)
-_DTYPES: dict[int, tuple[np.dtype, str]] = {
+_DTYPES: dict[tf_pb.DataType, tuple[np.dtype[Any], str]] = {
     tf_pb.DT_FLOAT: (np.dtype("<f4"), "float_val"),
     tf_pb.DT_DOUBLE: (np.dtype("<f8"), "double_val"),
     tf_pb.DT_INT32: (np.dtype("<i4"), "int_val"),
@@ -29,7 +31,9 @@ _DTYPES: dict[int, tuple[np.dtype, str]] = {
     tf_pb.DT_UINT32: (np.dtype("<u4"), "uint32_val"),
     tf_pb.DT_UINT64: (np.dtype("<u8"), "uint64_val"),
 }
-_BY_NUMPY = {dt.newbyteorder("<") if dt.itemsize > 1 else dt: code for code, (dt, _) in _DTYPES.items()}
+_BY_NUMPY = {
+    dt.newbyteorder("<") if dt.itemsize > 1 else dt: code for code, (dt, _) in _DTYPES.items()
+}
 # Past this many elements a tensor is refused before any memory is allocated for it.
 MAX_ELEMENTS = 64 * 1024 * 1024
 
@@ -55,7 +59,9 @@ def tensor_to_array(tensor: tf_pb.TensorProto) -> np.ndarray:
         raise TensorError(f"tensor_shape {list(shape)} has a negative dimension")
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if count > MAX_ELEMENTS:
-        raise TensorError(f"tensor of shape {list(shape)} has {count:,} elements (limit {MAX_ELEMENTS:,})")
+        raise TensorError(
+            f"tensor of shape {list(shape)} has {count:,} elements (limit {MAX_ELEMENTS:,})"
+        )
     dtype, field = _DTYPES[tensor.dtype]
     if tensor.tensor_content:
         if len(tensor.tensor_content) != count * dtype.itemsize:
@@ -74,9 +80,7 @@ def tensor_to_array(tensor: tf_pb.TensorProto) -> np.ndarray:
     if array.size == 1 and count > 1:
         # TensorFlow's rule: a single value fills the whole shape.
         return np.full(shape, array[0], dtype=array.dtype)
-    raise TensorError(
-        f"{field} holds {array.size} values; shape {list(shape)} needs {count}"
-    )
+    raise TensorError(f"{field} holds {array.size} values; shape {list(shape)} needs {count}")
 
 
 def array_to_tensor(array: np.ndarray, *, as_content: bool = True) -> tf_pb.TensorProto:

@@ -1,7 +1,7 @@
 """Assemble a gateway from settings: metrics → model store → core → REST app.
 
-    settings = Settings(model_dir=Path("models"))
-    app = build_app(settings)          # the model loads when the app starts
+settings = Settings(model_dir=Path("models"))
+app = build_app(settings)          # the model loads when the app starts
 """
 
 from __future__ import annotations

@@ -114,9 +114,7 @@ class Batcher:
             )
         loop = asyncio.get_running_loop()
         step = self.config.max_batch_size
-        tasks = [
-            _Task(images[i : i + step], loop.create_future()) for i in range(0, n, step)
-        ]
+        tasks = [_Task(images[i : i + step], loop.create_future()) for i in range(0, n, step)]
         self._waiting.extend(tasks)
         self._queued_images += n
         self._metrics.queue_depth.set(self._queued_images)
@@ -138,11 +136,13 @@ class Batcher:
             started = time.perf_counter()
             for task in batch:
                 self._metrics.queue_wait.observe(started - task.enqueued)
-            images = batch[0].images if len(batch) == 1 else np.concatenate([t.images for t in batch])
+            images = (
+                batch[0].images if len(batch) == 1 else np.concatenate([t.images for t in batch])
+            )
             self._metrics.batch_size.observe(len(images))
             try:
                 probs = await loop.run_in_executor(self._executor, session, images)
-            except Exception as exc:  # noqa: BLE001 - any runtime failure fails this batch only
+            except Exception as exc:
                 log.exception("model call failed on a batch of %d images", len(images))
                 error = ServingError(f"model call failed ({exc.__class__.__name__})")
                 for task in batch:

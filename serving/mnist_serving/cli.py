@@ -1,8 +1,8 @@
 """``mnist-serve``: run the gateway. Every setting is a flag and an ``MNIST_*`` variable.
 
-    mnist-serve                                   # models/ on 0.0.0.0:8080, LiteRT runtime
-    mnist-serve --model-dir /srv/models --rest-port 9000 --max-batch-size 128
-    MNIST_RUNTIME=savedmodel mnist-serve          # the SavedModel through TensorFlow
+mnist-serve                                   # models/ on 0.0.0.0:8080, LiteRT runtime
+mnist-serve --model-dir /srv/models --rest-port 9000 --max-batch-size 128
+MNIST_RUNTIME=savedmodel mnist-serve          # the SavedModel through TensorFlow
 """
 
 from __future__ import annotations
@@ -31,10 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         help_text = (field.description or "").replace("%", "%%")
         if field.annotation is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         else:
             metavar = "JSON" if name == "version_labels" else None
-            parser.add_argument(flag, default=None, help=f"{help_text} (default: {field.default})", metavar=metavar)
+            parser.add_argument(
+                flag, default=None, help=f"{help_text} (default: {field.default})", metavar=metavar
+            )
     return parser
 
 

@@ -253,14 +253,16 @@ def pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:
     are 0-1. Values outside the range, NaN, and other dtypes are refused with the reason.
     """
     if pixels.ndim != 2:
-        raise ImageError(f"pixel array must be 2-D (height × width), got shape {list(pixels.shape)}")
+        raise ImageError(
+            f"pixel array must be 2-D (height × width), got shape {list(pixels.shape)}"
+        )
     if pixels.shape[0] < 1 or pixels.shape[1] < 1:
         raise ImageError(f"pixel array is empty (shape {list(pixels.shape)})")
     if pixels.dtype.kind in "iu":
-        low, high = int(pixels.min()), int(pixels.max())
-        if low < 0 or high > 255:
+        lowest, highest = int(pixels.min()), int(pixels.max())
+        if lowest < 0 or highest > 255:
             raise ImageError(
-                f"integer pixels must be 0-255, found values from {low} to {high}"
+                f"integer pixels must be 0-255, found values from {lowest} to {highest}"
             )
         return pixels.astype(np.uint8)
     if pixels.dtype.kind == "f":

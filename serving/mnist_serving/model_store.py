@@ -57,9 +57,7 @@ def parse_version(text: str) -> int:
 
 
 def newest_version_dir(base: Path) -> Path:
-    candidates = [
-        p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0
-    ]
+    candidates = [p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
     if not candidates:
         raise FileNotFoundError(f"no numbered version folder under {base}")
     return max(candidates, key=lambda p: int(p.name))

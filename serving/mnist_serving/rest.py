@@ -18,7 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnist_serving import rest_codec as codec
 from mnist_serving.core import DigitImage, InferenceCore
-from mnist_serving.errors import InvalidInput, NotFound, PayloadTooLarge, ServingError, UnsupportedMediaType
+from mnist_serving.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    ServingError,
+    UnsupportedMediaType,
+)
 from mnist_serving.model_store import VersionSpec, parse_version
 from mnist_serving.openapi import CLASSIFY_BODY, DOCS_HTML, PREDICT_BODY
 from mnist_serving.settings import MODEL_NAME
@@ -52,13 +58,17 @@ def _spec(request: Request) -> VersionSpec:
 def _check_model(request: Request, spec: VersionSpec) -> None:
     if request.path_params["model"] != MODEL_NAME:
         name = request.path_params["model"]
-        raise NotFound(f"Servable not found for request: {spec.describe().replace(MODEL_NAME, name, 1)}")
+        raise NotFound(
+            f"Servable not found for request: {spec.describe().replace(MODEL_NAME, name, 1)}"
+        )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit")
+        raise PayloadTooLarge(
+            f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit"
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -80,9 +90,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
     )
     limit = core.settings.max_body_bytes
 
-    async def tracked(
-        route: str, work: Callable[[], Awaitable[Response]]
-    ) -> Response:
+    async def tracked(route: str, work: Callable[[], Awaitable[Response]]) -> Response:
         try:
             async with core.request("rest", route):
                 return await work()
@@ -111,7 +119,9 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
         async def work() -> Response:
             spec = _spec(request)
             _check_model(request, spec)
-            signature, inputs, rows = codec.parse_predict(codec.loads(await _read_body(request, limit)))
+            signature, inputs, rows = codec.parse_predict(
+                codec.loads(await _read_body(request, limit))
+            )
             result = await core.predict(signature, inputs, spec)
             return _json(codec.render_predict(result, rows))
 
@@ -119,9 +129,15 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
 
     base = "/v1/models/{model}"
     for prefix in (base, base + "/versions/{version}", base + "/labels/{label}"):
-        app.add_api_route(prefix, status, methods=["GET"], tags=["TF Serving"], summary="Model status")
         app.add_api_route(
-            prefix + "/metadata", metadata, methods=["GET"], tags=["TF Serving"], summary="Signatures"
+            prefix, status, methods=["GET"], tags=["TF Serving"], summary="Model status"
+        )
+        app.add_api_route(
+            prefix + "/metadata",
+            metadata,
+            methods=["GET"],
+            tags=["TF Serving"],
+            summary="Signatures",
         )
         app.add_api_route(
             prefix + ":predict",
@@ -179,7 +195,9 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        message = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+        message = {404: "no such route", 405: "method not allowed"}.get(
+            exc.status_code, str(exc.detail)
+        )
         return _json({"error": f"{message}: see /docs for the API"}, exc.status_code)
 
     @app.exception_handler(RequestValidationError)
@@ -206,7 +224,7 @@ async def _digit_request(request: Request, limit: int) -> tuple[list[DigitImage]
         request._body = body
         try:
             form = await request.form(max_files=100_000, max_fields=100)
-        except Exception as exc:  # noqa: BLE001 - the parser's errors all mean a bad body
+        except Exception as exc:
             raise InvalidInput(f"malformed multipart body ({exc})") from exc
         images = [
             DigitImage(encoded=await value.read())
@@ -218,9 +236,10 @@ async def _digit_request(request: Request, limit: int) -> tuple[list[DigitImage]
             raise InvalidInput("multipart body holds no file parts (send images as files)")
         return images, {**query, **fields}
     if not content_type:
-        raise UnsupportedMediaType("missing Content-Type; send application/json, image/png, image/jpeg, multipart/form-data or application/octet-stream")
+        raise UnsupportedMediaType(
+            "missing Content-Type; send application/json, image/png, image/jpeg, multipart/form-data or application/octet-stream"
+        )
     raise UnsupportedMediaType(
         f"unsupported Content-Type {content_type!r}; send application/json, image/png, "
         "image/jpeg, multipart/form-data or application/octet-stream"
     )
-

@@ -176,7 +176,9 @@ def parse_digits_json(doc: Any) -> tuple[list[DigitImage], dict[str, Any]]:
             "expected images, top_k, return_preprocessed, version"
         )
     if "images" not in doc:
-        raise InvalidInput("missing 'images': a list of 28×28 pixel arrays or {\"b64\": ...} images")
+        raise InvalidInput(
+            "missing 'images': a list of 28×28 pixel arrays or {\"b64\": ...} images"
+        )
     raw = doc["images"]
     if not isinstance(raw, list):
         raise InvalidInput("'images' must be a list (one element per image)")
@@ -188,14 +190,16 @@ def parse_digits_json(doc: Any) -> tuple[list[DigitImage], dict[str, Any]]:
 def _digit_image(index: int, item: Any) -> DigitImage:
     if isinstance(item, dict):
         if set(item) != {"b64"} or not isinstance(item["b64"], str):
-            raise InvalidInput(f'image {index}: an object image must be {{"b64": "<base64 PNG/JPEG>"}}')
+            raise InvalidInput(
+                f'image {index}: an object image must be {{"b64": "<base64 PNG/JPEG>"}}'
+            )
         try:
             return DigitImage(encoded=base64.b64decode(item["b64"], validate=True))
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput(f"image {index}: 'b64' is not valid base64 ({exc})") from exc
     if not isinstance(item, list):
         raise InvalidInput(
-            f"image {index}: expected a 2-D pixel array or {{\"b64\": ...}}, got {type(item).__name__}"
+            f'image {index}: expected a 2-D pixel array or {{"b64": ...}}, got {type(item).__name__}'
         )
     try:
         pixels = np.array(item)
@@ -243,7 +247,7 @@ def parse_options(raw: dict[str, Any]) -> tuple[int, bool, str | None]:
     if not isinstance(flag, bool):
         raise InvalidInput(f"return_preprocessed must be true or false, got {flag!r}")
     version = raw.get("version")
-    if version is not None and not isinstance(version, (str, int)) or isinstance(version, bool):
+    if isinstance(version, bool) or (version is not None and not isinstance(version, (str, int))):
         raise InvalidInput("version must be a version number or a label")
     return top_k, flag, None if version is None else str(version)
 
@@ -273,4 +277,3 @@ def maybe_gzip(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding.strip().lower() == "gzip":
         return gunzip(body, limit)
     raise InvalidInput(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
-

@@ -1,8 +1,8 @@
 """``mnist-train``: train and export (the default), or ``mnist-train summary`` to explain the model.
 
-    mnist-train --data ../shared/data/mnist.npz            # the seed's recipe, next free version
-    mnist-train --limit 2000 --epochs 1                    # a quick run on a subset
-    mnist-train summary                                    # layers, shapes, parameter arithmetic
+mnist-train --data ../shared/data/mnist.npz            # the seed's recipe, next free version
+mnist-train --limit 2000 --epochs 1                    # a quick run on a subset
+mnist-train summary                                    # layers, shapes, parameter arithmetic
 """
 
 from __future__ import annotations

@@ -89,19 +89,22 @@ def _load_from_keras() -> MnistData:
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    except Exception as exc:  # noqa: BLE001 - any download failure gets the same advice
+    except Exception as exc:
         raise DataError(
             f"Keras could not download MNIST ({exc.__class__.__name__}: {exc}); "
             "pass --data with a local mnist.npz or a folder of IDX files"
         ) from exc
     cached = Path(keras.utils.get_file("mnist.npz", origin="", cache_subdir="datasets"))
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    return _validated(arrays, {k: cached for k in arrays}, "keras.datasets.mnist", sha256_of([cached]))
+    return _validated(
+        arrays, {k: cached for k in arrays}, "keras.datasets.mnist", sha256_of([cached])
+    )
 
 
 def _load_npz(path: Path) -> MnistData:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
             missing = [k for k in _IDX_STEMS if k not in npz.files]
             if missing:
                 raise DataError(

@@ -95,7 +95,9 @@ def plot_confusion(confusion: np.ndarray, target: Path) -> None:
     plt.close(fig)
 
 
-def plot_first_layer(kernels: np.ndarray, responses: np.ndarray, digit: np.ndarray, target: Path) -> None:
+def plot_first_layer(
+    kernels: np.ndarray, responses: np.ndarray, digit: np.ndarray, target: Path
+) -> None:
     """The first convolution's filters (3×3×1×32) and their response maps on one digit."""
     import matplotlib
 

@@ -93,7 +93,9 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
         probs = export.saved_model_predict(staged, x_test)
         evaluation = report.Evaluation.from_probabilities(probs, data.y_test)
         export.write_tflite(staged, staged / export.TFLITE_FILE)
-        parity = export.check_parity(probs, export.tflite_predict(staged / export.TFLITE_FILE, x_test))
+        parity = export.check_parity(
+            probs, export.tflite_predict(staged / export.TFLITE_FILE, x_test)
+        )
         warmups = export.write_warmup_requests(staged / export.WARMUP_FILE, x_test, data.y_test)
         card = _card(config, data, history, evaluation, parity, warmups, train_seconds)
         if config.plots:
@@ -118,7 +120,9 @@ def _scale(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
-def _fit(config: TrainConfig, data: MnistData, say: Say) -> tuple[Any, dict[str, list[float]], float]:
+def _fit(
+    config: TrainConfig, data: MnistData, say: Say
+) -> tuple[Any, dict[str, list[float]], float]:
     import keras
     import tensorflow as tf
 

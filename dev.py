@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Set-up and the two everyday jobs, on a machine with nothing but Python 3.10+.
+
+    python3 dev.py serve   # venv + install, train a model if there is none, start the gateway
+    python3 dev.py test    # venv + install, then format/lint/type checks, proto drift, tests
+
+Everything goes into ./.venv (made on first use, refreshed when pyproject.toml changes).
+Standard library only: this script runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed-pyproject"
+SHARED_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
+
+
+def run(*cmd: str | Path, **env: str) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env={**os.environ, **env}, check=False)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+def ensure_venv() -> None:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(digest)
+
+
+def has_model(model_dir: Path) -> bool:
+    base = model_dir / "mnist"
+    return base.is_dir() and any(p.name.isdigit() and p.is_dir() for p in base.iterdir())
+
+
+def serve(args: list[str]) -> None:
+    ensure_venv()
+    model_dir = Path(os.environ.get("MNIST_MODEL_DIR", ROOT / "models"))
+    if not has_model(model_dir):
+        data = ["--data", str(SHARED_DATA)] if SHARED_DATA.exists() else []
+        print(f"no model under {model_dir / 'mnist'}: training one first (about 3 minutes)")
+        run(BIN / "mnist-train", "--model-dir", model_dir, *data)
+    run(BIN / "mnist-serve", "--model-dir", model_dir, *args)
+
+
+def test(args: list[str]) -> None:
+    ensure_venv()
+    run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "mypy")
+    run(BIN / "python", "scripts/generate_protos.py", "--check")
+    run(BIN / "pytest", *args, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def install(_args: list[str]) -> None:
+    ensure_venv()
+
+
+def main() -> None:
+    jobs = {"serve": serve, "test": test, "install": install}
+    if len(sys.argv) < 2 or sys.argv[1] not in jobs:
+        print(__doc__)
+        sys.exit(2)
+    jobs[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

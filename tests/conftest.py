@@ -1,0 +1,45 @@
+"""Shared fixtures: the committed MNIST subset and one model trained on it for the session.
+
+``tests/fixtures/mnist-small.npz`` holds the first 3,000 training and 1,000 test digits of the
+real MNIST set (cut from the full file by ``tests/fixtures/README.md``'s command), so the suite
+runs on a fresh clone without ../shared.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURE = Path(__file__).parent / "fixtures" / "mnist-small.npz"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def fixture_npz() -> Path:
+    return FIXTURE
+
+
+@pytest.fixture(scope="session")
+def digits() -> dict[str, np.ndarray]:
+    with np.load(FIXTURE) as d:
+        return {k: d[k] for k in d.files}
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """models/ with version 1 trained on the fixture (3 epochs: ~97% on held-out digits)."""
+    from mnist_training.train import TrainConfig, run
+
+    root = tmp_path_factory.mktemp("models")
+    run(TrainConfig(epochs=3, data=FIXTURE, model_dir=root), say=lambda _msg: None)
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

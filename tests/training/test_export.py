@@ -1,0 +1,183 @@
+"""The exported version folder: signatures, warm-up records, LiteRT parity, card, atomicity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_serving.warmup import warmup_batches
+from mnist_training import export, versions
+from mnist_training.errors import ExportError
+from mnist_training.train import TrainConfig, run
+
+
+@pytest.fixture(scope="module")
+def version_dir(model_dir: Path) -> Path:
+    return model_dir / "mnist" / "1"
+
+
+def _scaled(digits, n=200):
+    return (digits["x_test"][:n].astype(np.float32) / 255.0)[..., None]
+
+
+def test_layout_is_what_tf_serving_polls(version_dir: Path) -> None:
+    names = {p.name for p in version_dir.iterdir()}
+    assert {"saved_model.pb", "variables", "assets.extra", "model.tflite", "model_card.json"} <= names
+    assert {"training_curves.png", "confusion_matrix.png", "first_layer_filters.png"} <= names
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
+    assert version_dir.stat().st_mode & 0o755 == 0o755  # readable by a TF Serving container user
+    assert not list(version_dir.parent.glob(".staging-*"))
+
+
+def test_both_signatures_answer_with_the_fixed_names_shapes_and_dtypes(version_dir, digits) -> None:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(version_dir))
+    assert set(loaded.signatures) == {"serving_default", "predict_images"}
+    images = _scaled(digits, 16)
+    default = loaded.signatures["serving_default"](images=tf.constant(images))
+    flat = loaded.signatures["predict_images"](images=tf.constant(images.reshape(16, 784)))
+    assert set(default) == {"probabilities"} and set(flat) == {"scores"}
+    probs, scores = default["probabilities"].numpy(), flat["scores"].numpy()
+    assert probs.shape == scores.shape == (16, 10)
+    assert probs.dtype == scores.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs, scores, atol=1e-6)
+    spec = loaded.signatures["serving_default"].structured_input_signature[1]["images"]
+    assert spec.shape.as_list() == [None, 28, 28, 1] and spec.dtype == tf.float32
+
+
+def test_warmup_records_parse_and_replay_against_the_saved_model(version_dir) -> None:
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    loaded = tf.saved_model.load(str(version_dir))
+    path = str(version_dir / "assets.extra" / "tf_serving_warmup_requests")
+    records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    assert 1 < len(records) <= 1000
+    signatures = set()
+    for raw in records:
+        request = prediction_log_pb2.PredictionLog.FromString(raw).predict_log.request
+        assert request.model_spec.name == "mnist"
+        signature = request.model_spec.signature_name
+        signatures.add(signature)
+        images = tf.make_ndarray(request.inputs["images"])
+        out = loaded.signatures[signature](images=tf.constant(images))
+        (probs,) = out.values()
+        assert probs.shape == (len(images), 10)
+    assert signatures == {"serving_default", "predict_images"}
+    # The gateway's TensorFlow-free reader sees the same requests.
+    ours = warmup_batches(version_dir)
+    assert [len(images) for _sig, images in ours] == [
+        tf.make_ndarray(
+            prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.inputs["images"]
+        ).shape[0]
+        for r in records
+    ]
+
+
+def test_litert_flatbuffer_matches_the_saved_model(version_dir, digits) -> None:
+    images = _scaled(digits, 500)
+    reference = export.saved_model_predict(version_dir, images)
+    lite = export.tflite_predict(version_dir / "model.tflite", images)
+    assert (reference.argmax(1) == lite.argmax(1)).all()
+    assert np.abs(reference - lite).max() <= export.PARITY_TOLERANCE
+
+
+def test_parity_check_refuses_a_different_model() -> None:
+    a = np.eye(10, dtype=np.float32)[[1, 2, 3]]
+    b = np.eye(10, dtype=np.float32)[[1, 2, 4]]
+    with pytest.raises(ExportError, match="1 different digits"):
+        export.check_parity(a, b)
+    with pytest.raises(ExportError, match="max"):
+        export.check_parity(a, a + 1e-3)
+
+
+def test_model_card_records_what_was_trained_and_how_well(version_dir) -> None:
+    card = json.loads((version_dir / "model_card.json").read_text())
+    assert card["version"] == 1
+    assert card["parameters"] == 104_202
+    assert card["hyperparameters"]["optimizer"] == "rmsprop"
+    assert card["hyperparameters"]["batch_size"] == 64
+    assert len(card["data"]["sha256"]) == 64
+    assert card["test"]["accuracy"] > 0.9  # 1,000 held-out fixture digits
+    confusion = np.array(card["test"]["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == card["data"]["test_images"]
+    assert set(card["test"]["per_class"]) == {str(d) for d in range(10)}
+    assert card["litert_parity"]["argmax_mismatches"] == 0
+    assert card["training_seconds"] > 0 and card["framework"]["tensorflow"]
+
+
+def test_a_crash_mid_export_leaves_no_numbered_folder(tmp_path, fixture_npz, monkeypatch) -> None:
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full (injected)")
+
+    monkeypatch.setattr(export, "write_tflite", broken)
+    config = TrainConfig(epochs=1, limit=200, data=fixture_npz, model_dir=tmp_path, plots=False)
+    with pytest.raises(RuntimeError, match="injected"):
+        run(config, say=lambda _m: None)
+    base = tmp_path / "mnist"
+    assert versions.existing_versions(base) == []
+    assert [p.name for p in base.iterdir() if not p.name.startswith(".export")] == []
+
+
+def test_concurrent_publishers_never_share_a_number(tmp_path) -> None:
+    base = tmp_path / "mnist"
+    base.mkdir()
+    (base / "3").mkdir()
+    claimed: list[int] = []
+
+    def publish_one() -> None:
+        with versions.staging_dir(base) as staged:
+            (staged / "saved_model.pb").write_bytes(b"x")
+            claimed.append(int(versions.publish(staged, base, None).name))
+
+    threads = [threading.Thread(target=publish_one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == list(range(4, 16))
+    assert not list(base.glob(".staging-*"))
+
+
+def test_an_explicit_version_that_exists_fails_before_training(tmp_path, fixture_npz) -> None:
+    (tmp_path / "mnist" / "2").mkdir(parents=True)
+    config = TrainConfig(data=fixture_npz, model_dir=tmp_path, version=2)
+    with pytest.raises(ExportError, match="already exists"):
+        run(config, say=lambda _m: None)
+
+
+def test_same_seed_gives_the_same_weights(tmp_path, fixture_npz) -> None:
+    config = TrainConfig(epochs=1, limit=300, seed=7, data=fixture_npz, model_dir=tmp_path, plots=False)
+    first, second = run(config, say=lambda _m: None), run(config, say=lambda _m: None)
+    assert (first.version, second.version) == (1, 2)
+    a = (first.version_dir / "model.tflite").read_bytes()
+    b = (second.version_dir / "model.tflite").read_bytes()
+    assert a == b
+    other = run(
+        TrainConfig(epochs=1, limit=300, seed=8, data=fixture_npz, model_dir=tmp_path, plots=False),
+        say=lambda _m: None,
+    )
+    assert (other.version_dir / "model.tflite").read_bytes() != a
+
+
+def test_cli_end_to_end_learns(tmp_path, fixture_npz) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_training.cli", "--data", str(fixture_npz), "--limit", "2000",
+         "--epochs", "2", "--model-dir", str(tmp_path), "--no-plots"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done: version 1" in result.stdout
+    card = json.loads((tmp_path / "mnist" / "1" / "model_card.json").read_text())
+    # 400 held-out fixture digits after two epochs on 2,000: far above the 10% of chance.
+    assert card["test"]["accuracy"] > 0.8
+    shutil.rmtree(tmp_path / "mnist")
