@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnist_serving import rest_codec as codec
-from mnist_serving.core import DigitImage, InferenceCore
+from mnist_serving.core import DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
     InvalidInput,
     NotFound,
@@ -90,17 +90,19 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
     )
     limit = core.settings.max_body_bytes
 
-    async def tracked(route: str, work: Callable[[], Awaitable[Response]]) -> Response:
+    async def tracked(
+        route: str, work: Callable[[RequestTracker], Awaitable[Response]]
+    ) -> Response:
         try:
-            async with core.request("rest", route):
-                return await work()
+            async with core.request("rest", route) as tracker:
+                return await work(tracker)
         except Exception as exc:  # noqa: BLE001 - mapped once, below
             return _error_response(exc)
 
     # -- TF Serving API -----------------------------------------------------------------
 
     async def status(request: Request) -> Response:
-        async def work() -> Response:
+        async def work(tracker: RequestTracker) -> Response:
             spec = _spec(request)
             _check_model(request, spec)
             return _json(codec.render_status(core.status(spec)))
@@ -108,7 +110,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
         return await tracked("status", work)
 
     async def metadata(request: Request) -> Response:
-        async def work() -> Response:
+        async def work(tracker: RequestTracker) -> Response:
             spec = _spec(request)
             _check_model(request, spec)
             return _json(codec.render_metadata(core.metadata(spec)))
@@ -116,13 +118,13 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
         return await tracked("metadata", work)
 
     async def predict(request: Request) -> Response:
-        async def work() -> Response:
+        async def work(tracker: RequestTracker) -> Response:
             spec = _spec(request)
             _check_model(request, spec)
             signature, inputs, rows = codec.parse_predict(
                 codec.loads(await _read_body(request, limit))
             )
-            result = await core.predict(signature, inputs, spec)
+            result = await core.predict(signature, inputs, spec, tracker)
             return _json(codec.render_predict(result, rows))
 
         return await tracked("predict", work)
@@ -154,7 +156,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
     async def classify(request: Request) -> Response:
         """Classify one or more images of digits (JSON, PNG/JPEG, multipart or raw bytes)."""
 
-        async def work() -> Response:
+        async def work(tracker: RequestTracker) -> Response:
             images, options = await _digit_request(request, limit)
             top_k, preprocessed, version = codec.parse_options(options)
             spec = (
@@ -164,7 +166,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
                 if version.isdigit()
                 else VersionSpec(label=version)
             )
-            result = await core.classify(images, spec)
+            result = await core.classify(images, spec, tracker)
             return _json(codec.render_classify(result, top_k, preprocessed))
 
         return await tracked("classify", work)
@@ -223,15 +225,15 @@ async def _digit_request(request: Request, limit: int) -> tuple[list[DigitImage]
         # Starlette's form parser reads a cached body; ours was size-checked (and gunzipped).
         request._body = body
         try:
-            form = await request.form(max_files=100_000, max_fields=100)
+            async with request.form(max_files=100_000, max_fields=100) as form:
+                images = [
+                    DigitImage(encoded=await value.read())
+                    for _name, value in form.multi_items()
+                    if not isinstance(value, str)
+                ]
+                fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         except Exception as exc:
             raise InvalidInput(f"malformed multipart body ({exc})") from exc
-        images = [
-            DigitImage(encoded=await value.read())
-            for _name, value in form.multi_items()
-            if not isinstance(value, str)
-        ]
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         if not images:
             raise InvalidInput("multipart body holds no file parts (send images as files)")
         return images, {**query, **fields}

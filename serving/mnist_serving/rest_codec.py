@@ -97,7 +97,9 @@ def _columns(inputs: Any) -> dict[str, np.ndarray]:
 
 def _array(value: Any, what: str) -> np.ndarray:
     try:
-        array = np.array(value, dtype=np.float32)
+        # Values beyond float32 become inf here and are refused by the core's finiteness check.
+        with np.errstate(over="ignore"):
+            array = np.array(value, dtype=np.float32)
     except (ValueError, TypeError) as exc:
         reason = (
             "rows of different lengths"

@@ -72,7 +72,7 @@ def test_bad_magic(tmp_path) -> None:
 def test_corrupt_gzip(tmp_path) -> None:
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(b"\x1f\x8b not really gzip")
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: cannot read"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: cannot read"):
         read_idx(path)
 
 
@@ -98,7 +98,10 @@ def _good(digits):
     [
         ({"x_train": np.zeros((50, 28, 27), np.uint8)}, r"x_train has shape \(50, 28, 27\)"),
         ({"x_test": np.zeros((50, 28, 28), np.float32)}, "x_test has dtype float32"),
-        ({"y_train": np.full(50, 10)}, r"1?\d+ label\(s\) outside 0-9 in y_train \(first at index 0: 10\)"),
+        (
+            {"y_train": np.full(50, 10)},
+            r"1?\d+ label\(s\) outside 0-9 in y_train \(first at index 0: 10\)",
+        ),
         ({"y_test": np.full(50, -1)}, "outside 0-9 in y_test"),
         ({"y_train": np.zeros(49, np.uint8)}, "49 labels for 50 images"),
         ({"y_test": np.zeros((50, 1), np.uint8)}, r"y_test has shape \(50, 1\)"),
@@ -122,7 +125,7 @@ def test_npz_without_a_key(tmp_path, digits) -> None:
 def test_not_an_npz(tmp_path) -> None:
     path = tmp_path / "mnist.npz"
     path.write_bytes(b"PK\x03\x04 but broken")
-    with pytest.raises(DataError, match="mnist.npz: not a readable .npz file"):
+    with pytest.raises(DataError, match=r"mnist\.npz: not a readable \.npz file"):
         load_mnist(path)
 
 

@@ -29,7 +29,13 @@ def _scaled(digits, n=200):
 
 def test_layout_is_what_tf_serving_polls(version_dir: Path) -> None:
     names = {p.name for p in version_dir.iterdir()}
-    assert {"saved_model.pb", "variables", "assets.extra", "model.tflite", "model_card.json"} <= names
+    assert {
+        "saved_model.pb",
+        "variables",
+        "assets.extra",
+        "model.tflite",
+        "model_card.json",
+    } <= names
     assert {"training_curves.png", "confusion_matrix.png", "first_layer_filters.png"} <= names
     assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
     assert version_dir.stat().st_mode & 0o755 == 0o755  # readable by a TF Serving container user
@@ -156,7 +162,9 @@ def test_an_explicit_version_that_exists_fails_before_training(tmp_path, fixture
 
 
 def test_same_seed_gives_the_same_weights(tmp_path, fixture_npz) -> None:
-    config = TrainConfig(epochs=1, limit=300, seed=7, data=fixture_npz, model_dir=tmp_path, plots=False)
+    config = TrainConfig(
+        epochs=1, limit=300, seed=7, data=fixture_npz, model_dir=tmp_path, plots=False
+    )
     first, second = run(config, say=lambda _m: None), run(config, say=lambda _m: None)
     assert (first.version, second.version) == (1, 2)
     a = (first.version_dir / "model.tflite").read_bytes()

@@ -1,0 +1,117 @@
+"""A real gateway process on a free port: concurrency, batching, refusal, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+
+from tests.serving.conftest import start_server, stop_server
+
+
+async def test_concurrent_callers_each_get_their_own_answer_and_batches_form(
+    server, digits
+) -> None:
+    x, y = digits["x_test"][:64], digits["y_test"][:64]
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        reference = await client.post("/v1/digits:classify", json={"images": x.tolist()})
+        expected = [p["digit"] for p in reference.json()["predictions"]]
+        assert sum(a == b for a, b in zip(expected, y, strict=True)) >= 55
+
+        async def one(i: int) -> tuple[int, list[float]]:
+            r = await client.post("/v1/digits:classify", content=x[i].tobytes(),
+                                  headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            assert r.status_code == 200, r.text
+            p = r.json()["predictions"][0]
+            return p["digit"], p["probabilities"]
+
+        for _ in range(3):
+            answers = await asyncio.gather(*(one(i) for i in range(64)))
+            assert [d for d, _ in answers] == expected
+            for i, (_, probs) in enumerate(answers):
+                np.testing.assert_allclose(
+                    probs, reference.json()["predictions"][i]["probabilities"], atol=1e-5
+                )
+        metrics = (await client.get("/metrics")).text
+    buckets = {
+        float(line.split('le="')[1].split('"')[0]): float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("mnist_batch_size_bucket")
+    }
+    single = buckets[1.0]
+    total = buckets[float("inf")]
+    assert total - single > 0, "no model call ever carried more than one image"
+
+
+async def test_a_full_queue_answers_503_quickly_with_retry_after(model_dir, digits) -> None:
+    srv = start_server(model_dir, "--max-batch-size", "1", "--max-enqueued-batches", "2",
+                       "--max-images-per-request", "2", "--batch-timeout-micros", "0")  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
+            body = digits["x_test"][:2].tobytes()
+
+            async def one() -> httpx.Response:
+                return await client.post("/v1/digits:classify", content=body,
+                                         headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+
+            answers = await asyncio.gather(*(one() for _ in range(200)))
+    finally:
+        stop_server(srv)
+    refused = [r for r in answers if r.status_code == 503]
+    served = [r for r in answers if r.status_code == 200]
+    assert refused and served
+    assert len(refused) + len(served) == len(answers)
+    assert all(r.headers["retry-after"] == "1" for r in refused)
+    assert all("queue is full" in r.json()["error"] for r in refused)
+    # Refusals do not wait their turn: each takes far less than a served request's queue time.
+    assert max(r.elapsed.total_seconds() for r in refused) < 5
+
+
+def test_cli_refuses_a_missing_model_folder_with_advice(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"no model version found under {tmp_path / 'mnist'}" in result.stderr
+    assert "mnist-train" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_refuses_bad_settings(model_dir) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--max-batch-size", "zero"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and "max_batch_size" in result.stderr
+
+
+def test_environment_variables_configure_the_server(model_dir, digits) -> None:
+    srv = start_server(model_dir, env={"MNIST_VERSION_LABELS": '{"canary": 1}'})
+    try:
+        r = httpx.get(srv.url + "/v1/models/mnist/labels/canary")
+    finally:
+        stop_server(srv)
+    assert r.status_code == 200 and r.json()["model_version_status"][0]["version"] == "1"
+
+
+def test_savedmodel_runtime_gives_the_same_answers(model_dir, digits) -> None:
+    x = digits["x_test"][:16].tolist()
+    lite = start_server(model_dir)
+    saved = start_server(model_dir, "--runtime", "savedmodel")
+    try:
+        a = httpx.post(lite.url + "/v1/digits:classify", json={"images": x}, timeout=30).json()
+        b = httpx.post(saved.url + "/v1/digits:classify", json={"images": x}, timeout=30).json()
+        metrics = httpx.get(saved.url + "/metrics").text
+    finally:
+        stop_server(lite)
+        stop_server(saved)
+    assert [p["digit"] for p in a["predictions"]] == [p["digit"] for p in b["predictions"]]
+    np.testing.assert_allclose(
+        [p["probabilities"] for p in a["predictions"]],
+        [p["probabilities"] for p in b["predictions"]],
+        atol=1e-4,
+    )
+    assert 'runtime="savedmodel"' in metrics
