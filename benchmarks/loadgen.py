@@ -41,9 +41,7 @@ class Result:
         }
 
 
-async def _worker(
-    host: str, port: int, request: bytes, stop_at: float, out: Result
-) -> None:
+async def _worker(host: str, port: int, request: bytes, stop_at: float, out: Result) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < stop_at:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import run_load  # noqa: E402
+from loadgen import run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,10 +33,12 @@ def raw_ceiling(model_dir: Path, seconds: float) -> dict[str, float]:
     """Images/s of the LiteRT interpreter alone: batches of 256 and of 1."""
     from ai_edge_litert.interpreter import Interpreter
 
-    version = max((p for p in (model_dir / "mnist").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    runner = Interpreter(model_path=str(version / "model.tflite"), num_threads=2).get_signature_runner(
-        "serving_default"
+    version = max(
+        (p for p in (model_dir / "mnist").iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
     )
+    runner = Interpreter(
+        model_path=str(version / "model.tflite"), num_threads=2
+    ).get_signature_runner("serving_default")
     out = {}
     for batch in (256, 1):
         x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
@@ -109,13 +111,22 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
-        rows.append({"runtime": runtime, "scenario": "server", "ready_s": round(ready_s, 2), "peak_rss_mb": round(peak, 1)})
+        rows.append(
+            {
+                "runtime": runtime,
+                "scenario": "server",
+                "ready_s": round(ready_s, 2),
+                "peak_rss_mb": round(peak, 1),
+            }
+        )
 
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
           f"{args.seconds:.0f} s per point, load generator on the same machine\n")  # fmt: skip
     print(f"raw LiteRT ceiling (same run): {ceiling['batch_256_images_per_s']:,.0f} images/s in "
           f"batches of 256, {ceiling['batch_1_images_per_s']:,.0f} images/s one at a time\n")  # fmt: skip
-    print("| runtime | request | concurrency | req/s | images/s | p50 ms | p95 ms | p99 ms | errors |")
+    print(
+        "| runtime | request | concurrency | req/s | images/s | p50 ms | p95 ms | p99 ms | errors |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["scenario"] == "server":

@@ -5,40 +5,43 @@
 # source: mnist_client/protos/digits.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from mnist_client.protos._pool import POOL as _POOL
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "mnist_client/protos/digits.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'mnist_client/protos/digits.proto'
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _POOL.AddSerializedFile(
-    b'\n mnist_client/protos/digits.proto\x12\x08mnist.v1"1\n\x05Image\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\r\n\x03raw\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta"o\n\x0f\x43lassifyRequest\x12\x1f\n\x06images\x18\x01 \x03(\x0b\x32\x0f.mnist.v1.Image\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x1b\n\x13return_preprocessed\x18\x03 \x01(\x08\x12\x0f\n\x07version\x18\x04 \x01(\t"/\n\tCandidate\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x13\n\x0bprobability\x18\x02 \x01(\x02"\x84\x01\n\x0e\x43lassification\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12"\n\x05top_k\x18\x04 \x03(\x0b\x32\x13.mnist.v1.Candidate\x12\x14\n\x0cpreprocessed\x18\x05 \x01(\x0c"T\n\x10\x43lassifyResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.mnist.v1.Classification\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x32T\n\x0f\x44igitClassifier\x12\x41\n\x08\x43lassify\x12\x19.mnist.v1.ClassifyRequest\x1a\x1a.mnist.v1.ClassifyResponseb\x06proto3'
-)
+
+
+DESCRIPTOR = _POOL.AddSerializedFile(b'\n mnist_client/protos/digits.proto\x12\x08mnist.v1\"1\n\x05Image\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\r\n\x03raw\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\"o\n\x0f\x43lassifyRequest\x12\x1f\n\x06images\x18\x01 \x03(\x0b\x32\x0f.mnist.v1.Image\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x1b\n\x13return_preprocessed\x18\x03 \x01(\x08\x12\x0f\n\x07version\x18\x04 \x01(\t\"/\n\tCandidate\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\"\x84\x01\n\x0e\x43lassification\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\"\n\x05top_k\x18\x04 \x03(\x0b\x32\x13.mnist.v1.Candidate\x12\x14\n\x0cpreprocessed\x18\x05 \x01(\x0c\"T\n\x10\x43lassifyResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.mnist.v1.Classification\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x32T\n\x0f\x44igitClassifier\x12\x41\n\x08\x43lassify\x12\x19.mnist.v1.ClassifyRequest\x1a\x1a.mnist.v1.ClassifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "mnist_client.protos.digits_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mnist_client.protos.digits_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_IMAGE"]._serialized_start = 46
-    _globals["_IMAGE"]._serialized_end = 95
-    _globals["_CLASSIFYREQUEST"]._serialized_start = 97
-    _globals["_CLASSIFYREQUEST"]._serialized_end = 208
-    _globals["_CANDIDATE"]._serialized_start = 210
-    _globals["_CANDIDATE"]._serialized_end = 257
-    _globals["_CLASSIFICATION"]._serialized_start = 260
-    _globals["_CLASSIFICATION"]._serialized_end = 392
-    _globals["_CLASSIFYRESPONSE"]._serialized_start = 394
-    _globals["_CLASSIFYRESPONSE"]._serialized_end = 478
-    _globals["_DIGITCLASSIFIER"]._serialized_start = 480
-    _globals["_DIGITCLASSIFIER"]._serialized_end = 564
+  DESCRIPTOR._loaded_options = None
+  _globals['_IMAGE']._serialized_start=46
+  _globals['_IMAGE']._serialized_end=95
+  _globals['_CLASSIFYREQUEST']._serialized_start=97
+  _globals['_CLASSIFYREQUEST']._serialized_end=208
+  _globals['_CANDIDATE']._serialized_start=210
+  _globals['_CANDIDATE']._serialized_end=257
+  _globals['_CLASSIFICATION']._serialized_start=260
+  _globals['_CLASSIFICATION']._serialized_end=392
+  _globals['_CLASSIFYRESPONSE']._serialized_start=394
+  _globals['_CLASSIFYRESPONSE']._serialized_end=478
+  _globals['_DIGITCLASSIFIER']._serialized_start=480
+  _globals['_DIGITCLASSIFIER']._serialized_end=564
 # @@protoc_insertion_point(module_scope)

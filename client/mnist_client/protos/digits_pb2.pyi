@@ -25,13 +25,7 @@ class ClassifyRequest(_message.Message):
     top_k: int
     return_preprocessed: bool
     version: str
-    def __init__(
-        self,
-        images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...,
-        top_k: _Optional[int] = ...,
-        return_preprocessed: _Optional[bool] = ...,
-        version: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., top_k: _Optional[int] = ..., return_preprocessed: _Optional[bool] = ..., version: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("digit", "probability")
@@ -39,9 +33,7 @@ class Candidate(_message.Message):
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     digit: int
     probability: float
-    def __init__(
-        self, digit: _Optional[int] = ..., probability: _Optional[float] = ...
-    ) -> None: ...
+    def __init__(self, digit: _Optional[int] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class Classification(_message.Message):
     __slots__ = ("digit", "confidence", "probabilities", "top_k", "preprocessed")
@@ -55,14 +47,7 @@ class Classification(_message.Message):
     probabilities: _containers.RepeatedScalarFieldContainer[float]
     top_k: _containers.RepeatedCompositeFieldContainer[Candidate]
     preprocessed: bytes
-    def __init__(
-        self,
-        digit: _Optional[int] = ...,
-        confidence: _Optional[float] = ...,
-        probabilities: _Optional[_Iterable[float]] = ...,
-        top_k: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...,
-        preprocessed: _Optional[bytes] = ...,
-    ) -> None: ...
+    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., top_k: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., preprocessed: _Optional[bytes] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("results", "model_version")
@@ -70,8 +55,4 @@ class ClassifyResponse(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[Classification]
     model_version: int
-    def __init__(
-        self,
-        results: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ...,
-        model_version: _Optional[int] = ...,
-    ) -> None: ...
+    def __init__(self, results: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ..., model_version: _Optional[int] = ...) -> None: ...

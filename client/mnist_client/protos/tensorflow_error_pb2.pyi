@@ -24,7 +24,6 @@ class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INTERNAL: _ClassVar[Code]
     UNAVAILABLE: _ClassVar[Code]
     DATA_LOSS: _ClassVar[Code]
-
 OK: Code
 CANCELLED: Code
 UNKNOWN: Code

@@ -5,64 +5,67 @@
 # source: mnist_client/protos/tensorflow.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from mnist_client.protos._pool import POOL as _POOL
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "mnist_client/protos/tensorflow.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'mnist_client/protos/tensorflow.proto'
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _POOL.AddSerializedFile(
-    b'\n$mnist_client/protos/tensorflow.proto\x12\ntensorflow"z\n\x10TensorShapeProto\x12-\n\x03\x64im\x18\x02 \x03(\x0b\x32 .tensorflow.TensorShapeProto.Dim\x12\x14\n\x0cunknown_rank\x18\x03 \x01(\x08\x1a!\n\x03\x44im\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t"\xe1\x02\n\x0bTensorProto\x12#\n\x05\x64type\x18\x01 \x01(\x0e\x32\x14.tensorflow.DataType\x12\x32\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32\x1c.tensorflow.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x14\n\x08half_val\x18\r \x03(\x05\x42\x02\x10\x01\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\x12\x14\n\x08\x62ool_val\x18\x0b \x03(\x08\x42\x02\x10\x01\x12\x16\n\nuint32_val\x18\x10 \x03(\rB\x02\x10\x01\x12\x16\n\nuint64_val\x18\x11 \x03(\x04\x42\x02\x10\x01"\x81\x01\n\nTensorInfo\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12#\n\x05\x64type\x18\x02 \x01(\x0e\x32\x14.tensorflow.DataType\x12\x32\n\x0ctensor_shape\x18\x03 \x01(\x0b\x32\x1c.tensorflow.TensorShapeProtoB\n\n\x08\x65ncoding"\xa0\x02\n\x0cSignatureDef\x12\x34\n\x06inputs\x18\x01 \x03(\x0b\x32$.tensorflow.SignatureDef.InputsEntry\x12\x36\n\x07outputs\x18\x02 \x03(\x0b\x32%.tensorflow.SignatureDef.OutputsEntry\x12\x13\n\x0bmethod_name\x18\x03 \x01(\t\x1a\x45\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.tensorflow.TensorInfo:\x02\x38\x01\x1a\x46\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.tensorflow.TensorInfo:\x02\x38\x01*\xf5\x01\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\x0c\n\x08\x44T_INT16\x10\x05\x12\x0b\n\x07\x44T_INT8\x10\x06\x12\r\n\tDT_STRING\x10\x07\x12\x10\n\x0c\x44T_COMPLEX64\x10\x08\x12\x0c\n\x08\x44T_INT64\x10\t\x12\x0b\n\x07\x44T_BOOL\x10\n\x12\x0f\n\x0b\x44T_BFLOAT16\x10\x0e\x12\r\n\tDT_UINT16\x10\x11\x12\x0b\n\x07\x44T_HALF\x10\x13\x12\r\n\tDT_UINT32\x10\x16\x12\r\n\tDT_UINT64\x10\x17\x62\x06proto3'
-)
+
+
+DESCRIPTOR = _POOL.AddSerializedFile(b'\n$mnist_client/protos/tensorflow.proto\x12\ntensorflow\"z\n\x10TensorShapeProto\x12-\n\x03\x64im\x18\x02 \x03(\x0b\x32 .tensorflow.TensorShapeProto.Dim\x12\x14\n\x0cunknown_rank\x18\x03 \x01(\x08\x1a!\n\x03\x44im\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xe1\x02\n\x0bTensorProto\x12#\n\x05\x64type\x18\x01 \x01(\x0e\x32\x14.tensorflow.DataType\x12\x32\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32\x1c.tensorflow.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x14\n\x08half_val\x18\r \x03(\x05\x42\x02\x10\x01\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\x12\x14\n\x08\x62ool_val\x18\x0b \x03(\x08\x42\x02\x10\x01\x12\x16\n\nuint32_val\x18\x10 \x03(\rB\x02\x10\x01\x12\x16\n\nuint64_val\x18\x11 \x03(\x04\x42\x02\x10\x01\"\x81\x01\n\nTensorInfo\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12#\n\x05\x64type\x18\x02 \x01(\x0e\x32\x14.tensorflow.DataType\x12\x32\n\x0ctensor_shape\x18\x03 \x01(\x0b\x32\x1c.tensorflow.TensorShapeProtoB\n\n\x08\x65ncoding\"\xa0\x02\n\x0cSignatureDef\x12\x34\n\x06inputs\x18\x01 \x03(\x0b\x32$.tensorflow.SignatureDef.InputsEntry\x12\x36\n\x07outputs\x18\x02 \x03(\x0b\x32%.tensorflow.SignatureDef.OutputsEntry\x12\x13\n\x0bmethod_name\x18\x03 \x01(\t\x1a\x45\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.tensorflow.TensorInfo:\x02\x38\x01\x1a\x46\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.tensorflow.TensorInfo:\x02\x38\x01*\xf5\x01\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\x0c\n\x08\x44T_INT16\x10\x05\x12\x0b\n\x07\x44T_INT8\x10\x06\x12\r\n\tDT_STRING\x10\x07\x12\x10\n\x0c\x44T_COMPLEX64\x10\x08\x12\x0c\n\x08\x44T_INT64\x10\t\x12\x0b\n\x07\x44T_BOOL\x10\n\x12\x0f\n\x0b\x44T_BFLOAT16\x10\x0e\x12\r\n\tDT_UINT16\x10\x11\x12\x0b\n\x07\x44T_HALF\x10\x13\x12\r\n\tDT_UINT32\x10\x16\x12\r\n\tDT_UINT64\x10\x17\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "mnist_client.protos.tensorflow_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mnist_client.protos.tensorflow_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["half_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["half_val"]._serialized_options = b"\020\001"
-    _globals["_TENSORPROTO"].fields_by_name["float_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["float_val"]._serialized_options = b"\020\001"
-    _globals["_TENSORPROTO"].fields_by_name["double_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["double_val"]._serialized_options = b"\020\001"
-    _globals["_TENSORPROTO"].fields_by_name["int_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["int_val"]._serialized_options = b"\020\001"
-    _globals["_TENSORPROTO"].fields_by_name["int64_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["int64_val"]._serialized_options = b"\020\001"
-    _globals["_TENSORPROTO"].fields_by_name["bool_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["bool_val"]._serialized_options = b"\020\001"
-    _globals["_TENSORPROTO"].fields_by_name["uint32_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["uint32_val"]._serialized_options = b"\020\001"
-    _globals["_TENSORPROTO"].fields_by_name["uint64_val"]._loaded_options = None
-    _globals["_TENSORPROTO"].fields_by_name["uint64_val"]._serialized_options = b"\020\001"
-    _globals["_SIGNATUREDEF_INPUTSENTRY"]._loaded_options = None
-    _globals["_SIGNATUREDEF_INPUTSENTRY"]._serialized_options = b"8\001"
-    _globals["_SIGNATUREDEF_OUTPUTSENTRY"]._loaded_options = None
-    _globals["_SIGNATUREDEF_OUTPUTSENTRY"]._serialized_options = b"8\001"
-    _globals["_DATATYPE"]._serialized_start = 956
-    _globals["_DATATYPE"]._serialized_end = 1201
-    _globals["_TENSORSHAPEPROTO"]._serialized_start = 52
-    _globals["_TENSORSHAPEPROTO"]._serialized_end = 174
-    _globals["_TENSORSHAPEPROTO_DIM"]._serialized_start = 141
-    _globals["_TENSORSHAPEPROTO_DIM"]._serialized_end = 174
-    _globals["_TENSORPROTO"]._serialized_start = 177
-    _globals["_TENSORPROTO"]._serialized_end = 530
-    _globals["_TENSORINFO"]._serialized_start = 533
-    _globals["_TENSORINFO"]._serialized_end = 662
-    _globals["_SIGNATUREDEF"]._serialized_start = 665
-    _globals["_SIGNATUREDEF"]._serialized_end = 953
-    _globals["_SIGNATUREDEF_INPUTSENTRY"]._serialized_start = 812
-    _globals["_SIGNATUREDEF_INPUTSENTRY"]._serialized_end = 881
-    _globals["_SIGNATUREDEF_OUTPUTSENTRY"]._serialized_start = 883
-    _globals["_SIGNATUREDEF_OUTPUTSENTRY"]._serialized_end = 953
+  DESCRIPTOR._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['half_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['half_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['float_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['float_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['double_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['double_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['int_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['int_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['int64_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['int64_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['bool_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['bool_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['uint32_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['uint32_val']._serialized_options = b'\020\001'
+  _globals['_TENSORPROTO'].fields_by_name['uint64_val']._loaded_options = None
+  _globals['_TENSORPROTO'].fields_by_name['uint64_val']._serialized_options = b'\020\001'
+  _globals['_SIGNATUREDEF_INPUTSENTRY']._loaded_options = None
+  _globals['_SIGNATUREDEF_INPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_SIGNATUREDEF_OUTPUTSENTRY']._loaded_options = None
+  _globals['_SIGNATUREDEF_OUTPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_DATATYPE']._serialized_start=956
+  _globals['_DATATYPE']._serialized_end=1201
+  _globals['_TENSORSHAPEPROTO']._serialized_start=52
+  _globals['_TENSORSHAPEPROTO']._serialized_end=174
+  _globals['_TENSORSHAPEPROTO_DIM']._serialized_start=141
+  _globals['_TENSORSHAPEPROTO_DIM']._serialized_end=174
+  _globals['_TENSORPROTO']._serialized_start=177
+  _globals['_TENSORPROTO']._serialized_end=530
+  _globals['_TENSORINFO']._serialized_start=533
+  _globals['_TENSORINFO']._serialized_end=662
+  _globals['_SIGNATUREDEF']._serialized_start=665
+  _globals['_SIGNATUREDEF']._serialized_end=953
+  _globals['_SIGNATUREDEF_INPUTSENTRY']._serialized_start=812
+  _globals['_SIGNATUREDEF_INPUTSENTRY']._serialized_end=881
+  _globals['_SIGNATUREDEF_OUTPUTSENTRY']._serialized_start=883
+  _globals['_SIGNATUREDEF_OUTPUTSENTRY']._serialized_end=953
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,6 @@ class DataType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DT_HALF: _ClassVar[DataType]
     DT_UINT32: _ClassVar[DataType]
     DT_UINT64: _ClassVar[DataType]
-
 DT_INVALID: DataType
 DT_FLOAT: DataType
 DT_DOUBLE: DataType
@@ -53,33 +52,14 @@ class TensorShapeProto(_message.Message):
         size: int
         name: str
         def __init__(self, size: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
-
     DIM_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_RANK_FIELD_NUMBER: _ClassVar[int]
     dim: _containers.RepeatedCompositeFieldContainer[TensorShapeProto.Dim]
     unknown_rank: bool
-    def __init__(
-        self,
-        dim: _Optional[_Iterable[_Union[TensorShapeProto.Dim, _Mapping]]] = ...,
-        unknown_rank: _Optional[bool] = ...,
-    ) -> None: ...
+    def __init__(self, dim: _Optional[_Iterable[_Union[TensorShapeProto.Dim, _Mapping]]] = ..., unknown_rank: _Optional[bool] = ...) -> None: ...
 
 class TensorProto(_message.Message):
-    __slots__ = (
-        "dtype",
-        "tensor_shape",
-        "version_number",
-        "tensor_content",
-        "half_val",
-        "float_val",
-        "double_val",
-        "int_val",
-        "string_val",
-        "int64_val",
-        "bool_val",
-        "uint32_val",
-        "uint64_val",
-    )
+    __slots__ = ("dtype", "tensor_shape", "version_number", "tensor_content", "half_val", "float_val", "double_val", "int_val", "string_val", "int64_val", "bool_val", "uint32_val", "uint64_val")
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     TENSOR_SHAPE_FIELD_NUMBER: _ClassVar[int]
     VERSION_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -106,22 +86,7 @@ class TensorProto(_message.Message):
     bool_val: _containers.RepeatedScalarFieldContainer[bool]
     uint32_val: _containers.RepeatedScalarFieldContainer[int]
     uint64_val: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(
-        self,
-        dtype: _Optional[_Union[DataType, str]] = ...,
-        tensor_shape: _Optional[_Union[TensorShapeProto, _Mapping]] = ...,
-        version_number: _Optional[int] = ...,
-        tensor_content: _Optional[bytes] = ...,
-        half_val: _Optional[_Iterable[int]] = ...,
-        float_val: _Optional[_Iterable[float]] = ...,
-        double_val: _Optional[_Iterable[float]] = ...,
-        int_val: _Optional[_Iterable[int]] = ...,
-        string_val: _Optional[_Iterable[bytes]] = ...,
-        int64_val: _Optional[_Iterable[int]] = ...,
-        bool_val: _Optional[_Iterable[bool]] = ...,
-        uint32_val: _Optional[_Iterable[int]] = ...,
-        uint64_val: _Optional[_Iterable[int]] = ...,
-    ) -> None: ...
+    def __init__(self, dtype: _Optional[_Union[DataType, str]] = ..., tensor_shape: _Optional[_Union[TensorShapeProto, _Mapping]] = ..., version_number: _Optional[int] = ..., tensor_content: _Optional[bytes] = ..., half_val: _Optional[_Iterable[int]] = ..., float_val: _Optional[_Iterable[float]] = ..., double_val: _Optional[_Iterable[float]] = ..., int_val: _Optional[_Iterable[int]] = ..., string_val: _Optional[_Iterable[bytes]] = ..., int64_val: _Optional[_Iterable[int]] = ..., bool_val: _Optional[_Iterable[bool]] = ..., uint32_val: _Optional[_Iterable[int]] = ..., uint64_val: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TensorInfo(_message.Message):
     __slots__ = ("name", "dtype", "tensor_shape")
@@ -131,12 +96,7 @@ class TensorInfo(_message.Message):
     name: str
     dtype: DataType
     tensor_shape: TensorShapeProto
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        dtype: _Optional[_Union[DataType, str]] = ...,
-        tensor_shape: _Optional[_Union[TensorShapeProto, _Mapping]] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[_Union[DataType, str]] = ..., tensor_shape: _Optional[_Union[TensorShapeProto, _Mapping]] = ...) -> None: ...
 
 class SignatureDef(_message.Message):
     __slots__ = ("inputs", "outputs", "method_name")
@@ -146,29 +106,18 @@ class SignatureDef(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: TensorInfo
-        def __init__(
-            self, key: _Optional[str] = ..., value: _Optional[_Union[TensorInfo, _Mapping]] = ...
-        ) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TensorInfo, _Mapping]] = ...) -> None: ...
     class OutputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: TensorInfo
-        def __init__(
-            self, key: _Optional[str] = ..., value: _Optional[_Union[TensorInfo, _Mapping]] = ...
-        ) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TensorInfo, _Mapping]] = ...) -> None: ...
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     METHOD_NAME_FIELD_NUMBER: _ClassVar[int]
     inputs: _containers.MessageMap[str, TensorInfo]
     outputs: _containers.MessageMap[str, TensorInfo]
     method_name: str
-    def __init__(
-        self,
-        inputs: _Optional[_Mapping[str, TensorInfo]] = ...,
-        outputs: _Optional[_Mapping[str, TensorInfo]] = ...,
-        method_name: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, inputs: _Optional[_Mapping[str, TensorInfo]] = ..., outputs: _Optional[_Mapping[str, TensorInfo]] = ..., method_name: _Optional[str] = ...) -> None: ...

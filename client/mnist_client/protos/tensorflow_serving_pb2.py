@@ -5,15 +5,18 @@
 # source: mnist_client/protos/tensorflow_serving.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from mnist_client.protos._pool import POOL as _POOL
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "mnist_client/protos/tensorflow_serving.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'mnist_client/protos/tensorflow_serving.proto'
 )
 # @@protoc_insertion_point(imports)
 
@@ -23,66 +26,60 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 from mnist_client.protos import tensorflow_pb2 as mnist__client_dot_protos_dot_tensorflow__pb2
-from mnist_client.protos import (
-    tensorflow_error_pb2 as mnist__client_dot_protos_dot_tensorflow__error__pb2,
-)
+from mnist_client.protos import tensorflow_error_pb2 as mnist__client_dot_protos_dot_tensorflow__error__pb2
 
 
-DESCRIPTOR = _POOL.AddSerializedFile(
-    b'\n,mnist_client/protos/tensorflow_serving.proto\x12\x12tensorflow.serving\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a$mnist_client/protos/tensorflow.proto\x1a*mnist_client/protos/tensorflow_error.proto"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice"\xe2\x01\n\x0ePredictRequest\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12>\n\x06inputs\x18\x02 \x03(\x0b\x32..tensorflow.serving.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x03 \x03(\t\x1a\x46\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.tensorflow.TensorProto:\x02\x38\x01"\xd0\x01\n\x0fPredictResponse\x12\x31\n\nmodel_spec\x18\x02 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12\x41\n\x07outputs\x18\x01 \x03(\x0b\x32\x30.tensorflow.serving.PredictResponse.OutputsEntry\x1aG\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.tensorflow.TensorProto:\x02\x38\x01"\xae\x01\n\x0fSignatureDefMap\x12L\n\rsignature_def\x18\x01 \x03(\x0b\x32\x35.tensorflow.serving.SignatureDefMap.SignatureDefEntry\x1aM\n\x11SignatureDefEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.tensorflow.SignatureDef:\x02\x38\x01"d\n\x17GetModelMetadataRequest\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12\x16\n\x0emetadata_field\x18\x02 \x03(\t"\xe2\x01\n\x18GetModelMetadataResponse\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12L\n\x08metadata\x18\x02 \x03(\x0b\x32:.tensorflow.serving.GetModelMetadataResponse.MetadataEntry\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01"P\n\x0bStatusProto\x12*\n\nerror_code\x18\x01 \x01(\x0e\x32\x16.tensorflow.error.Code\x12\x15\n\rerror_message\x18\x02 \x01(\t"\xe8\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12;\n\x05state\x18\x02 \x01(\x0e\x32,.tensorflow.serving.ModelVersionStatus.State\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.tensorflow.serving.StatusProto"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32"J\n\x15GetModelStatusRequest\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec"^\n\x16GetModelStatusResponse\x12\x44\n\x14model_version_status\x18\x01 \x03(\x0b\x32&.tensorflow.serving.ModelVersionStatus"x\n\nPredictLog\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32".tensorflow.serving.PredictRequest\x12\x35\n\x08response\x18\x02 \x01(\x0b\x32#.tensorflow.serving.PredictResponse"R\n\rPredictionLog\x12\x35\n\x0bpredict_log\x18\x06 \x01(\x0b\x32\x1e.tensorflow.serving.PredictLogH\x00\x42\n\n\x08log_type2\xd6\x01\n\x11PredictionService\x12R\n\x07Predict\x12".tensorflow.serving.PredictRequest\x1a#.tensorflow.serving.PredictResponse\x12m\n\x10GetModelMetadata\x12+.tensorflow.serving.GetModelMetadataRequest\x1a,.tensorflow.serving.GetModelMetadataResponse2w\n\x0cModelService\x12g\n\x0eGetModelStatus\x12).tensorflow.serving.GetModelStatusRequest\x1a*.tensorflow.serving.GetModelStatusResponseb\x06proto3'
-)
+DESCRIPTOR = _POOL.AddSerializedFile(b'\n,mnist_client/protos/tensorflow_serving.proto\x12\x12tensorflow.serving\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a$mnist_client/protos/tensorflow.proto\x1a*mnist_client/protos/tensorflow_error.proto\"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice\"\xe2\x01\n\x0ePredictRequest\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12>\n\x06inputs\x18\x02 \x03(\x0b\x32..tensorflow.serving.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x03 \x03(\t\x1a\x46\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.tensorflow.TensorProto:\x02\x38\x01\"\xd0\x01\n\x0fPredictResponse\x12\x31\n\nmodel_spec\x18\x02 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12\x41\n\x07outputs\x18\x01 \x03(\x0b\x32\x30.tensorflow.serving.PredictResponse.OutputsEntry\x1aG\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.tensorflow.TensorProto:\x02\x38\x01\"\xae\x01\n\x0fSignatureDefMap\x12L\n\rsignature_def\x18\x01 \x03(\x0b\x32\x35.tensorflow.serving.SignatureDefMap.SignatureDefEntry\x1aM\n\x11SignatureDefEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.tensorflow.SignatureDef:\x02\x38\x01\"d\n\x17GetModelMetadataRequest\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12\x16\n\x0emetadata_field\x18\x02 \x03(\t\"\xe2\x01\n\x18GetModelMetadataResponse\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\x12L\n\x08metadata\x18\x02 \x03(\x0b\x32:.tensorflow.serving.GetModelMetadataResponse.MetadataEntry\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01\"P\n\x0bStatusProto\x12*\n\nerror_code\x18\x01 \x01(\x0e\x32\x16.tensorflow.error.Code\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\xe8\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12;\n\x05state\x18\x02 \x01(\x0e\x32,.tensorflow.serving.ModelVersionStatus.State\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.tensorflow.serving.StatusProto\"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\"J\n\x15GetModelStatusRequest\x12\x31\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1d.tensorflow.serving.ModelSpec\"^\n\x16GetModelStatusResponse\x12\x44\n\x14model_version_status\x18\x01 \x03(\x0b\x32&.tensorflow.serving.ModelVersionStatus\"x\n\nPredictLog\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".tensorflow.serving.PredictRequest\x12\x35\n\x08response\x18\x02 \x01(\x0b\x32#.tensorflow.serving.PredictResponse\"R\n\rPredictionLog\x12\x35\n\x0bpredict_log\x18\x06 \x01(\x0b\x32\x1e.tensorflow.serving.PredictLogH\x00\x42\n\n\x08log_type2\xd6\x01\n\x11PredictionService\x12R\n\x07Predict\x12\".tensorflow.serving.PredictRequest\x1a#.tensorflow.serving.PredictResponse\x12m\n\x10GetModelMetadata\x12+.tensorflow.serving.GetModelMetadataRequest\x1a,.tensorflow.serving.GetModelMetadataResponse2w\n\x0cModelService\x12g\n\x0eGetModelStatus\x12).tensorflow.serving.GetModelStatusRequest\x1a*.tensorflow.serving.GetModelStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(
-    DESCRIPTOR, "mnist_client.protos.tensorflow_serving_pb2", _globals
-)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mnist_client.protos.tensorflow_serving_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_PREDICTREQUEST_INPUTSENTRY"]._loaded_options = None
-    _globals["_PREDICTREQUEST_INPUTSENTRY"]._serialized_options = b"8\001"
-    _globals["_PREDICTRESPONSE_OUTPUTSENTRY"]._loaded_options = None
-    _globals["_PREDICTRESPONSE_OUTPUTSENTRY"]._serialized_options = b"8\001"
-    _globals["_SIGNATUREDEFMAP_SIGNATUREDEFENTRY"]._loaded_options = None
-    _globals["_SIGNATUREDEFMAP_SIGNATUREDEFENTRY"]._serialized_options = b"8\001"
-    _globals["_GETMODELMETADATARESPONSE_METADATAENTRY"]._loaded_options = None
-    _globals["_GETMODELMETADATARESPONSE_METADATAENTRY"]._serialized_options = b"8\001"
-    _globals["_MODELSPEC"]._serialized_start = 210
-    _globals["_MODELSPEC"]._serialized_end = 350
-    _globals["_PREDICTREQUEST"]._serialized_start = 353
-    _globals["_PREDICTREQUEST"]._serialized_end = 579
-    _globals["_PREDICTREQUEST_INPUTSENTRY"]._serialized_start = 509
-    _globals["_PREDICTREQUEST_INPUTSENTRY"]._serialized_end = 579
-    _globals["_PREDICTRESPONSE"]._serialized_start = 582
-    _globals["_PREDICTRESPONSE"]._serialized_end = 790
-    _globals["_PREDICTRESPONSE_OUTPUTSENTRY"]._serialized_start = 719
-    _globals["_PREDICTRESPONSE_OUTPUTSENTRY"]._serialized_end = 790
-    _globals["_SIGNATUREDEFMAP"]._serialized_start = 793
-    _globals["_SIGNATUREDEFMAP"]._serialized_end = 967
-    _globals["_SIGNATUREDEFMAP_SIGNATUREDEFENTRY"]._serialized_start = 890
-    _globals["_SIGNATUREDEFMAP_SIGNATUREDEFENTRY"]._serialized_end = 967
-    _globals["_GETMODELMETADATAREQUEST"]._serialized_start = 969
-    _globals["_GETMODELMETADATAREQUEST"]._serialized_end = 1069
-    _globals["_GETMODELMETADATARESPONSE"]._serialized_start = 1072
-    _globals["_GETMODELMETADATARESPONSE"]._serialized_end = 1298
-    _globals["_GETMODELMETADATARESPONSE_METADATAENTRY"]._serialized_start = 1229
-    _globals["_GETMODELMETADATARESPONSE_METADATAENTRY"]._serialized_end = 1298
-    _globals["_STATUSPROTO"]._serialized_start = 1300
-    _globals["_STATUSPROTO"]._serialized_end = 1380
-    _globals["_MODELVERSIONSTATUS"]._serialized_start = 1383
-    _globals["_MODELVERSIONSTATUS"]._serialized_end = 1615
-    _globals["_MODELVERSIONSTATUS_STATE"]._serialized_start = 1532
-    _globals["_MODELVERSIONSTATUS_STATE"]._serialized_end = 1615
-    _globals["_GETMODELSTATUSREQUEST"]._serialized_start = 1617
-    _globals["_GETMODELSTATUSREQUEST"]._serialized_end = 1691
-    _globals["_GETMODELSTATUSRESPONSE"]._serialized_start = 1693
-    _globals["_GETMODELSTATUSRESPONSE"]._serialized_end = 1787
-    _globals["_PREDICTLOG"]._serialized_start = 1789
-    _globals["_PREDICTLOG"]._serialized_end = 1909
-    _globals["_PREDICTIONLOG"]._serialized_start = 1911
-    _globals["_PREDICTIONLOG"]._serialized_end = 1993
-    _globals["_PREDICTIONSERVICE"]._serialized_start = 1996
-    _globals["_PREDICTIONSERVICE"]._serialized_end = 2210
-    _globals["_MODELSERVICE"]._serialized_start = 2212
-    _globals["_MODELSERVICE"]._serialized_end = 2331
+  DESCRIPTOR._loaded_options = None
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._loaded_options = None
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._loaded_options = None
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._loaded_options = None
+  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._serialized_options = b'8\001'
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._loaded_options = None
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_MODELSPEC']._serialized_start=210
+  _globals['_MODELSPEC']._serialized_end=350
+  _globals['_PREDICTREQUEST']._serialized_start=353
+  _globals['_PREDICTREQUEST']._serialized_end=579
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_start=509
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_end=579
+  _globals['_PREDICTRESPONSE']._serialized_start=582
+  _globals['_PREDICTRESPONSE']._serialized_end=790
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_start=719
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_end=790
+  _globals['_SIGNATUREDEFMAP']._serialized_start=793
+  _globals['_SIGNATUREDEFMAP']._serialized_end=967
+  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._serialized_start=890
+  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._serialized_end=967
+  _globals['_GETMODELMETADATAREQUEST']._serialized_start=969
+  _globals['_GETMODELMETADATAREQUEST']._serialized_end=1069
+  _globals['_GETMODELMETADATARESPONSE']._serialized_start=1072
+  _globals['_GETMODELMETADATARESPONSE']._serialized_end=1298
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_start=1229
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_end=1298
+  _globals['_STATUSPROTO']._serialized_start=1300
+  _globals['_STATUSPROTO']._serialized_end=1380
+  _globals['_MODELVERSIONSTATUS']._serialized_start=1383
+  _globals['_MODELVERSIONSTATUS']._serialized_end=1615
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_start=1532
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=1615
+  _globals['_GETMODELSTATUSREQUEST']._serialized_start=1617
+  _globals['_GETMODELSTATUSREQUEST']._serialized_end=1691
+  _globals['_GETMODELSTATUSRESPONSE']._serialized_start=1693
+  _globals['_GETMODELSTATUSRESPONSE']._serialized_end=1787
+  _globals['_PREDICTLOG']._serialized_start=1789
+  _globals['_PREDICTLOG']._serialized_end=1909
+  _globals['_PREDICTIONLOG']._serialized_start=1911
+  _globals['_PREDICTIONLOG']._serialized_end=1993
+  _globals['_PREDICTIONSERVICE']._serialized_start=1996
+  _globals['_PREDICTIONSERVICE']._serialized_end=2210
+  _globals['_MODELSERVICE']._serialized_start=2212
+  _globals['_MODELSERVICE']._serialized_end=2331
 # @@protoc_insertion_point(module_scope)

@@ -22,13 +22,7 @@ class ModelSpec(_message.Message):
     version: _wrappers_pb2.Int64Value
     version_label: str
     signature_name: str
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        version: _Optional[_Union[_wrappers_pb2.Int64Value, _Mapping]] = ...,
-        version_label: _Optional[str] = ...,
-        signature_name: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[_Union[_wrappers_pb2.Int64Value, _Mapping]] = ..., version_label: _Optional[str] = ..., signature_name: _Optional[str] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("model_spec", "inputs", "output_filter")
@@ -38,24 +32,14 @@ class PredictRequest(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: _tensorflow_pb2.TensorProto
-        def __init__(
-            self,
-            key: _Optional[str] = ...,
-            value: _Optional[_Union[_tensorflow_pb2.TensorProto, _Mapping]] = ...,
-        ) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensorflow_pb2.TensorProto, _Mapping]] = ...) -> None: ...
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FILTER_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
     inputs: _containers.MessageMap[str, _tensorflow_pb2.TensorProto]
     output_filter: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(
-        self,
-        model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ...,
-        inputs: _Optional[_Mapping[str, _tensorflow_pb2.TensorProto]] = ...,
-        output_filter: _Optional[_Iterable[str]] = ...,
-    ) -> None: ...
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., inputs: _Optional[_Mapping[str, _tensorflow_pb2.TensorProto]] = ..., output_filter: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model_spec", "outputs")
@@ -65,21 +49,12 @@ class PredictResponse(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: _tensorflow_pb2.TensorProto
-        def __init__(
-            self,
-            key: _Optional[str] = ...,
-            value: _Optional[_Union[_tensorflow_pb2.TensorProto, _Mapping]] = ...,
-        ) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensorflow_pb2.TensorProto, _Mapping]] = ...) -> None: ...
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
     outputs: _containers.MessageMap[str, _tensorflow_pb2.TensorProto]
-    def __init__(
-        self,
-        model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ...,
-        outputs: _Optional[_Mapping[str, _tensorflow_pb2.TensorProto]] = ...,
-    ) -> None: ...
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., outputs: _Optional[_Mapping[str, _tensorflow_pb2.TensorProto]] = ...) -> None: ...
 
 class SignatureDefMap(_message.Message):
     __slots__ = ("signature_def",)
@@ -89,17 +64,10 @@ class SignatureDefMap(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: _tensorflow_pb2.SignatureDef
-        def __init__(
-            self,
-            key: _Optional[str] = ...,
-            value: _Optional[_Union[_tensorflow_pb2.SignatureDef, _Mapping]] = ...,
-        ) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensorflow_pb2.SignatureDef, _Mapping]] = ...) -> None: ...
     SIGNATURE_DEF_FIELD_NUMBER: _ClassVar[int]
     signature_def: _containers.MessageMap[str, _tensorflow_pb2.SignatureDef]
-    def __init__(
-        self, signature_def: _Optional[_Mapping[str, _tensorflow_pb2.SignatureDef]] = ...
-    ) -> None: ...
+    def __init__(self, signature_def: _Optional[_Mapping[str, _tensorflow_pb2.SignatureDef]] = ...) -> None: ...
 
 class GetModelMetadataRequest(_message.Message):
     __slots__ = ("model_spec", "metadata_field")
@@ -107,11 +75,7 @@ class GetModelMetadataRequest(_message.Message):
     METADATA_FIELD_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
     metadata_field: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(
-        self,
-        model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ...,
-        metadata_field: _Optional[_Iterable[str]] = ...,
-    ) -> None: ...
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., metadata_field: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetModelMetadataResponse(_message.Message):
     __slots__ = ("model_spec", "metadata")
@@ -121,19 +85,12 @@ class GetModelMetadataResponse(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: _any_pb2.Any
-        def __init__(
-            self, key: _Optional[str] = ..., value: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...
-        ) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
     metadata: _containers.MessageMap[str, _any_pb2.Any]
-    def __init__(
-        self,
-        model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ...,
-        metadata: _Optional[_Mapping[str, _any_pb2.Any]] = ...,
-    ) -> None: ...
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., metadata: _Optional[_Mapping[str, _any_pb2.Any]] = ...) -> None: ...
 
 class StatusProto(_message.Message):
     __slots__ = ("error_code", "error_message")
@@ -141,11 +98,7 @@ class StatusProto(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     error_code: _tensorflow_error_pb2.Code
     error_message: str
-    def __init__(
-        self,
-        error_code: _Optional[_Union[_tensorflow_error_pb2.Code, str]] = ...,
-        error_message: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, error_code: _Optional[_Union[_tensorflow_error_pb2.Code, str]] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class ModelVersionStatus(_message.Message):
     __slots__ = ("version", "state", "status")
@@ -157,7 +110,6 @@ class ModelVersionStatus(_message.Message):
         AVAILABLE: _ClassVar[ModelVersionStatus.State]
         UNLOADING: _ClassVar[ModelVersionStatus.State]
         END: _ClassVar[ModelVersionStatus.State]
-
     UNKNOWN: ModelVersionStatus.State
     START: ModelVersionStatus.State
     LOADING: ModelVersionStatus.State
@@ -170,12 +122,7 @@ class ModelVersionStatus(_message.Message):
     version: int
     state: ModelVersionStatus.State
     status: StatusProto
-    def __init__(
-        self,
-        version: _Optional[int] = ...,
-        state: _Optional[_Union[ModelVersionStatus.State, str]] = ...,
-        status: _Optional[_Union[StatusProto, _Mapping]] = ...,
-    ) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelVersionStatus.State, str]] = ..., status: _Optional[_Union[StatusProto, _Mapping]] = ...) -> None: ...
 
 class GetModelStatusRequest(_message.Message):
     __slots__ = ("model_spec",)
@@ -187,9 +134,7 @@ class GetModelStatusResponse(_message.Message):
     __slots__ = ("model_version_status",)
     MODEL_VERSION_STATUS_FIELD_NUMBER: _ClassVar[int]
     model_version_status: _containers.RepeatedCompositeFieldContainer[ModelVersionStatus]
-    def __init__(
-        self, model_version_status: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ...
-    ) -> None: ...
+    def __init__(self, model_version_status: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ...) -> None: ...
 
 class PredictLog(_message.Message):
     __slots__ = ("request", "response")
@@ -197,11 +142,7 @@ class PredictLog(_message.Message):
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     request: PredictRequest
     response: PredictResponse
-    def __init__(
-        self,
-        request: _Optional[_Union[PredictRequest, _Mapping]] = ...,
-        response: _Optional[_Union[PredictResponse, _Mapping]] = ...,
-    ) -> None: ...
+    def __init__(self, request: _Optional[_Union[PredictRequest, _Mapping]] = ..., response: _Optional[_Union[PredictResponse, _Mapping]] = ...) -> None: ...
 
 class PredictionLog(_message.Message):
     __slots__ = ("predict_log",)
