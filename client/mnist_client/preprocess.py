@@ -90,6 +90,14 @@ def is_mnist_frame(gray: np.ndarray) -> bool:
     return gray.shape == (SIDE, SIDE) and _border_level(gray) < 128
 
 
+def frames_already_mnist(stack: np.ndarray) -> np.ndarray:
+    """For an N×28×28 stack, which frames :func:`is_mnist_frame` would accept (vectorised)."""
+    border = np.concatenate(
+        [stack[:, 0, :], stack[:, -1, :], stack[:, 1:-1, 0], stack[:, 1:-1, -1]], axis=1
+    )
+    return np.asarray(np.median(border, axis=1) < 128)
+
+
 def to_mnist_frame(gray: np.ndarray) -> np.ndarray:
     """Grayscale uint8 of any size → a 28×28 uint8 MNIST frame (light digit on dark).
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from mnist_serving.core import InferenceCore
+from mnist_serving.grpc_server import GrpcGateway
 from mnist_serving.metrics import create_metrics
 from mnist_serving.model_store import ModelStore
 from mnist_serving.rest import create_app
@@ -29,13 +30,21 @@ def build_app(settings: Settings, core: InferenceCore | None = None) -> FastAPI:
     core = core or build_core(settings)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await core.store.load_newest()
+        grpc_gateway = None
+        if settings.grpc_port >= 0:
+            # Same event loop as REST: the batcher's queue and futures are shared.
+            grpc_gateway = GrpcGateway(core, settings)
+            app.state.grpc_port = await grpc_gateway.start(settings.host, settings.grpc_port)
         try:
             yield
         finally:
+            if grpc_gateway is not None:
+                await grpc_gateway.stop(grace=5)
             await core.store.close()
 
     app = create_app(core, lifespan)
     app.state.core = core
+    app.state.grpc_port = None
     return app

@@ -142,12 +142,8 @@ class Batcher:
             self._metrics.batch_size.observe(len(images))
             try:
                 probs = await loop.run_in_executor(self._executor, session, images)
-            except Exception as exc:
-                log.exception("model call failed on a batch of %d images", len(images))
-                error = ServingError(f"model call failed ({exc.__class__.__name__})")
-                for task in batch:
-                    if not task.future.done():
-                        task.future.set_exception(error)
+            except Exception as exc:  # noqa: BLE001 - a failed model call fails its batch only
+                self._fail(batch, exc)
                 continue
             self._metrics.inference_latency.labels(self._runtime).observe(
                 time.perf_counter() - started
@@ -158,6 +154,17 @@ class Batcher:
                 if not task.future.done():
                     task.future.set_result(probs[offset : offset + size])
                 offset += size
+
+    @staticmethod
+    def _fail(batch: list[_Task], exc: Exception) -> None:
+        if isinstance(exc, ServingError):  # a remote backend's typed answer, passed on as is
+            error = exc
+        else:
+            log.error("model call failed on a batch of %d requests", len(batch), exc_info=exc)
+            error = ServingError(f"model call failed ({exc.__class__.__name__})")
+        for task in batch:
+            if not task.future.done():
+                task.future.set_exception(error)
 
     async def _next_batch(self) -> list[_Task]:
         while not self._waiting:

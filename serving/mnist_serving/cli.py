@@ -77,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    _announce_when_started(server, settings)
+    _announce_when_started(server, settings, app)
     server.run()
     return 0
 
 
-def _announce_when_started(server: uvicorn.Server, settings: Settings) -> None:
+def _announce_when_started(server: uvicorn.Server, settings: Settings, app: Any) -> None:
     """Print the URLs (with the real port, when 0 was asked for) once the socket is bound."""
     original = server.startup
 
@@ -92,8 +92,10 @@ def _announce_when_started(server: uvicorn.Server, settings: Settings) -> None:
         if server.servers and server.servers[0].sockets:
             port = server.servers[0].sockets[0].getsockname()[1]
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        grpc_port = app.state.grpc_port
+        grpc_text = f", gRPC {host}:{grpc_port}" if grpc_port else ", gRPC off"
         print(
-            f"mnist-serve: ready on http://{host}:{port}  "
+            f"mnist-serve: ready on http://{host}:{port}{grpc_text}  "
             f"(API docs http://{host}:{port}/docs, metrics http://{host}:{port}/metrics)",
             flush=True,
         )

@@ -17,7 +17,7 @@ import numpy as np
 from mnist_serving.batching import BatchConfig, Batcher
 from mnist_serving.errors import InvalidInput, NotFound
 from mnist_serving.metrics import Metrics
-from mnist_serving.runtimes import Runtime, load_runtime
+from mnist_serving.runtimes import Runtime, Session, load_runtime
 from mnist_serving.settings import MODEL_NAME, Settings
 from mnist_serving.warmup import WarmupError, warmup_batches
 
@@ -26,12 +26,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ServedVersion:
-    version: int
-    path: Path
+    path: Path | None  # None for a remote backend
     runtime: Runtime
     batcher: Batcher
     loaded_at: float
     warmup_requests: int
+
+    @property
+    def version(self) -> int:
+        """The version answering; for TF Serving, the newest one its replicas report."""
+        return self.runtime.version
 
 
 @dataclass(frozen=True)
@@ -67,21 +71,24 @@ class ModelStore:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._versions: dict[int, ServedVersion] = {}
+        self._versions: list[ServedVersion] = []
         self._default: ServedVersion | None = None
 
     @property
     def ready(self) -> bool:
-        return self._default is not None
+        """Loaded, warmed, and (for a remote backend) at least one replica available."""
+        return self._default is not None and self._default.runtime.healthy
 
     @property
     def versions(self) -> list[ServedVersion]:
-        return sorted(self._versions.values(), key=lambda v: v.version)
+        return sorted(self._versions, key=lambda v: v.version)
 
     async def load_newest(self) -> ServedVersion:
-        path = newest_version_dir(self._settings.model_base)
-        served = await self._load(path)
-        self._versions[served.version] = served
+        if self._settings.backend == "tfserving":
+            served = await self._connect()
+        else:
+            served = await self._load(newest_version_dir(self._settings.model_base))
+        self._versions.append(served)
         self._default = served
         self._metrics.model_info.info(
             {
@@ -96,8 +103,9 @@ class ModelStore:
     async def close(self) -> None:
         self._metrics.model_loaded.set(0)
         self._default = None
-        for served in self._versions.values():
+        for served in self._versions:
             await served.batcher.stop()
+            served.runtime.close()
         self._versions.clear()
 
     def resolve(self, spec: VersionSpec) -> ServedVersion:
@@ -114,7 +122,7 @@ class ModelStore:
             if self._default is None:
                 raise NotFound(f"Servable not found for request: {spec.describe()}")
             return self._default
-        served = self._versions.get(version)
+        served = next((v for v in self._versions if v.version == version), None)
         if served is None:
             raise NotFound(f"Servable not found for request: Specific({MODEL_NAME}, {version})")
         return served
@@ -125,16 +133,37 @@ class ModelStore:
         runtime = await asyncio.to_thread(load_runtime, s.runtime, path, s.runtime_threads)
         sessions = [runtime.session() for _ in range(s.num_batch_threads)]
         warmups = self._warm_up(path, sessions[0]) if s.warmup else 0
+        batcher = await self._batcher(runtime, sessions)
+        log.info(
+            "loaded %s version %d with %s in %.2fs (%d warm-up requests)",
+            MODEL_NAME, runtime.version, runtime.name, time.perf_counter() - started, warmups,
+        )  # fmt: skip
+        return ServedVersion(path, runtime, batcher, time.time(), warmups)
+
+    async def _connect(self) -> ServedVersion:
+        """The TF Serving backend: ready as soon as one replica reports AVAILABLE."""
+        from mnist_serving.runtimes.tfserving import TFServingRuntime
+
+        s = self._settings
+        runtime = TFServingRuntime(
+            s.tfserving_targets,
+            s.tfserving_model_name,
+            s.tfserving_timeout_ms / 1000,
+            s.grpc_max_message_bytes,
+        )
+        await asyncio.to_thread(runtime.start)
+        log.info("TF Serving targets: %s", runtime.describe())
+        sessions = [runtime.session() for _ in range(s.num_batch_threads)]
+        return ServedVersion(None, runtime, await self._batcher(runtime, sessions), time.time(), 0)
+
+    async def _batcher(self, runtime: Runtime, sessions: list[Session]) -> Batcher:
+        s = self._settings
         config = BatchConfig(
             s.max_batch_size, s.batch_timeout_micros, s.max_enqueued_batches, s.num_batch_threads
         )
         batcher = Batcher(sessions, config, self._metrics, runtime.name)
         await batcher.start()
-        log.info(
-            "loaded %s version %d with %s in %.2fs (%d warm-up requests)",
-            MODEL_NAME, runtime.version, runtime.name, time.perf_counter() - started, warmups,
-        )  # fmt: skip
-        return ServedVersion(runtime.version, path, runtime, batcher, time.time(), warmups)
+        return batcher
 
     @staticmethod
     def _warm_up(path: Path, session: object) -> int:

@@ -182,7 +182,8 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
     async def readyz() -> Response:
         """Readiness: the model is loaded and warmed up."""
         if not core.ready:
-            return _json({"ready": False, "reason": "model is loading"}, 503)
+            reason = "model is loading" if not core.store.versions else "backend unavailable"
+            return _json({"ready": False, "reason": reason}, 503)
         versions = [v.version for v in core.store.versions]
         return _json({"ready": True, "model": MODEL_NAME, "versions": versions})
 

@@ -7,10 +7,10 @@ a test can run two gateways side by side with different settings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MODEL_NAME = "mnist"
 
@@ -26,16 +26,30 @@ class Settings(BaseSettings):
 
     model_dir: Path = Path("models")
     """Base folder; versions are read from ``<model_dir>/mnist/<N>/``."""
-    backend: Literal["local"] = "local"
-    """Where inference runs: ``local`` (in this process)."""
+    backend: Literal["local", "tfserving"] = "local"
+    """Where inference runs: ``local`` (in this process) or ``tfserving`` (forwarded over gRPC)."""
+    tfserving_targets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1:8500"]
+    )
+    """TF Serving gRPC targets for ``backend=tfserving`` (env: JSON list or comma-separated)."""
+    tfserving_timeout_ms: int = Field(5000, ge=10, le=600_000)
+    """Deadline of one forwarded call, retries included."""
+    tfserving_model_name: str = MODEL_NAME
+    """Model name on the TF Serving side."""
     runtime: Literal["litert", "savedmodel"] = "litert"
     """Local runtime: the LiteRT flatbuffer (fast, no TensorFlow) or the SavedModel via TF."""
     host: str = "0.0.0.0"
     """Interface the servers bind to."""
     rest_port: int = Field(8080, ge=0, le=65535)
     """REST port (0 picks a free one)."""
+    grpc_port: int = Field(8081, ge=-1, le=65535)
+    """gRPC port (0 picks a free one, -1 turns gRPC off)."""
+    grpc_max_message_bytes: int = Field(64 * 1024 * 1024, ge=4 * 1024 * 1024)
+    """Largest gRPC message received or sent (4 MiB is gRPC's default; 1,024 images need ~3.2 MB)."""
+    grpc_tensor_content: bool = False
+    """Answer Predict tensors in ``tensor_content`` instead of ``float_val`` (TF Serving's flag)."""
 
-    max_batch_size: int = Field(64, ge=1, le=4096)
+    max_batch_size: int = Field(256, ge=1, le=4096)
     """Most images merged into one model call (TF Serving's ``max_batch_size``)."""
     batch_timeout_micros: int = Field(500, ge=0, le=1_000_000)
     """How long the first request of a batch may wait for company (TF Serving's name)."""
@@ -59,6 +73,24 @@ class Settings(BaseSettings):
     warmup: bool = True
     """Replay the version's warm-up records before reporting ready."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("tfserving_targets", mode="before")
+    @classmethod
+    def _split_targets(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("tfserving_targets")
+    @classmethod
+    def _targets_look_like_host_port(cls, targets: list[str]) -> list[str]:
+        if not targets:
+            raise ValueError("give at least one TF Serving target (host:port)")
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"target {target!r} is not host:port")
+        return targets
 
     @field_validator("version_labels")
     @classmethod
@@ -84,6 +116,8 @@ class Settings(BaseSettings):
 
     def check_model_present(self) -> None:
         """Fail at start, naming the path looked at and how to make a model there."""
+        if self.backend == "tfserving":
+            return  # the model lives on the TF Serving side
         base = self.model_base.resolve()
         versions = (
             [p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]

@@ -36,11 +36,14 @@ async def api(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
 @dataclass
 class Server:
     url: str
+    grpc: str  # host:port
     process: subprocess.Popen[bytes]
     log: Path
 
 
-def start_server(model_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Server:
+def start_server(
+    model_dir: Path, *flags: str, env: dict[str, str] | None = None, grpc_port: int = 0
+) -> Server:
     """``mnist-serve`` on a free port (port 0; the real one is read from its ready line).
 
     Output goes to a file, not a pipe: a pipe nobody drains would block the server.
@@ -49,14 +52,15 @@ def start_server(model_dir: Path, *flags: str, env: dict[str, str] | None = None
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir),
-             "--host", "127.0.0.1", "--rest-port", "0", "--log-level", "warning", *flags],
+             "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", str(grpc_port),
+             "--log-level", "warning", *flags],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
-        match = re.search(r"ready on (http://\S+)", log.read_text(errors="replace"))
+        match = re.search(r"ready on (http://\S+), gRPC (\S+)", log.read_text(errors="replace"))
         if match:
-            return Server(match.group(1), process, log)
+            return Server(match.group(1), match.group(2), process, log)
         time.sleep(0.1)
     process.kill()
     process.wait()

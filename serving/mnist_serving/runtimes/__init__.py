@@ -18,9 +18,18 @@ class Session(Protocol):
 
 class Runtime(Protocol):
     name: str
-    version: int
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def healthy(self) -> bool:
+        """False while the runtime cannot answer (a remote backend with no replica up)."""
+        ...
 
     def session(self) -> Session: ...
+
+    def close(self) -> None: ...
 
 
 def load_runtime(kind: str, version_dir: Path, threads: int) -> Runtime:

@@ -24,6 +24,11 @@ class LiteRTRuntime:
         self._model = self.path.read_bytes()
         self.session()  # fail at load, not on the first request, if the flatbuffer is bad
 
+    healthy = True
+
+    def close(self) -> None:
+        pass
+
     def session(self) -> Session:
         interpreter = Interpreter(model_content=self._model, num_threads=self.threads)
         runner = interpreter.get_signature_runner("serving_default")

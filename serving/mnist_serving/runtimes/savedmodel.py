@@ -21,6 +21,11 @@ class SavedModelRuntime:
         self.version = int(version_dir.name)
         self._fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
 
+    healthy = True
+
+    def close(self) -> None:
+        pass
+
     def session(self) -> Session:
         tf = self._tf
 

@@ -1,0 +1,299 @@
+"""The gRPC adapter: TF Serving's PredictionService and ModelService, the digits service,
+health and reflection, all on one ``grpc.aio`` server sharing the REST adapter's core and loop.
+
+Errors are mapped once (:func:`_abort`): a :class:`ServingError`'s neutral code is a
+``grpc.StatusCode`` name; anything else is logged and answered INTERNAL with no detail. A
+caller's deadline bounds the work (DEADLINE_EXCEEDED when it runs out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from mnist_client.protos import digits_pb2, digits_pb2_grpc
+from mnist_client.protos import tensorflow_pb2 as tf_pb
+from mnist_client.protos import tensorflow_serving_pb2 as tfs
+from mnist_client.protos import tensorflow_serving_pb2_grpc as tfs_grpc
+from mnist_client.protos._pool import POOL
+from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
+from mnist_serving.core import SIGNATURES, DigitImage, InferenceCore, RequestTracker
+from mnist_serving.errors import DeadlineExceeded, InvalidInput, NotFound, ServingError
+from mnist_serving.model_store import VersionSpec
+from mnist_serving.settings import MODEL_NAME, Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SERVICES = (
+    "tensorflow.serving.PredictionService",
+    "tensorflow.serving.ModelService",
+    "mnist.v1.DigitClassifier",
+)
+HEALTH_POLL_SECONDS = 0.25
+
+
+def _register_in_pool() -> None:
+    """Reflection answers from our private pool; give it the health and reflection files too."""
+    for module in (health_pb2, reflection_pb2):
+        name = module.DESCRIPTOR.name
+        try:
+            POOL.FindFileByName(name)
+        except KeyError:
+            POOL.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> NoReturn:
+    if isinstance(exc, ServingError):
+        if exc.retry_after:
+            context.set_trailing_metadata((("retry-after", str(round(exc.retry_after))),))
+        await context.abort(grpc.StatusCode[exc.code], exc.message)
+    log.error("unhandled error", exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    raise AssertionError("context.abort returned")  # it raises; this tells the type checker
+
+
+def version_spec(spec: tfs.ModelSpec) -> VersionSpec:
+    if spec.name != MODEL_NAME:
+        if not spec.name:
+            raise InvalidInput("model_spec.name is empty; this server serves 'mnist'")
+        raise NotFound(f"Servable not found for request: Latest({spec.name})")
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        if spec.version.value < 1:
+            raise InvalidInput(f"version must be a positive integer, got {spec.version.value}")
+        return VersionSpec(version=spec.version.value)
+    if choice == "version_label":
+        return VersionSpec(label=spec.version_label)
+    return VersionSpec()
+
+
+def signature_def_map() -> tfs.SignatureDefMap:
+    def info(shape: tuple[int, ...], name: str) -> tf_pb.TensorInfo:
+        tensor = tf_pb.TensorInfo(name=name, dtype=tf_pb.DT_FLOAT)
+        tensor.tensor_shape.dim.extend(tf_pb.TensorShapeProto.Dim(size=d) for d in shape)
+        return tensor
+
+    result = tfs.SignatureDefMap()
+    for signature, (shape, output) in SIGNATURES.items():
+        sig = result.signature_def[signature]
+        sig.method_name = "tensorflow/serving/predict"
+        sig.inputs["images"].CopyFrom(info((-1, *shape), f"{signature}_images:0"))
+        sig.outputs[output].CopyFrom(info((-1, 10), f"StatefulPartitionedCall:{output}"))
+    return result
+
+
+class GrpcGateway:
+    def __init__(self, core: InferenceCore, settings: Settings) -> None:
+        self.core = core
+        self.settings = settings
+        limit = settings.grpc_max_message_bytes
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                # Two servers must never share a port silently (gRPC's default allows it).
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        self.health = health.aio.HealthServicer()
+        self._health_task: asyncio.Task[None] | None = None
+        tfs_grpc.add_PredictionServiceServicer_to_server(_PredictionService(self), self.server)
+        tfs_grpc.add_ModelServiceServicer_to_server(_ModelService(self), self.server)
+        digits_pb2_grpc.add_DigitClassifierServicer_to_server(_DigitClassifier(self), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        _register_in_pool()
+        reflection.enable_server_reflection(
+            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server, pool=POOL
+        )
+
+    async def start(self, host: str, port: int) -> int:
+        bound = int(self.server.add_insecure_port(f"{host}:{port}"))
+        if bound == 0:
+            raise OSError(f"cannot bind gRPC to {host}:{port}")
+        await self.server.start()
+        await self._update_health()
+        self._health_task = asyncio.create_task(self._watch_health())
+        return bound
+
+    async def stop(self, grace: float) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+    async def _update_health(self) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self.core.ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", *SERVICES):
+            await self.health.set(service, status)
+
+    async def _watch_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_POLL_SECONDS)
+            await self._update_health()
+
+    async def handle(
+        self,
+        route: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        work: Callable[[RequestTracker], Awaitable[T]],
+    ) -> T:
+        try:
+            async with self.core.request("grpc", route) as tracker:
+                remaining = context.time_remaining()
+                if remaining is None:
+                    return await work(tracker)
+                try:
+                    return await asyncio.wait_for(work(tracker), remaining)
+                except TimeoutError:
+                    raise DeadlineExceeded(
+                        f"the caller's deadline ({remaining:.3f} s) passed before the answer"
+                    ) from None
+        except Exception as exc:  # noqa: BLE001 - mapped once, in _abort
+            await _abort(context, exc)
+
+
+def _inputs(request: tfs.PredictRequest) -> dict[str, np.ndarray]:
+    inputs = {}
+    for name, tensor in request.inputs.items():
+        try:
+            inputs[name] = tensor_to_array(tensor)
+        except TensorError as exc:
+            raise InvalidInput(f"input '{name}': {exc}") from exc
+    return inputs
+
+
+class _PredictionService(tfs_grpc.PredictionServiceServicer):  # type: ignore[misc]
+    def __init__(self, gateway: GrpcGateway) -> None:
+        self.g = gateway
+
+    async def Predict(  # noqa: N802 - the RPC's name
+        self, request: tfs.PredictRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tfs.PredictResponse:
+        async def work(tracker: RequestTracker) -> tfs.PredictResponse:
+            spec = version_spec(request.model_spec)
+            signature = request.model_spec.signature_name or "serving_default"
+            result = await self.g.core.predict(signature, _inputs(request), spec, tracker)
+            wanted = list(request.output_filter) or list(result.outputs)
+            unknown = [name for name in wanted if name not in result.outputs]
+            if unknown:
+                raise InvalidInput(
+                    f"output tensor alias not found in signature: {', '.join(unknown)} "
+                    f"(outputs: {', '.join(result.outputs)})"
+                )
+            response = tfs.PredictResponse()
+            response.model_spec.name = MODEL_NAME
+            response.model_spec.version.value = result.version
+            response.model_spec.signature_name = signature
+            as_content = self.g.settings.grpc_tensor_content
+            for name in wanted:
+                response.outputs[name].CopyFrom(
+                    array_to_tensor(result.outputs[name], as_content=as_content)
+                )
+            return response
+
+        return await self.g.handle("predict", context, work)
+
+    async def GetModelMetadata(  # noqa: N802
+        self, request: tfs.GetModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tfs.GetModelMetadataResponse:
+        async def work(_tracker: RequestTracker) -> tfs.GetModelMetadataResponse:
+            spec = version_spec(request.model_spec)
+            fields = list(request.metadata_field)
+            if not fields:
+                raise InvalidInput("GetModelMetadataRequest must specify a metadata_field")
+            unsupported = [f for f in fields if f != "signature_def"]
+            if unsupported:
+                raise InvalidInput(f"Metadata field {unsupported[0]} is not supported")
+            served = self.g.core.metadata(spec)
+            response = tfs.GetModelMetadataResponse()
+            response.model_spec.name = MODEL_NAME
+            response.model_spec.version.value = served.version
+            response.metadata["signature_def"].Pack(signature_def_map())
+            return response
+
+        return await self.g.handle("metadata", context, work)
+
+
+class _ModelService(tfs_grpc.ModelServiceServicer):  # type: ignore[misc]
+    def __init__(self, gateway: GrpcGateway) -> None:
+        self.g = gateway
+
+    async def GetModelStatus(  # noqa: N802
+        self, request: tfs.GetModelStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tfs.GetModelStatusResponse:
+        async def work(_tracker: RequestTracker) -> tfs.GetModelStatusResponse:
+            response = tfs.GetModelStatusResponse()
+            for served in self.g.core.status(version_spec(request.model_spec)):
+                status = response.model_version_status.add()
+                status.version = served.version
+                status.state = tfs.ModelVersionStatus.AVAILABLE
+                status.status.SetInParent()  # error_code OK, as TF Serving writes it
+            return response
+
+        return await self.g.handle("status", context, work)
+
+
+class _DigitClassifier(digits_pb2_grpc.DigitClassifierServicer):  # type: ignore[misc]
+    def __init__(self, gateway: GrpcGateway) -> None:
+        self.g = gateway
+
+    async def Classify(  # noqa: N802
+        self, request: digits_pb2.ClassifyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> digits_pb2.ClassifyResponse:
+        async def work(tracker: RequestTracker) -> digits_pb2.ClassifyResponse:
+            if request.top_k > 10:
+                raise InvalidInput(f"top_k must be an integer 0-10, got {request.top_k}")
+            images = [_digit_image(i, image) for i, image in enumerate(request.images)]
+            version = request.version
+            spec = (
+                VersionSpec()
+                if not version
+                else VersionSpec(version=int(version))
+                if version.isdigit()
+                else VersionSpec(label=version)
+            )
+            result = await self.g.core.classify(images, spec, tracker)
+            response = digits_pb2.ClassifyResponse(model_version=result.version)
+            for c in result.results:
+                item = response.results.add(
+                    digit=c.digit, confidence=float(c.probabilities[c.digit])
+                )
+                item.probabilities.extend(c.probabilities.tolist())
+                if request.top_k:
+                    order = np.argsort(-c.probabilities, kind="stable")[: request.top_k]
+                    item.top_k.extend(
+                        digits_pb2.Candidate(digit=int(d), probability=float(c.probabilities[d]))
+                        for d in order
+                    )
+                if request.return_preprocessed:
+                    item.preprocessed = c.frame.tobytes()
+            return response
+
+        return await self.g.handle("classify", context, work)
+
+
+def _digit_image(index: int, image: digits_pb2.Image) -> DigitImage:
+    kind = image.WhichOneof("data")
+    if kind == "encoded":
+        return DigitImage(encoded=image.encoded)
+    if kind == "raw":
+        if len(image.raw) != 784:
+            raise InvalidInput(
+                f"image {index}: raw must be 784 bytes (28×28 uint8), got {len(image.raw)}"
+            )
+        return DigitImage(pixels=np.frombuffer(image.raw, np.uint8).reshape(28, 28))
+    raise InvalidInput(f"image {index}: set either 'encoded' (PNG/JPEG) or 'raw' (784 bytes)")

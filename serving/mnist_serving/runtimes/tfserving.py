@@ -1,0 +1,184 @@
+"""``backend=tfserving``: forward each batch to TF Serving replicas over gRPC.
+
+Targets are balanced round-robin per call. A watcher polls every target's ``GetModelStatus``
+twice a second; a target that fails a call or a poll leaves the rotation at once and returns
+when it reports ``AVAILABLE`` again. With no healthy target a call fails fast with
+:class:`BackendUnavailable` instead of queueing behind a dead replica. Requests carry raw
+``tensor_content`` built from the numpy buffer; answers are read from either encoding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from mnist_client.protos import tensorflow_serving_pb2 as tfs
+from mnist_client.protos import tensorflow_serving_pb2_grpc as tfs_grpc
+from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
+from mnist_serving.errors import (
+    BackendUnavailable,
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    ServingError,
+)
+from mnist_serving.runtimes import Session
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+_AVAILABLE = tfs.ModelVersionStatus.AVAILABLE
+
+
+@dataclass
+class Target:
+    address: str
+    channel: grpc.Channel
+    predict: tfs_grpc.PredictionServiceStub
+    status: tfs_grpc.ModelServiceStub
+    healthy: bool = False
+    version: int = 0
+
+
+def backend_error(exc: grpc.RpcError, target: str) -> ServingError:
+    """A TF Serving status → our typed error, naming the target."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    detail = exc.details() if hasattr(exc, "details") else str(exc)
+    message = f"TF Serving at {target}: {detail}"
+    mapping: dict[grpc.StatusCode, type[ServingError]] = {
+        grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+        grpc.StatusCode.NOT_FOUND: NotFound,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
+        grpc.StatusCode.UNAVAILABLE: BackendUnavailable,
+        grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    }
+    return mapping.get(code, ServingError)(message)
+
+
+class TFServingRuntime:
+    name = "tfserving"
+
+    def __init__(
+        self, targets: list[str], model_name: str, timeout_s: float, max_message_bytes: int
+    ) -> None:
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # Reconnect quickly after a replica restarts (gRPC's default backoff reaches 120 s).
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._targets = []
+        for address in targets:
+            channel = grpc.insecure_channel(address, options=options)
+            self._targets.append(
+                Target(
+                    address,
+                    channel,
+                    tfs_grpc.PredictionServiceStub(channel),
+                    tfs_grpc.ModelServiceStub(channel),
+                )
+            )
+        self._turn = itertools.count()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="tfserving-watch", daemon=True)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.refresh()
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher.is_alive():
+            self._watcher.join(2)
+        for target in self._targets:
+            target.channel.close()
+
+    @property
+    def healthy(self) -> bool:
+        return any(t.healthy for t in self._targets)
+
+    @property
+    def version(self) -> int:
+        return max((t.version for t in self._targets if t.healthy), default=0)
+
+    def describe(self) -> dict[str, bool]:
+        return {t.address: t.healthy for t in self._targets}
+
+    def refresh(self) -> None:
+        request = tfs.GetModelStatusRequest(model_spec=tfs.ModelSpec(name=self.model_name))
+        for target in self._targets:
+            try:
+                answer = target.status.GetModelStatus(request, timeout=POLL_SECONDS)
+            except grpc.RpcError:
+                self._mark(target, False, 0)
+                continue
+            available = [s.version for s in answer.model_version_status if s.state == _AVAILABLE]
+            self._mark(target, bool(available), max(available, default=0))
+
+    def _mark(self, target: Target, healthy: bool, version: int) -> None:
+        if healthy != target.healthy:
+            log.warning("TF Serving target %s is %s", target.address, "back" if healthy else "down")
+        target.healthy, target.version = healthy, version
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            self.refresh()
+
+    # -- inference ------------------------------------------------------------------------
+
+    def session(self) -> Session:
+        return self._predict
+
+    def _predict(self, images: np.ndarray) -> np.ndarray:
+        deadline = time.monotonic() + self.timeout_s
+        request = tfs.PredictRequest(
+            model_spec=tfs.ModelSpec(name=self.model_name, signature_name="serving_default")
+        )
+        request.inputs["images"].CopyFrom(array_to_tensor(np.ascontiguousarray(images, np.float32)))
+        backoff = 0.01
+        last: ServingError | None = None
+        while True:
+            target = self._next_healthy()
+            if target is None:
+                raise last or BackendUnavailable(
+                    f"no TF Serving target is available ({', '.join(self.describe())})",
+                    retry_after=1,
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded(f"TF Serving did not answer within {self.timeout_s:.1f} s")
+            try:
+                answer = target.predict.Predict(request, timeout=remaining)
+            except grpc.RpcError as exc:
+                error = backend_error(exc, target.address)
+                if not isinstance(error, BackendUnavailable):
+                    raise error from None
+                self._mark(
+                    target, False, target.version
+                )  # out of rotation until it polls AVAILABLE
+                last = error
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff *= 2
+                continue
+            try:
+                return tensor_to_array(answer.outputs["probabilities"]).astype(np.float32)
+            except (KeyError, TensorError) as exc:
+                raise ServingError(f"TF Serving at {target.address} answered badly: {exc}") from exc
+
+    def _next_healthy(self) -> Target | None:
+        for _ in range(len(self._targets)):
+            target = self._targets[next(self._turn) % len(self._targets)]
+            if target.healthy:
+                return target
+        return None
