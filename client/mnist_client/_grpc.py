@@ -1,0 +1,141 @@
+"""gRPC: build the call for a chunk of items, send it (sync or async), parse the answer.
+
+Against the gateway it uses ``mnist.v1.DigitClassifier/Classify`` (raw 28×28 bytes or PNG/JPEG
+bytes per image); against plain TF Serving, ``tensorflow.serving.PredictionService/Predict``
+with a ``tensor_content`` tensor. Answers are read from ``float_val`` or ``tensor_content``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from mnist_client._codec import (
+    Item,
+    Prediction,
+    frames_for_tfserving,
+    predictions_from_probabilities,
+)
+from mnist_client._config import ClientConfig
+from mnist_client._errors import ConnectionFailed, MnistError, from_grpc
+from mnist_client.protos import digits_pb2, digits_pb2_grpc
+from mnist_client.protos import tensorflow_serving_pb2 as tfs
+from mnist_client.protos import tensorflow_serving_pb2_grpc as tfs_grpc
+from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
+
+# 1,024 images of float32 are 3.2 MB; gRPC's 4 MiB default is too tight for big chunks.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+@dataclass(frozen=True)
+class GrpcCall:
+    method: str  # "classify" or "predict"
+    request: Any
+    metadata: tuple[tuple[str, str], ...]
+
+
+def build(items: list[Item], top_k: int, config: ClientConfig) -> GrpcCall:
+    metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else ()
+    if config.api == "tfserving":
+        request = tfs.PredictRequest()
+        request.model_spec.name = config.model
+        request.model_spec.signature_name = "serving_default"
+        request.inputs["images"].CopyFrom(array_to_tensor(frames_for_tfserving(items)))
+        return GrpcCall("predict", request, metadata)
+    classify = digits_pb2.ClassifyRequest(top_k=top_k)
+    for item in items:
+        if item.encoded is not None:
+            classify.images.add(encoded=item.encoded)
+        else:
+            classify.images.add(raw=item.frame.tobytes())  # type: ignore[union-attr]
+    return GrpcCall("classify", classify, metadata)
+
+
+def parse(answer: Any, top_k: int, config: ClientConfig) -> list[Prediction]:
+    if isinstance(answer, tfs.PredictResponse):
+        try:
+            probs = tensor_to_array(answer.outputs["probabilities"])
+        except (KeyError, TensorError) as exc:
+            raise MnistError(f"unexpected answer from {config.url}: {exc}") from None
+        return predictions_from_probabilities(
+            probs.reshape(-1, 10), answer.model_spec.version.value, top_k
+        )
+    import numpy as np
+
+    probs = np.array([list(r.probabilities) for r in answer.results], dtype=np.float64)
+    return predictions_from_probabilities(probs, answer.model_version, top_k)
+
+
+def _error(exc: grpc.RpcError, config: ClientConfig) -> MnistError:
+    code = exc.code()
+    details = exc.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE and (
+        "connect" in details.lower() or "refused" in details.lower()
+    ):
+        return ConnectionFailed(f"cannot reach {config.url}: {details}", grpc_code=code.name)
+    trailing = dict(exc.trailing_metadata() or ())
+    return from_grpc(code.name, details, trailing.get("retry-after"))
+
+
+class GrpcTransport:
+    def __init__(self, config: ClientConfig, channel: grpc.Channel | None = None) -> None:
+        self.config = config
+        self._channel = channel or grpc.insecure_channel(config.url, options=_OPTIONS)
+        self._classify = digits_pb2_grpc.DigitClassifierStub(self._channel).Classify
+        self._predict = tfs_grpc.PredictionServiceStub(self._channel).Predict
+
+    def send(self, call: GrpcCall) -> Any:
+        method = self._classify if call.method == "classify" else self._predict
+        try:
+            return method(call.request, timeout=self.config.timeout, metadata=call.metadata)
+        except grpc.RpcError as exc:
+            raise _error(exc, self.config) from None
+
+    def ready(self) -> bool:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            answer = health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=self.config.timeout
+            )
+        except grpc.RpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class AsyncGrpcTransport:
+    def __init__(self, config: ClientConfig, channel: grpc.aio.Channel | None = None) -> None:
+        self.config = config
+        self._channel = channel or grpc.aio.insecure_channel(config.url, options=_OPTIONS)
+        self._classify = digits_pb2_grpc.DigitClassifierStub(self._channel).Classify
+        self._predict = tfs_grpc.PredictionServiceStub(self._channel).Predict
+
+    async def send(self, call: GrpcCall) -> Any:
+        method = self._classify if call.method == "classify" else self._predict
+        try:
+            return await method(call.request, timeout=self.config.timeout, metadata=call.metadata)
+        except grpc.RpcError as exc:
+            raise _error(exc, self.config) from None
+
+    async def ready(self) -> bool:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            answer = await health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=self.config.timeout
+            )
+        except grpc.RpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def close(self) -> None:
+        await self._channel.close()

@@ -1,0 +1,146 @@
+"""REST: build the HTTP call for a chunk of items, send it (sync or async), parse the answer.
+
+Against the gateway it uses ``POST /v1/digits:classify`` (raw frames as one
+``application/octet-stream`` body; anything with PNG/JPEG files as JSON with ``b64``); against
+plain TF Serving, ``POST /v1/models/<model>:predict`` with ``instances``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+from mnist_client._codec import (
+    Item,
+    Prediction,
+    frames_for_tfserving,
+    predictions_from_digits_json,
+    predictions_from_probabilities,
+)
+from mnist_client._config import ClientConfig
+from mnist_client._errors import (
+    ConnectionFailed,
+    MnistError,
+    RequestTimeout,
+    ServerError,
+    from_http,
+)
+
+
+@dataclass(frozen=True)
+class RestCall:
+    path: str
+    content: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RestAnswer:
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+def build(items: list[Item], top_k: int, config: ClientConfig) -> RestCall:
+    headers = {"Accept": "application/json"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    if config.api == "tfserving":
+        body = {"instances": frames_for_tfserving(items).tolist()}
+        headers["Content-Type"] = "application/json"
+        return RestCall(f"/v1/models/{config.model}:predict", json.dumps(body).encode(), headers)
+    query = f"?top_k={top_k}" if top_k else ""
+    if all(item.frame is not None for item in items):
+        headers["Content-Type"] = "application/octet-stream"
+        content = np.stack([item.frame for item in items]).astype(np.uint8).tobytes()  # type: ignore[misc]
+        return RestCall("/v1/digits:classify" + query, content, headers)
+    images = [
+        {"b64": base64.b64encode(item.encoded).decode()}
+        if item.encoded is not None
+        else item.frame.tolist()  # type: ignore[union-attr]
+        for item in items
+    ]
+    headers["Content-Type"] = "application/json"
+    return RestCall("/v1/digits:classify" + query, json.dumps({"images": images}).encode(), headers)
+
+
+def parse(answer: RestAnswer, top_k: int, config: ClientConfig) -> list[Prediction]:
+    if answer.status != 200:
+        raise from_http(answer.status, answer.body, answer.retry_after)
+    try:
+        doc = json.loads(answer.body)
+        if config.api == "tfserving":
+            return predictions_from_probabilities(np.asarray(doc["predictions"]), None, top_k)
+        return predictions_from_digits_json(doc, top_k)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerError(f"unexpected answer from {config.url}: {exc}") from None
+
+
+def _transport_error(exc: httpx.HTTPError, config: ClientConfig) -> MnistError:
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeout(f"no answer from {config.url} within {config.timeout} s")
+    return ConnectionFailed(f"cannot reach {config.url}: {exc.__class__.__name__}: {exc}")
+
+
+def _limits() -> httpx.Limits:
+    return httpx.Limits(max_keepalive_connections=32, max_connections=64)
+
+
+class RestTransport:
+    def __init__(self, config: ClientConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        self._http = httpx.Client(
+            base_url=config.url, timeout=config.timeout, limits=_limits(), transport=transport
+        )
+
+    def send(self, call: RestCall) -> RestAnswer:
+        try:
+            r = self._http.post(call.path, content=call.content, headers=call.headers)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.config) from None
+        return RestAnswer(r.status_code, r.content, r.headers.get("retry-after"))
+
+    def ready(self) -> bool:
+        try:
+            return (
+                self._http.get(
+                    "/readyz" if self.config.api == "digits" else f"/v1/models/{self.config.model}"
+                ).status_code
+                == 200
+            )
+        except httpx.HTTPError:
+            return False
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class AsyncRestTransport:
+    def __init__(
+        self, config: ClientConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self._http = httpx.AsyncClient(
+            base_url=config.url, timeout=config.timeout, limits=_limits(), transport=transport
+        )
+
+    async def send(self, call: RestCall) -> RestAnswer:
+        try:
+            r = await self._http.post(call.path, content=call.content, headers=call.headers)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.config) from None
+        return RestAnswer(r.status_code, r.content, r.headers.get("retry-after"))
+
+    async def ready(self) -> bool:
+        try:
+            path = "/readyz" if self.config.api == "digits" else f"/v1/models/{self.config.model}"
+            return (await self._http.get(path)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def close(self) -> None:
+        await self._http.aclose()
