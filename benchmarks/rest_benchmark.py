@@ -51,19 +51,20 @@ def raw_ceiling(model_dir: Path, seconds: float) -> dict[str, float]:
     return out
 
 
-def start(model_dir: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str, float]:
+def start(model_dir: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str, str, float]:
+    """Start mnist-serve on free ports: (process, REST URL, gRPC host:port, seconds to ready)."""
     log = Path(tempfile.mkstemp(suffix=".log")[1])
     started = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
-             "127.0.0.1", "--rest-port", "0", "--log-level", "warning", *flags],
+             "127.0.0.1", "--rest-port", "0", "--grpc-port", "0", "--log-level", "warning", *flags],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     while proc.poll() is None:
-        m = re.search(r"ready on (http://\S+)", log.read_text())
+        m = re.search(r"ready on (http://\S+), gRPC (\S+)", log.read_text())
         if m:
-            return proc, m.group(1), time.perf_counter() - started
+            return proc, m.group(1), m.group(2), time.perf_counter() - started
         time.sleep(0.05)
     raise SystemExit(log.read_text())
 
@@ -100,7 +101,7 @@ def main() -> None:
     rows = []
     ceiling = raw_ceiling(args.model_dir, args.seconds / 2)
     for runtime in ("litert", "savedmodel"):
-        proc, url, ready_s = start(args.model_dir, "--runtime", runtime)
+        proc, url, _grpc, ready_s = start(args.model_dir, "--runtime", runtime)
         try:
             for name, path, body, ctype, per, levels in scenarios(digits):
                 asyncio.run(run_load(url + path, body, ctype, 4, 1))  # warm the connections

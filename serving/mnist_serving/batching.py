@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections import deque
@@ -141,7 +142,10 @@ class Batcher:
             )
             self._metrics.batch_size.observe(len(images))
             try:
-                probs = await loop.run_in_executor(self._executor, session, images)
+                if inspect.iscoroutinefunction(session):
+                    probs = await session(images)
+                else:
+                    probs = await loop.run_in_executor(self._executor, session, images)
             except Exception as exc:  # noqa: BLE001 - a failed model call fails its batch only
                 self._fail(batch, exc)
                 continue

@@ -105,7 +105,7 @@ class ModelStore:
         self._default = None
         for served in self._versions:
             await served.batcher.stop()
-            served.runtime.close()
+            await served.runtime.close()
         self._versions.clear()
 
     def resolve(self, spec: VersionSpec) -> ServedVersion:
@@ -151,7 +151,7 @@ class ModelStore:
             s.tfserving_timeout_ms / 1000,
             s.grpc_max_message_bytes,
         )
-        await asyncio.to_thread(runtime.start)
+        await runtime.start()
         log.info("TF Serving targets: %s", runtime.describe())
         sessions = [runtime.session() for _ in range(s.num_batch_threads)]
         return ServedVersion(None, runtime, await self._batcher(runtime, sessions), time.time(), 0)

@@ -6,14 +6,14 @@ worker owns (LiteRT interpreters are not thread-safe, so each worker gets its ow
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-
-class Session(Protocol):
-    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+# A local session computes in a worker thread; a remote one is a coroutine on the event loop.
+Session = Callable[[np.ndarray], np.ndarray] | Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
 class Runtime(Protocol):
@@ -29,7 +29,7 @@ class Runtime(Protocol):
 
     def session(self) -> Session: ...
 
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 def load_runtime(kind: str, version_dir: Path, threads: int) -> Runtime:

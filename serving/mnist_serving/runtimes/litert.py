@@ -26,7 +26,7 @@ class LiteRTRuntime:
 
     healthy = True
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
 
     def session(self) -> Session:

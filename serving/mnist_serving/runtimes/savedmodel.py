@@ -23,7 +23,7 @@ class SavedModelRuntime:
 
     healthy = True
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
 
     def session(self) -> Session:
