@@ -7,6 +7,7 @@ app = build_app(settings)          # the model loads when the app starts
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -32,6 +33,10 @@ def build_app(settings: Settings, core: InferenceCore | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await core.store.load_newest()
+        # Move everything built at start-up out of the collector's sight: full collections then
+        # scan only per-request garbage, which keeps their pauses out of the latency tail.
+        gc.collect()
+        gc.freeze()
         grpc_gateway = None
         if settings.grpc_port >= 0:
             # Same event loop as REST: the batcher's queue and futures are shared.

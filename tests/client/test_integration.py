@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from PIL import Image
 
 from mnist_client import AsyncMnistClient, InvalidInput, MnistClient, NotFound
 from tests.serving.conftest import Server, png_bytes, start_server, stop_server
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "client" / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +127,20 @@ def test_cli_table_json_stdin_and_failures(gateway, digits, tmp_path) -> None:
 
     down = _cli(files[0], "--url", "http://127.0.0.1:9")
     assert down.returncode == 1 and b"cannot reach" in down.stdout
+
+
+def test_the_runnable_examples_work(gateway, tmp_path, digits) -> None:
+    path = tmp_path / "seven.png"
+    Image.fromarray(255 - digits["x_test"][0]).resize((90, 90)).save(path)
+    rest = subprocess.run(
+        [sys.executable, str(EXAMPLES / "classify_rest.py"), str(path), "--url", gateway.url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert rest.returncode == 0, rest.stderr
+    assert rest.stdout.startswith(f"{path}: 7 (")
+    over_grpc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "classify_grpc.py"), "--url", f"grpc://{gateway.grpc}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert over_grpc.returncode == 0, over_grpc.stderr
+    assert over_grpc.stdout.count("digit ") == 2 and "model version 1" in over_grpc.stdout
