@@ -29,6 +29,7 @@ from mnist_serving.errors import BackendUnavailable, InvalidInput, Overloaded, S
 from mnist_serving.metrics import Metrics
 from mnist_serving.model_store import ModelStore, ServedVersion, VersionSpec
 from mnist_serving.settings import MODEL_NAME, Settings
+from mnist_serving.window import RecentTraffic
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_IMAGES = "predict_images"
@@ -38,6 +39,7 @@ SIGNATURES: dict[str, tuple[tuple[int, ...], str]] = {
     PREDICT_IMAGES: ((784,), "scores"),
 }
 INPUT_NAME = "images"
+INFERENCE_ROUTES = frozenset({"predict", "classify"})
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class InferenceCore:
         self.metrics = metrics
         self.store = store
         self.limits = ImageLimits(settings.max_image_side, settings.max_image_pixels)
+        self.recent = RecentTraffic()
 
     @property
     def ready(self) -> bool:
@@ -117,6 +120,8 @@ class InferenceCore:
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(protocol, route, tracker.code).inc()
             self.metrics.request_latency.labels(protocol, route, tracker.code).observe(elapsed)
+            if route in INFERENCE_ROUTES:
+                self.recent.record(elapsed)
             if tracker.images:
                 self.metrics.images.labels(protocol).inc(tracker.images)
 
@@ -196,9 +201,7 @@ class InferenceCore:
         for digit, count in enumerate(np.bincount(digits, minlength=10)):
             if count:
                 self.metrics.predictions.labels(str(digit)).inc(int(count))
-        confidence = self.metrics.confidence
-        for value in probs[np.arange(len(probs)), digits]:
-            confidence.observe(float(value))
+        self.metrics.confidence.observe_many(probs[np.arange(len(probs)), digits])
 
     # -- digits API -----------------------------------------------------------------------
 
@@ -218,9 +221,11 @@ class InferenceCore:
                 frames = self._frames(images)
             batch = (np.stack(frames).astype(np.float32) / 255.0)[..., np.newaxis]
             probs = await self._run(served, batch, ticket, tracker)
+        digits = probs.argmax(axis=1)
+        confidences = probs[np.arange(len(probs)), digits].tolist()
         results = [
-            Classification(int(p.argmax()), float(p.max()), p, frame)
-            for p, frame in zip(probs, frames, strict=True)
+            Classification(d, c, p, frame)
+            for d, c, p, frame in zip(digits.tolist(), confidences, probs, frames, strict=True)
         ]
         return ClassifyResult(results, served.version)
 

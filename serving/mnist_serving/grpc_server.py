@@ -101,6 +101,10 @@ class GrpcGateway:
                 ("grpc.max_send_message_length", limit),
                 # Two servers must never share a port silently (gRPC's default allows it).
                 ("grpc.so_reuseport", 0),
+                # Clients reconnect every few minutes, so new replicas behind a plain Service
+                # receive traffic (HTTP/2 otherwise pins a client to one pod for good).
+                ("grpc.max_connection_age_ms", 300_000),
+                ("grpc.max_connection_age_grace_ms", 30_000),
             ]
         )
         self.health = health.aio.HealthServicer()

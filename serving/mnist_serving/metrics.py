@@ -6,8 +6,11 @@ that aggregate across replicas. The table in ``docs/metrics.md`` lists them all.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -17,6 +20,8 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 # 100 µs to 10 s: a single LiteRT image takes ~0.1 ms, a 1,024-image request ~100 ms.
 LATENCY_BUCKETS = (
@@ -25,6 +30,39 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+
+
+class BulkHistogram(Collector):
+    """A histogram fed a whole array at once: one numpy pass per batch instead of one
+    ``observe`` per image (256 of those cost ~2.5 ms of event-loop time per request)."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._upper = np.array([*buckets, float("inf")])
+        self._counts = np.zeros(len(self._upper), dtype=np.int64)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        slots = np.searchsorted(self._upper, values, side="left")  # first bucket with v <= le
+        counts = np.bincount(slots, minlength=len(self._upper))
+        with self._lock:
+            self._counts += counts
+            self._sum += float(values.sum())
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts).tolist()
+            total = self._sum
+        buckets = [
+            ("+Inf" if le == np.inf else repr(float(le)), c)
+            for le, c in zip(self._upper, cumulative, strict=True)
+        ]
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
 
 
 @dataclass(frozen=True)
@@ -40,7 +78,7 @@ class Metrics:
     queue_wait: Histogram
     queue_depth: Gauge
     predictions: Counter
-    confidence: Histogram
+    confidence: BulkHistogram
     model_info: Info
     model_loaded: Gauge
 
@@ -108,11 +146,11 @@ def create_metrics(registry: CollectorRegistry | None = None, *, process: bool =
             ("digit",),
             registry=reg,
         ),
-        confidence=Histogram(
+        confidence=BulkHistogram(
             "mnist_prediction_confidence",
             "Probability of the predicted digit (a surge of low values means unusual inputs).",
-            buckets=CONFIDENCE_BUCKETS,
-            registry=reg,
+            CONFIDENCE_BUCKETS,
+            reg,
         ),
         model_info=Info(
             "mnist_model", "The model being served: version, runtime, load time.", registry=reg

@@ -28,6 +28,7 @@ from mnist_serving.errors import (
 from mnist_serving.model_store import VersionSpec, parse_version
 from mnist_serving.openapi import CLASSIFY_BODY, DOCS_HTML, PREDICT_BODY
 from mnist_serving.settings import MODEL_NAME
+from mnist_serving.static import DEMO_HTML
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -186,6 +187,15 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
             return _json({"ready": False, "reason": reason}, 503)
         versions = [v.version for v in core.store.versions]
         return _json({"ready": True, "model": MODEL_NAME, "versions": versions})
+
+    @app.get("/v1/stats", tags=["operations"])
+    async def stats() -> Response:
+        """Requests/s and p50/p99 latency of predict and classify calls over the last minute."""
+        return _json(core.recent.summary())
+
+    @app.get("/", include_in_schema=False)
+    async def demo_page() -> Response:
+        return Response(DEMO_HTML, media_type="text/html")
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:

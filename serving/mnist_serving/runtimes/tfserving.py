@@ -75,6 +75,8 @@ class TFServingRuntime:
             # Reconnect quickly after a replica restarts (gRPC's default backoff reaches 120 s).
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
+            # A dns:/// target naming a headless Service balances per call over every pod.
+            ("grpc.lb_policy_name", "round_robin"),
         ]
         self.model_name = model_name
         self.timeout_s = timeout_s
