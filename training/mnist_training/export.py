@@ -5,6 +5,7 @@ A version folder holds::
     saved_model.pb, variables/          the SavedModel: signatures serving_default, predict_images
     assets.extra/tf_serving_warmup_requests   PredictionLog records TF Serving replays at load
     model.tflite                        the same model for LiteRT (and --prefer_tflite_model)
+    model.keras                         the Keras model, for Keras users
     model_card.json, *.png              what was trained, how well, and pictures of it
 """
 
@@ -25,6 +26,7 @@ SERVING_DEFAULT = "serving_default"
 PREDICT_IMAGES = "predict_images"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 TFLITE_FILE = "model.tflite"
+KERAS_FILE = "model.keras"
 # LiteRT and TensorFlow use different kernels; beyond this they are not the same model.
 PARITY_TOLERANCE = 1e-4
 

@@ -90,6 +90,7 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
     with versions.staging_dir(base) as staged:
         say("export: SavedModel, LiteRT flatbuffer, warm-up requests, model card, plots")
         export.write_saved_model(model, staged)
+        model.save(staged / export.KERAS_FILE)  # for Keras users and the peer benchmarks
         probs = export.saved_model_predict(staged, x_test)
         evaluation = report.Evaluation.from_probabilities(probs, data.y_test)
         export.write_tflite(staged, staged / export.TFLITE_FILE)

@@ -1,0 +1,286 @@
+"""Side by side on this machine: our gateway, a naive FastAPI baseline, KServe and MLServer.
+
+    python benchmarks/peers_benchmark.py --model-dir models --seconds 6 \\
+        > docs/peers-benchmark.md       # also writes docs/peers.png
+
+Each peer gets its own virtual environment under ``benchmarks/.venvs/`` (made on first use)
+and loads the same trained model the way its users would: the Keras file (``model.keras``)
+for the naive app, KServe and MLServer; the LiteRT flatbuffer for our gateway. All servers run
+at once, one process each, on loopback; each scenario visits them in turn (and the order
+rotates), so drift on this shared machine hits all alike. Same payloads: TF Serving's
+``{"instances": ...}`` JSON for ours, the naive app and KServe (its V1 protocol), the
+equivalent V2 JSON for MLServer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from loadgen import run_load
+from rest_benchmark import raw_ceiling
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS_DIR = Path(__file__).parent / "peers"
+VENVS = Path(__file__).parent / ".venvs"
+TF = "tensorflow==2.21.0"
+
+
+@dataclass
+class Peer:
+    name: str
+    packages: list[str]
+    ready_path: str
+    predict_path: str
+    protocol: str  # "v1" (instances) or "v2" (MLServer's inputs)
+    process: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    ready_s: float = 0.0
+    log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
+
+
+PEERS = [
+    Peer("ours", [], "/readyz", "/v1/models/mnist:predict", "v1"),
+    Peer("naive FastAPI", [TF, "fastapi", "uvicorn"], "/ready", "/predict", "v1"),
+    Peer("KServe", [TF, "kserve"], "/v1/models/mnist", "/v1/models/mnist:predict", "v1"),
+    Peer("MLServer", [TF, "mlserver"], "/v2/models/mnist/ready", "/v2/models/mnist/infer", "v2"),
+]
+
+
+def venv_python(peer: Peer) -> Path:
+    if peer.name == "ours":
+        return Path(sys.executable)
+    env = VENVS / re.sub(r"\W+", "-", peer.name.lower())
+    python = env / "bin" / "python"
+    marker = env / ".installed"
+    if not marker.exists():
+        print(f"# installing {peer.name}: {' '.join(peer.packages)}", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True, clear=True).create(env)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *peer.packages], check=True)
+        marker.write_text("ok")
+    return python
+
+
+def versions(python: Path, names: list[str]) -> str:
+    freeze = subprocess.run(
+        [str(python), "-m", "pip", "freeze"], capture_output=True, text=True
+    ).stdout
+    wanted = {n.split("==")[0].lower() for n in names}
+    return ", ".join(line for line in freeze.splitlines() if line.split("==")[0].lower() in wanted)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(peer: Peer, version_dir: Path, model_dir: Path) -> None:
+    python = venv_python(peer)
+    port = free_port()
+    env = {**os.environ, "MODEL": str(version_dir / "model.keras"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if peer.name == "ours":
+        cmd = [str(python), "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
+               "127.0.0.1", "--rest-port", str(port), "--grpc-port", "-1", "--log-level", "warning"]  # fmt: skip
+    elif peer.name == "naive FastAPI":
+        cmd = [str(python), "-m", "uvicorn", "naive_app:app", "--app-dir", str(PEERS_DIR),
+               "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    elif peer.name == "KServe":
+        cmd = [str(python), str(PEERS_DIR / "kserve_app.py"), "--http_port", str(port)]
+    else:
+        env.update({"MLSERVER_HTTP_PORT": str(port), "MLSERVER_GRPC_PORT": str(free_port()),
+                    "MLSERVER_METRICS_PORT": str(free_port()), "MLSERVER_LOAD_MODELS_AT_STARTUP": "true"})  # fmt: skip
+        cmd = [str(python.parent / "mlserver"), "start", str(PEERS_DIR / "mlserver")]
+    peer.url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    with peer.log.open("wb") as out:
+        peer.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    while time.perf_counter() - started < 180:
+        if peer.process.poll() is not None:
+            raise SystemExit(f"{peer.name} exited:\n{peer.log.read_text()[-3000:]}")
+        try:
+            if httpx.get(peer.url + peer.ready_path, timeout=1).status_code == 200:
+                peer.ready_s = time.perf_counter() - started
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{peer.name} not ready after 180 s:\n{peer.log.read_text()[-3000:]}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak RSS of a process and its children (MLServer and uvicorn fork workers)."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            continue
+    return total / 1024
+
+
+def body(peer: Peer, images: np.ndarray) -> bytes:
+    x = (images.astype(np.float32) / 255.0)[..., None]
+    if peer.protocol == "v1":
+        return json.dumps({"instances": x.tolist()}).encode()
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [len(x), 784],
+                    "datatype": "FP32",
+                    "data": x.reshape(-1).tolist(),
+                }
+            ]
+        }
+    ).encode()
+
+
+def check_answers(peer: Peer, images: np.ndarray, labels: np.ndarray) -> float:
+    r = httpx.post(peer.url + peer.predict_path, content=body(peer, images),
+                   headers={"Content-Type": "application/json"}, timeout=60)  # fmt: skip
+    r.raise_for_status()
+    doc = r.json()
+    probs = np.array(
+        doc["predictions"] if peer.protocol == "v1" else doc["outputs"][0]["data"]
+    ).reshape(-1, 10)
+    return float((probs.argmax(1) == labels).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist.npz")
+    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "peers.png")
+    args = parser.parse_args()
+    version_dir = max(
+        (p for p in (args.model_dir / "mnist").iterdir() if p.name.isdigit()),
+        key=lambda p: int(p.name),
+    )
+    with np.load(args.data) as d:
+        digits, labels = d["x_test"][:256], d["y_test"][:256]
+    rows: list[dict] = []
+    try:
+        for peer in PEERS:
+            start(peer, version_dir, args.model_dir)
+        accuracy = {p.name: check_answers(p, digits, labels) for p in PEERS}
+        ceiling = raw_ceiling(args.model_dir, args.seconds / 2)
+        scenarios = [(1, c) for c in (1, 8, 32, 64)] + [(256, 2)]
+        for turn, (n, c) in enumerate(scenarios):
+            order = PEERS[turn % len(PEERS) :] + PEERS[: turn % len(PEERS)]
+            for peer in order:
+                payload = body(peer, digits[:n])
+                asyncio.run(
+                    run_load(
+                        peer.url + peer.predict_path, payload, "application/json", min(c, 4), 1
+                    )
+                )
+                res = asyncio.run(
+                    run_load(
+                        peer.url + peer.predict_path, payload, "application/json", c, args.seconds
+                    )
+                )
+                rows.append({"server": peer.name, "images": n, **res.summary(n)})
+        memory = {p.name: peak_rss_mb(p.process.pid) for p in PEERS if p.process}
+        installed = {
+            p.name: versions(venv_python(p), [*p.packages, "mnist-serving", "ai-edge-litert"])
+            for p in PEERS
+        }
+    finally:
+        for peer in PEERS:
+            if peer.process and peer.process.poll() is None:
+                peer.process.terminate()
+                try:
+                    peer.process.wait(15)
+                except subprocess.TimeoutExpired:
+                    peer.process.kill()
+    report(rows, memory, accuracy, ceiling, installed, args)
+
+
+def report(rows, memory, accuracy, ceiling, installed, args) -> None:
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+          f"{args.seconds:.0f} s per point; load generator on the same machine\n")  # fmt: skip
+    print("| server | versions | ready after | peak RSS | accuracy on 256 test digits |")
+    print("|---|---|---:|---:|---:|")
+    for peer in PEERS:
+        print(
+            f"| {peer.name} | {installed[peer.name]} | {peer.ready_s:.1f} s | {memory[peer.name]:.0f} MB | {accuracy[peer.name]:.3f} |"
+        )
+    print(
+        f"\nraw LiteRT ceiling (same run): {ceiling['batch_256_images_per_s']:,.0f} images/s in batches of 256\n"
+    )
+    print(
+        "| images/request | concurrency | server | req/s | images/s | p50 ms | p95 ms | p99 ms | errors | req/s vs ours |"
+    )
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    ours = {(r["images"], r["concurrency"]): r for r in rows if r["server"] == "ours"}
+    for r in sorted(rows, key=lambda r: (r["images"], r["concurrency"], r["server"] != "ours")):
+        base = ours[(r["images"], r["concurrency"])]["rps"] or float("nan")
+        print(f"| {r['images']} | {r['concurrency']} | {r['server']} | {r['rps']:,} | {r['images_per_s']:,} | "
+              f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['rps'] / base:.2f}× |")  # fmt: skip
+    plot(rows, args.plot)
+    print(
+        "\n```json\n"
+        + json.dumps({"rows": rows, "memory_mb": memory, "ceiling": ceiling}, indent=1)
+        + "\n```"
+    )
+
+
+def plot(rows, target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (thr, lat) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for peer in PEERS:
+        single = sorted(
+            (r for r in rows if r["server"] == peer.name and r["images"] == 1),
+            key=lambda r: r["concurrency"],
+        )
+        cs = [r["concurrency"] for r in single]
+        thr.plot(cs, [r["rps"] for r in single], marker="o", label=peer.name)
+        lat.plot(cs, [r["p99_ms"] for r in single], marker="o", label=peer.name)
+    for ax, title, unit in (
+        (thr, "Throughput, single-image requests", "requests/s"),
+        (lat, "p99 latency", "ms"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent connections")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    lat.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
