@@ -180,3 +180,24 @@ def test_trainer_skips_when_a_version_exists(tmp_path) -> None:
         "sh", str(script), env={"MNIST_MODEL_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     )
     assert result.returncode == 0 and "already has version(s) 3" in result.stdout
+
+
+def test_tfserving_config_has_policy_labels_batching_and_monitoring() -> None:
+    models = (DEPLOY / "tfserving" / "models.config").read_text()
+    assert 'name: "mnist"' in models and "latest { num_versions: 2 }" in models
+    assert 'version_labels { key: "stable"' in models and 'version_labels { key: "canary"' in models
+    batching = (DEPLOY / "tfserving" / "batching.config").read_text()
+    for key in (
+        "max_batch_size",
+        "batch_timeout_micros",
+        "max_enqueued_batches",
+        "num_batch_threads",
+    ):
+        assert key in batching
+    assert (
+        'path: "/monitoring/prometheus/metrics"'
+        in (DEPLOY / "tfserving" / "monitoring.config").read_text()
+    )
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "--allow_version_labels_for_unavailable_models=true" in compose
+    assert re.search(r"tensorflow/serving:\d+\.\d+\.\d+", compose), "pin the TF Serving image"
