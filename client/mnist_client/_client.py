@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from mnist_client import _grpc, _rest
 from mnist_client._codec import ImageInput, Item, Prediction, to_items
@@ -41,6 +41,8 @@ class BaseClient:
         api_key: str | None = None,
         model: str = "mnist",
         rng: random.Random | None = None,
+        http_transport: Any = None,
+        grpc_channel: Any = None,
     ) -> None:
         """
         Args:
@@ -52,6 +54,8 @@ class BaseClient:
                 ``max_backoff``; a server's ``Retry-After`` is honoured when longer.
             chunk_size: most images per request; larger inputs are split and joined back.
             api_key: sent as ``Authorization: Bearer`` (REST) or gRPC metadata.
+            http_transport, grpc_channel: replace the network layer (an httpx transport, a
+                gRPC channel): tests, proxies, TLS channels.
         """
         self.config = ClientConfig.create(
             url,
@@ -67,15 +71,24 @@ class BaseClient:
         )
         self._protocol: Any = _grpc if self.config.transport == "grpc" else _rest
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        override = grpc_channel if self.config.transport == "grpc" else http_transport
+        self._transport: Any = self._transports[self.config.transport](self.config, override)
 
-    def _chunks(self, inputs: ImageInput | Sequence[ImageInput]) -> list[list[Item]]:
-        items = to_items(inputs)
-        size = self.config.chunk_size
-        return [items[i : i + size] for i in range(0, len(items), size)]
+    # Transport classes per protocol; the subclasses name their sync or async ones.
+    _transports: ClassVar[dict[str, Any]] = {}
 
-    def _check_top_k(self, top_k: int) -> None:
+    def _calls(self, inputs: ImageInput | Sequence[ImageInput], top_k: int) -> list[Any]:
+        """Validated, encoded requests, one per chunk of ``chunk_size`` images."""
         if not 0 <= top_k <= 10:
             raise InvalidInput(f"top_k must be 0-10, got {top_k}")
+        items = to_items(inputs)
+        size = self.config.chunk_size
+        chunks: list[list[Item]] = [items[i : i + size] for i in range(0, len(items), size)]
+        return [self._protocol.build(chunk, top_k, self.config) for chunk in chunks]
+
+    def _parse(self, answer: Any, top_k: int) -> list[Prediction]:
+        predictions: list[Prediction] = self._protocol.parse(answer, top_k, self.config)
+        return predictions
 
     def retry_delay(self, attempt: int, error: MnistError) -> float | None:
         """Seconds to wait before retry number ``attempt`` (0-based), or None: give up.
@@ -96,22 +109,10 @@ class BaseClient:
 class MnistClient(BaseClient):
     """Blocking client. Reuses one connection pool (REST) or channel (gRPC)."""
 
-    def __init__(
-        self,
-        url: str = "http://127.0.0.1:8080",
-        *,
-        http_transport: Any = None,
-        grpc_channel: Any = None,
-        **options: Any,
-    ) -> None:
-        """Options as :class:`BaseClient`; ``http_transport`` (an httpx transport) or
-        ``grpc_channel`` replace the network layer (tests, proxies, TLS channels)."""
-        super().__init__(url, **options)
-        self._transport: Any = (
-            _grpc.GrpcTransport(self.config, grpc_channel)
-            if self.config.transport == "grpc"
-            else _rest.RestTransport(self.config, http_transport)
-        )
+    _transports: ClassVar[dict[str, Any]] = {
+        "rest": _rest.RestTransport,
+        "grpc": _grpc.GrpcTransport,
+    }
 
     def classify(
         self, inputs: ImageInput | Sequence[ImageInput], *, top_k: int = 0
@@ -121,20 +122,13 @@ class MnistClient(BaseClient):
         ``inputs``: a numpy array (28×28, N×28×28, N×784, N×28×28×1; uint8 0-255 or float
         0-1), a PIL image, PNG/JPEG bytes, a file path, or a list of any of these.
         """
-        self._check_top_k(top_k)
-        results: list[Prediction] = []
-        for chunk in self._chunks(inputs):
-            call = self._protocol.build(chunk, top_k, self.config)
-            results.extend(self._with_retries(call, top_k))
-        return results
+        return [p for call in self._calls(inputs, top_k) for p in self._with_retries(call, top_k)]
 
     def _with_retries(self, call: Any, top_k: int) -> list[Prediction]:
         attempt = 0
         while True:
             try:
-                answer = self._transport.send(call)
-                predictions: list[Prediction] = self._protocol.parse(answer, top_k, self.config)
-                return predictions
+                return self._parse(self._transport.send(call), top_k)
             except MnistError as error:
                 delay = self.retry_delay(attempt, error)
                 if delay is None:
@@ -161,31 +155,17 @@ class MnistClient(BaseClient):
 class AsyncMnistClient(BaseClient):
     """asyncio client with the same methods as :class:`MnistClient`, awaited."""
 
-    def __init__(
-        self,
-        url: str = "http://127.0.0.1:8080",
-        *,
-        http_transport: Any = None,
-        grpc_channel: Any = None,
-        **options: Any,
-    ) -> None:
-        """Options as :class:`BaseClient`; ``http_transport`` (an httpx transport) or
-        ``grpc_channel`` replace the network layer (tests, proxies, TLS channels)."""
-        super().__init__(url, **options)
-        self._transport: Any = (
-            _grpc.AsyncGrpcTransport(self.config, grpc_channel)
-            if self.config.transport == "grpc"
-            else _rest.AsyncRestTransport(self.config, http_transport)
-        )
+    _transports: ClassVar[dict[str, Any]] = {
+        "rest": _rest.AsyncRestTransport,
+        "grpc": _grpc.AsyncGrpcTransport,
+    }
 
     async def classify(
         self, inputs: ImageInput | Sequence[ImageInput], *, top_k: int = 0
     ) -> list[Prediction]:
         """One :class:`Prediction` per image, in order (see :meth:`MnistClient.classify`)."""
-        self._check_top_k(top_k)
         results: list[Prediction] = []
-        for chunk in self._chunks(inputs):
-            call = self._protocol.build(chunk, top_k, self.config)
+        for call in self._calls(inputs, top_k):
             results.extend(await self._with_retries(call, top_k))
         return results
 
@@ -193,9 +173,7 @@ class AsyncMnistClient(BaseClient):
         attempt = 0
         while True:
             try:
-                answer = await self._transport.send(call)
-                predictions: list[Prediction] = self._protocol.parse(answer, top_k, self.config)
-                return predictions
+                return self._parse(await self._transport.send(call), top_k)
             except MnistError as error:
                 delay = self.retry_delay(attempt, error)
                 if delay is None:

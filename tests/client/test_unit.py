@@ -44,6 +44,7 @@ def test_public_api_is_what_we_mean_it_to_be() -> None:
         "preprocess",
         "tensors",
         "cli",
+        "loadtest",
         "annotations",
     }
 

@@ -29,6 +29,7 @@ from locust import FastHttpUser, LoadTestShape, User, between, events, task
 from mnist_client import MnistClient, MnistError
 from mnist_client import _rest as rest_protocol
 from mnist_client._codec import to_items
+from mnist_client._config import Api
 
 # grpcio and gevent must agree on who waits, or the first gRPC call blocks every greenlet.
 grpc_gevent.init_gevent()
@@ -47,7 +48,7 @@ def _digits() -> np.ndarray:
 DIGITS = _digits()
 BATCH = int(os.environ.get("MNIST_LOADTEST_BATCH", "32"))
 TARGET = os.environ.get("MNIST_LOADTEST_TARGET", "gateway")
-API = "tfserving" if TARGET == "tfserving" else "digits"
+API: Api = "tfserving" if TARGET == "tfserving" else "digits"
 
 
 def _pick(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -59,7 +60,7 @@ class RestUser(FastHttpUser):
     """REST: the SDK builds each request (same bytes as ``MnistClient``); Locust sends it."""
 
     wait_time = between(0, 0.01)
-    api = API
+    api: Api = API
     rest_url: str | None = None  # None: Locust's --host
 
     def on_start(self) -> None:
@@ -95,7 +96,7 @@ class GrpcUser(User):
 
     abstract = True
     wait_time = between(0, 0.01)
-    api: ClassVar[str] = API
+    api: ClassVar[Api] = API
     grpc_target: ClassVar[str | None] = None
 
     def on_start(self) -> None:
