@@ -2,7 +2,8 @@
 """Set-up and the two everyday jobs, on a machine with nothing but Python 3.10+.
 
     python3 dev.py serve   # venv + install, train a model if there is none, start the gateway
-    python3 dev.py test    # venv + install, then format/lint/type checks, proto drift, tests
+    python3 dev.py test    # system tools the tests drive (apt, as root), venv + install, then
+                           # format/lint/type checks, proto drift, tests
 
 Everything goes into ./.venv (made on first use, refreshed when pyproject.toml changes).
 Standard library only: this script runs before anything is installed.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -58,7 +60,34 @@ def serve(args: list[str]) -> None:
     run(BIN / "mnist-serve", "--model-dir", model_dir, *args)
 
 
+# Tools the tests drive, and the Debian packages that bring them.
+SYSTEM_TOOLS = {
+    "chromium": "chromium",
+    "promtool": "prometheus",
+    "docker-compose": "docker-compose",
+    "kubectl": "kubernetes-client",
+}
+
+
+def ensure_system_tools() -> None:
+    """Install the browser, Prometheus, docker-compose and kubectl the tests use (Debian, root)."""
+    missing = sorted({pkg for tool, pkg in SYSTEM_TOOLS.items() if shutil.which(tool) is None})
+    if not missing:
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        run("apt-get", "update", "-qq", **env)
+        run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, **env)
+    else:
+        print(
+            f"warning: the browser and deployment tests need {', '.join(missing)}; install them "
+            f"(Debian: sudo apt-get install --no-install-recommends {' '.join(missing)})",
+            flush=True,
+        )
+
+
 def test(args: list[str]) -> None:
+    ensure_system_tools()
     ensure_venv()
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "ruff", "check", ".")
