@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         else:
-            metavar = "JSON" if name == "version_labels" else None
+            metavar = "JSON" if name in ("version_labels", "api_keys") else None
             parser.add_argument(
                 flag, default=None, help=f"{help_text} (default: {field.default})", metavar=metavar
             )
@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
-    if "version_labels" in overrides:
-        overrides["version_labels"] = json.loads(overrides["version_labels"])
+    for name in ("version_labels", "api_keys"):
+        if name in overrides:
+            overrides[name] = json.loads(overrides[name])
     return Settings(**overrides)
 
 

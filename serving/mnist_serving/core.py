@@ -25,10 +25,18 @@ from mnist_client.preprocess import (
     to_mnist_frame,
 )
 from mnist_serving.batching import Ticket
-from mnist_serving.errors import BackendUnavailable, InvalidInput, Overloaded, ServingError
+from mnist_serving.errors import (
+    BackendUnavailable,
+    InvalidInput,
+    Overloaded,
+    RateLimited,
+    ServingError,
+    Unauthenticated,
+)
 from mnist_serving.metrics import Metrics
 from mnist_serving.model_store import ModelStore, ServedVersion, VersionSpec
-from mnist_serving.settings import MODEL_NAME, Settings
+from mnist_serving.security import AccessControl, KeyFileError, load_keys
+from mnist_serving.settings import MODEL_NAME, Settings, SettingsError
 from mnist_serving.window import RecentTraffic
 
 SERVING_DEFAULT = "serving_default"
@@ -40,6 +48,11 @@ SIGNATURES: dict[str, tuple[tuple[int, ...], str]] = {
 }
 INPUT_NAME = "images"
 INFERENCE_ROUTES = frozenset({"predict", "classify"})
+REFUSAL_REASONS: dict[type[ServingError], str] = {
+    Overloaded: "queue_full",
+    RateLimited: "rate_limited",
+    Unauthenticated: "unauthenticated",
+}
 
 
 @dataclass(frozen=True)
@@ -90,24 +103,34 @@ class InferenceCore:
         self.store = store
         self.limits = ImageLimits(settings.max_image_side, settings.max_image_pixels)
         self.recent = RecentTraffic()
+        try:
+            keys = load_keys(settings.api_keys_file, settings.api_keys)
+        except KeyFileError as exc:
+            raise SettingsError(str(exc)) from None
+        self.access = AccessControl(keys, settings.rate_limit_per_second, settings.rate_limit_burst)
 
     @property
     def ready(self) -> bool:
         return self.store.ready
 
     @contextlib.asynccontextmanager
-    async def request(self, protocol: str, route: str) -> AsyncIterator[RequestTracker]:
-        """Count one request: in flight while inside, then total and latency by outcome code."""
+    async def request(
+        self, protocol: str, route: str, credential: str | None = None
+    ) -> AsyncIterator[RequestTracker]:
+        """Check the caller's key and rate, then count the request: in flight while inside,
+        then total and latency by outcome code."""
         tracker = RequestTracker()
         in_flight = self.metrics.in_flight.labels(protocol, route)
         in_flight.inc()
         started = time.perf_counter()
         try:
+            self.access.admit(self.access.authenticate(credential))
             yield tracker
         except ServingError as exc:
             tracker.code = exc.code
-            if isinstance(exc, Overloaded):
-                self.metrics.refused.labels(protocol, "queue_full").inc()
+            reason = REFUSAL_REASONS.get(type(exc))
+            if reason:
+                self.metrics.refused.labels(protocol, reason).inc()
             raise
         except asyncio.CancelledError:
             tracker.code = "CANCELLED"

@@ -28,6 +28,7 @@ from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
 from mnist_serving.core import SIGNATURES, DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import DeadlineExceeded, InvalidInput, NotFound, ServingError
 from mnist_serving.model_store import VersionSpec
+from mnist_serving.security import bearer_or_api_key
 from mnist_serving.settings import MODEL_NAME, Settings
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,10 @@ class GrpcGateway:
         context: grpc.aio.ServicerContext[Any, Any],
         work: Callable[[RequestTracker], Awaitable[T]],
     ) -> T:
+        metadata = dict(context.invocation_metadata() or ())
+        credential = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
         try:
-            async with self.core.request("grpc", route) as tracker:
+            async with self.core.request("grpc", route, credential) as tracker:
                 remaining = context.time_remaining()
                 if remaining is None:
                     return await work(tracker)

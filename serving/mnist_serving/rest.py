@@ -23,10 +23,12 @@ from mnist_serving.errors import (
     NotFound,
     PayloadTooLarge,
     ServingError,
+    Unauthenticated,
     UnsupportedMediaType,
 )
 from mnist_serving.model_store import VersionSpec, parse_version
 from mnist_serving.openapi import CLASSIFY_BODY, DOCS_HTML, PREDICT_BODY
+from mnist_serving.security import bearer_or_api_key
 from mnist_serving.settings import MODEL_NAME
 from mnist_serving.static import DEMO_HTML
 
@@ -39,9 +41,16 @@ def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     return Response(codec.dumps(doc), status_code=status, media_type=JSON, headers=headers)
 
 
+def _credential(request: Request) -> str | None:
+    headers = request.headers
+    return bearer_or_api_key(headers.get("authorization"), headers.get("x-api-key"))
+
+
 def _error_response(exc: Exception) -> Response:
     if isinstance(exc, ServingError):
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
+        if isinstance(exc, Unauthenticated):
+            headers = {"WWW-Authenticate": "Bearer"}
         return _json({"error": exc.message}, exc.http_status, headers)
     log.error("unhandled error", exc_info=exc)
     return _json({"error": "internal error"}, 500)
@@ -92,10 +101,10 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
     limit = core.settings.max_body_bytes
 
     async def tracked(
-        route: str, work: Callable[[RequestTracker], Awaitable[Response]]
+        request: Request, route: str, work: Callable[[RequestTracker], Awaitable[Response]]
     ) -> Response:
         try:
-            async with core.request("rest", route) as tracker:
+            async with core.request("rest", route, _credential(request)) as tracker:
                 return await work(tracker)
         except Exception as exc:  # noqa: BLE001 - mapped once, below
             return _error_response(exc)
@@ -108,7 +117,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
             _check_model(request, spec)
             return _json(codec.render_status(core.status(spec)))
 
-        return await tracked("status", work)
+        return await tracked(request, "status", work)
 
     async def metadata(request: Request) -> Response:
         async def work(tracker: RequestTracker) -> Response:
@@ -116,7 +125,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
             _check_model(request, spec)
             return _json(codec.render_metadata(core.metadata(spec)))
 
-        return await tracked("metadata", work)
+        return await tracked(request, "metadata", work)
 
     async def predict(request: Request) -> Response:
         async def work(tracker: RequestTracker) -> Response:
@@ -128,7 +137,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
             result = await core.predict(signature, inputs, spec, tracker)
             return _json(codec.render_predict(result, rows))
 
-        return await tracked("predict", work)
+        return await tracked(request, "predict", work)
 
     base = "/v1/models/{model}"
     for prefix in (base, base + "/versions/{version}", base + "/labels/{label}"):
@@ -170,18 +179,32 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
             result = await core.classify(images, spec, tracker)
             return _json(codec.render_classify(result, top_k, preprocessed))
 
-        return await tracked("classify", work)
+        return await tracked(request, "classify", work)
 
     # -- operations ---------------------------------------------------------------------
 
+    open_routes = set(core.settings.open_routes)
+
+    def refused(request: Request, route: str) -> Response | None:
+        """With API keys on, operational routes not listed as open need a key too."""
+        if route in open_routes or not core.access.enabled:
+            return None
+        try:
+            core.access.authenticate(_credential(request))
+        except ServingError as exc:
+            return _error_response(exc)
+        return None
+
     @app.get("/healthz", tags=["operations"])
-    async def healthz() -> Response:
+    async def healthz(request: Request) -> Response:
         """Liveness: the process answers."""
-        return _json({"status": "alive"})
+        return refused(request, "healthz") or _json({"status": "alive"})
 
     @app.get("/readyz", tags=["operations"])
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         """Readiness: the model is loaded and warmed up."""
+        if denied := refused(request, "readyz"):
+            return denied
         if not core.ready:
             reason = "model is loading" if not core.store.versions else "backend unavailable"
             return _json({"ready": False, "reason": reason}, 503)
@@ -189,22 +212,24 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
         return _json({"ready": True, "model": MODEL_NAME, "versions": versions})
 
     @app.get("/v1/stats", tags=["operations"])
-    async def stats() -> Response:
+    async def stats(request: Request) -> Response:
         """Requests/s and p50/p99 latency of predict and classify calls over the last minute."""
-        return _json(core.recent.summary())
+        return refused(request, "stats") or _json(core.recent.summary())
 
     @app.get("/", include_in_schema=False)
-    async def demo_page() -> Response:
-        return Response(DEMO_HTML, media_type="text/html")
+    async def demo_page(request: Request) -> Response:
+        return refused(request, "demo") or Response(DEMO_HTML, media_type="text/html")
 
     @app.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         """Prometheus metrics (text format)."""
+        if denied := refused(request, "metrics"):
+            return denied
         return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/docs", include_in_schema=False)
-    async def docs() -> Response:
-        return Response(DOCS_HTML, media_type="text/html")
+    async def docs(request: Request) -> Response:
+        return refused(request, "docs") or Response(DOCS_HTML, media_type="text/html")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MODEL_NAME = "mnist"
+OPERATIONAL_ROUTES = ("healthz", "readyz", "metrics", "docs", "demo", "stats")
 
 
 class SettingsError(ValueError):
@@ -70,9 +71,36 @@ class Settings(BaseSettings):
     """Largest width × height of an uploaded PNG/JPEG, checked before decoding."""
     version_labels: dict[str, int] = Field(default_factory=dict)
     """Version labels, e.g. ``{"stable": 3}`` (env: ``MNIST_VERSION_LABELS='{"stable": 3}'``)."""
+    api_keys_file: Path | None = None
+    """File of ``name:key`` lines; with any key configured, the APIs need one."""
+    api_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    """API keys as JSON ``{"name": "key"}`` (env ``MNIST_API_KEYS``); never logged."""
+    rate_limit_per_second: float = Field(0.0, ge=0)
+    """Requests per second allowed per key (0: no limit); beyond it 429 / RESOURCE_EXHAUSTED."""
+    rate_limit_burst: int = Field(20, ge=1)
+    """Requests a key may send at once before the per-second rate applies."""
+    open_routes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["healthz", "readyz", "metrics", "docs", "demo", "stats"]
+    )
+    """Operational routes that need no key when keys are on (healthz, readyz, metrics, docs, demo, stats)."""
     warmup: bool = True
     """Replay the version's warm-up records before reporting ready."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("open_routes", mode="before")
+    @classmethod
+    def _split_routes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [r.strip() for r in value.split(",") if r.strip()]
+        return value
+
+    @field_validator("open_routes")
+    @classmethod
+    def _known_routes(cls, routes: list[str]) -> list[str]:
+        unknown = sorted(set(routes) - set(OPERATIONAL_ROUTES))
+        if unknown:
+            raise ValueError(f"unknown route(s) {unknown}; choose from {list(OPERATIONAL_ROUTES)}")
+        return routes
 
     @field_validator("tfserving_targets", mode="before")
     @classmethod

@@ -1,0 +1,122 @@
+"""API keys and per-key rate limits, on REST (in-process) and gRPC (a real server)."""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+from mnist_client.protos import digits_pb2, digits_pb2_grpc
+from mnist_serving.app import build_app
+from mnist_serving.errors import RateLimited, Unauthenticated
+from mnist_serving.security import AccessControl, KeyFileError, bearer_or_api_key, load_keys
+from mnist_serving.settings import Settings, SettingsError
+from tests.serving.conftest import start_server, stop_server
+
+ALICE = "alice-key-0123456789abcdef"
+BOB = "bob-key-0123456789abcdef00"
+
+
+def test_keys_from_file_and_env(tmp_path) -> None:
+    path = tmp_path / "keys"
+    path.write_text(f"# team keys\nalice:{ALICE}\n\nbob: {BOB}\n")
+    assert load_keys(path, {"ci": "ci-key-0123456789abcdef"}) == {
+        "alice": ALICE,
+        "bob": BOB,
+        "ci": "ci-key-0123456789abcdef",
+    }
+    path.write_text("alice:short\n")
+    with pytest.raises(KeyFileError, match=r"keys:1: expected 'name:key'"):
+        load_keys(path, {})
+    with pytest.raises(KeyFileError, match="cannot read"):
+        load_keys(tmp_path / "missing", {})
+    with pytest.raises(KeyFileError, match="share the same key"):
+        load_keys(None, {"a": ALICE, "b": ALICE})
+
+
+def test_authentication_and_token_buckets() -> None:
+    access = AccessControl({"alice": ALICE}, rate_per_second=2, burst=3)
+    assert access.authenticate(ALICE) == "alice"
+    with pytest.raises(Unauthenticated, match="missing API key"):
+        access.authenticate(None)
+    with pytest.raises(Unauthenticated, match=r"^invalid API key$"):
+        access.authenticate(ALICE + "x")
+    for _ in range(3):
+        access.admit("alice", now=100.0)
+    with pytest.raises(RateLimited) as info:
+        access.admit("alice", now=100.0)
+    assert info.value.retry_after == 1
+    access.admit("alice", now=100.6)  # 0.6 s × 2/s = 1.2 tokens back
+    assert AccessControl({}, 0, 1).authenticate(None) == "anonymous"
+    assert bearer_or_api_key("Bearer abc", None) == "abc"
+    assert bearer_or_api_key(None, " xyz ") == "xyz"
+    assert bearer_or_api_key("Basic abc", None) is None
+
+
+def test_a_bad_key_file_stops_the_server_with_a_message(model_dir, tmp_path) -> None:
+    with pytest.raises(SettingsError, match="cannot read API keys"):
+        build_app(Settings(model_dir=model_dir, api_keys_file=tmp_path / "nope"))
+
+
+async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> None:
+    settings = Settings(model_dir=model_dir, api_keys={"alice": ALICE, "bob": BOB},
+                        rate_limit_per_second=0.5, rate_limit_burst=2, open_routes=["healthz"])  # fmt: skip
+    app = build_app(settings)
+    body = digits["x_test"][:1].tobytes()
+    octet = {"Content-Type": "application/octet-stream"}
+    transport = httpx.ASGITransport(app=app)
+    client = httpx.AsyncClient(transport=transport, base_url="http://t")
+    async with app.router.lifespan_context(app), client as c:
+        missing = await c.post("/v1/digits:classify", content=body, headers=octet)
+        assert missing.status_code == 401 and missing.json() == {
+            "error": "missing API key (send Authorization: Bearer <key>)"
+        }
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = await c.post(
+            "/v1/digits:classify", content=body, headers={**octet, "X-API-Key": "nope"}
+        )
+        assert wrong.status_code == 401 and wrong.json() == {"error": "invalid API key"}
+        for _ in range(2):
+            ok = await c.post(
+                "/v1/digits:classify",
+                content=body,
+                headers={**octet, "Authorization": f"Bearer {ALICE}"},
+            )
+            assert ok.status_code == 200
+        limited = await c.post(
+            "/v1/digits:classify",
+            content=body,
+            headers={**octet, "Authorization": f"Bearer {ALICE}"},
+        )
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+        other = await c.post("/v1/models/mnist:predict", json={"instances": np.zeros((1, 28, 28, 1)).tolist()},
+                             headers={"X-API-Key": BOB})  # fmt: skip
+        assert other.status_code == 200  # each key has its own bucket
+        assert (await c.get("/healthz")).status_code == 200  # open
+        assert (await c.get("/readyz")).status_code == 401  # not listed as open
+        assert (await c.get("/readyz", headers={"X-API-Key": BOB})).status_code == 200
+        metrics = (await c.get("/metrics", headers={"X-API-Key": BOB})).text
+    assert 'mnist_requests_refused_total{protocol="rest",reason="rate_limited"} 1.0' in metrics
+    assert 'mnist_requests_refused_total{protocol="rest",reason="unauthenticated"} 2.0' in metrics
+    assert ALICE not in metrics and BOB not in metrics
+
+
+def test_grpc_requires_a_key_in_metadata(model_dir, digits) -> None:
+    server = start_server(model_dir, env={"MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}'})
+    try:
+        with grpc.insecure_channel(server.grpc) as channel:
+            stub = digits_pb2_grpc.DigitClassifierStub(channel)
+            request = digits_pb2.ClassifyRequest()
+            request.images.add(raw=digits["x_test"][0].tobytes())
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Classify(request, timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            answer = stub.Classify(
+                request, timeout=5, metadata=(("authorization", f"Bearer {ALICE}"),)
+            )
+            assert answer.results[0].digit == digits["y_test"][0]
+        log = server.log.read_text()
+    finally:
+        stop_server(server)
+    assert ALICE not in log
