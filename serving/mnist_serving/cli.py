@@ -79,8 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     server = uvicorn.Server(config)
     _announce_when_started(server, settings, app)
+    _drain_on_exit(server, app)
     server.run()
     return 0
+
+
+def _drain_on_exit(server: uvicorn.Server, app: Any) -> None:
+    """On SIGTERM/SIGINT, report not-ready at once; uvicorn then stops accepting, lets in-flight
+    requests finish (up to ``timeout_graceful_shutdown``), and the lifespan stops gRPC with a
+    grace period before the process exits 0."""
+    original = server.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        app.state.core.draining = True
+        original(sig, frame)
+        # uvicorn re-raises a captured signal once it has shut down, so the process would end
+        # "killed by SIGTERM"; the drain finished cleanly, and orchestrators expect exit 0.
+        captured = getattr(server, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
 
 
 def _announce_when_started(server: uvicorn.Server, settings: Settings, app: Any) -> None:

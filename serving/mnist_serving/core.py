@@ -103,6 +103,8 @@ class InferenceCore:
         self.store = store
         self.limits = ImageLimits(settings.max_image_side, settings.max_image_pixels)
         self.recent = RecentTraffic()
+        # Set on SIGTERM: readiness turns false so balancers stop sending while requests finish.
+        self.draining = False
         try:
             keys = load_keys(settings.api_keys_file, settings.api_keys)
         except KeyFileError as exc:
@@ -111,7 +113,8 @@ class InferenceCore:
 
     @property
     def ready(self) -> bool:
-        return self.store.ready
+        """Loaded, warm, backend reachable, and not shutting down."""
+        return self.store.ready and not self.draining
 
     @contextlib.asynccontextmanager
     async def request(

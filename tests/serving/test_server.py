@@ -8,6 +8,7 @@ import sys
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.serving.conftest import start_server, stop_server
 
@@ -115,3 +116,30 @@ def test_savedmodel_runtime_gives_the_same_answers(model_dir, digits) -> None:
         atol=1e-4,
     )
     assert 'runtime="savedmodel"' in metrics
+
+
+async def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir, digits) -> None:
+    import signal
+    import time
+
+    srv = start_server(model_dir)
+    body = digits["x_test"][:256].tobytes()
+    async with httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
+
+        async def one() -> int:
+            r = await client.post("/v1/digits:classify", content=body,
+                                  headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            return r.status_code
+
+        # 12 × 256 images: under the 4,096-image queue bound, so nothing is refused as overload.
+        in_flight = [asyncio.create_task(one()) for _ in range(12)]
+        await asyncio.sleep(0.05)  # the requests are on the wire and queued
+        srv.process.send_signal(signal.SIGTERM)
+        statuses = await asyncio.gather(*in_flight)
+    assert statuses == [200] * 12, statuses  # not one in-flight request lost
+    started = time.monotonic()
+    code = srv.process.wait(30)
+    assert code == 0 and time.monotonic() - started < 30
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(srv.url + "/healthz", timeout=2)  # new connections are refused
+    stop_server(srv)
