@@ -66,6 +66,7 @@ SYSTEM_TOOLS = {
     "promtool": "prometheus",
     "docker-compose": "docker-compose",
     "kubectl": "kubernetes-client",
+    "openssl": "openssl",
 }
 
 

@@ -40,13 +40,15 @@ class BaseClient:
         chunk_size: int = 256,
         api_key: str | None = None,
         model: str = "mnist",
+        ca_file: str | None = None,
         rng: random.Random | None = None,
         http_transport: Any = None,
         grpc_channel: Any = None,
     ) -> None:
         """
         Args:
-            url: ``http://host:port`` for REST, ``grpc://host:port`` (or ``transport="grpc"``).
+            url: ``http://host:port`` for REST, ``grpc://host:port`` (or ``transport="grpc"``);
+                ``https://`` and ``grpcs://`` use TLS.
             api: ``"digits"`` for the gateway, ``"tfserving"`` for plain TF Serving.
             timeout: seconds per request.
             retries: extra attempts on overload, unavailability and connection errors.
@@ -54,6 +56,7 @@ class BaseClient:
                 ``max_backoff``; a server's ``Retry-After`` is honoured when longer.
             chunk_size: most images per request; larger inputs are split and joined back.
             api_key: sent as ``Authorization: Bearer`` (REST) or gRPC metadata.
+            ca_file: PEM certificate(s) to trust for TLS, e.g. a self-signed gateway's.
             http_transport, grpc_channel: replace the network layer (an httpx transport, a
                 gRPC channel): tests, proxies, TLS channels.
         """
@@ -68,6 +71,7 @@ class BaseClient:
             chunk_size=chunk_size,
             api_key=api_key,
             model=model,
+            ca_file=ca_file,
         )
         self._protocol: Any = _grpc if self.config.transport == "grpc" else _rest
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security

@@ -24,6 +24,8 @@ class ClientConfig:
     chunk_size: int
     api_key: str | None
     model: str
+    tls: bool = False  # grpcs:// (REST takes it from https://)
+    ca_file: str | None = None  # PEM roots to trust instead of the system's (self-signed certs)
 
     @classmethod
     def create(
@@ -39,11 +41,12 @@ class ClientConfig:
         chunk_size: int,
         api_key: str | None,
         model: str,
+        ca_file: str | None = None,
     ) -> ClientConfig:
         parts = urlsplit(url if "://" in url else f"//{url}")
         scheme = parts.scheme.lower()
         if transport is None:
-            transport = "grpc" if scheme == "grpc" else "rest"
+            transport = "grpc" if scheme in ("grpc", "grpcs") else "rest"
         if not parts.hostname:
             raise InvalidInput(f"URL {url!r} names no host (e.g. http://127.0.0.1:8080)")
         if transport == "grpc":
@@ -68,4 +71,6 @@ class ClientConfig:
             chunk_size,
             api_key,
             model,
+            tls=scheme in ("grpcs", "https"),
+            ca_file=ca_file,
         )

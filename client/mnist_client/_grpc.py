@@ -8,6 +8,7 @@ with a ``tensor_content`` tensor. Answers are read from ``float_val`` or ``tenso
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -83,10 +84,19 @@ def _error(exc: grpc.RpcError, config: ClientConfig) -> MnistError:
     return from_grpc(code.name, details, trailing.get("retry-after"))
 
 
+def _channel(config: ClientConfig, api: Any) -> Any:
+    """A channel from ``grpc`` or ``grpc.aio`` (``api``): TLS for grpcs:// URLs."""
+    if not config.tls:
+        return api.insecure_channel(config.url, options=_OPTIONS)
+    roots = Path(config.ca_file).read_bytes() if config.ca_file else None
+    credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+    return api.secure_channel(config.url, credentials, options=_OPTIONS)
+
+
 class GrpcTransport:
     def __init__(self, config: ClientConfig, channel: grpc.Channel | None = None) -> None:
         self.config = config
-        self._channel = channel or grpc.insecure_channel(config.url, options=_OPTIONS)
+        self._channel = channel or _channel(config, grpc)
         self._classify = digits_pb2_grpc.DigitClassifierStub(self._channel).Classify
         self._predict = tfs_grpc.PredictionServiceStub(self._channel).Predict
 
@@ -115,7 +125,7 @@ class GrpcTransport:
 class AsyncGrpcTransport:
     def __init__(self, config: ClientConfig, channel: grpc.aio.Channel | None = None) -> None:
         self.config = config
-        self._channel = channel or grpc.aio.insecure_channel(config.url, options=_OPTIONS)
+        self._channel = channel or _channel(config, grpc.aio)
         self._classify = digits_pb2_grpc.DigitClassifierStub(self._channel).Classify
         self._predict = tfs_grpc.PredictionServiceStub(self._channel).Predict
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -86,6 +87,13 @@ def _transport_error(exc: httpx.HTTPError, config: ClientConfig) -> MnistError:
     return ConnectionFailed(f"cannot reach {config.url}: {exc.__class__.__name__}: {exc}")
 
 
+def _verify(config: ClientConfig) -> ssl.SSLContext | bool:
+    """The system's trust store, or only ``ca_file``'s certificates when one is given."""
+    if config.ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=config.ca_file)
+
+
 def _limits() -> httpx.Limits:
     return httpx.Limits(max_keepalive_connections=32, max_connections=64)
 
@@ -94,7 +102,11 @@ class RestTransport:
     def __init__(self, config: ClientConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
         self._http = httpx.Client(
-            base_url=config.url, timeout=config.timeout, limits=_limits(), transport=transport
+            base_url=config.url,
+            timeout=config.timeout,
+            limits=_limits(),
+            transport=transport,
+            verify=_verify(config),
         )
 
     def send(self, call: RestCall) -> RestAnswer:
@@ -125,7 +137,11 @@ class AsyncRestTransport:
     ) -> None:
         self.config = config
         self._http = httpx.AsyncClient(
-            base_url=config.url, timeout=config.timeout, limits=_limits(), transport=transport
+            base_url=config.url,
+            timeout=config.timeout,
+            limits=_limits(),
+            transport=transport,
+            verify=_verify(config),
         )
 
     async def send(self, call: RestCall) -> RestAnswer:

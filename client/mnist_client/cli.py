@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--url",
         default=os.environ.get("MNIST_URL", "http://127.0.0.1:8080"),
-        help="server URL: http://host:port (REST) or grpc://host:port (default: %(default)s)",
+        help="server URL: http(s)://host:port (REST) or grpc(s)://host:port (default: %(default)s)",
     )
     parser.add_argument("--transport", choices=("rest", "grpc"), default=None)
     parser.add_argument(
@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--chunk-size", type=int, default=64, help="images per request")
     parser.add_argument("--api-key", default=os.environ.get("MNIST_API_KEY"))
+    parser.add_argument(
+        "--ca-file",
+        default=os.environ.get("MNIST_CA_FILE"),
+        help="PEM certificate(s) to trust for https:// or grpcs:// (e.g. a self-signed gateway)",
+    )
     return parser
 
 
@@ -157,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             chunk_size=args.chunk_size,
             api_key=args.api_key,
+            ca_file=args.ca_file,
         )
     except MnistError as exc:
         print(f"mnist-predict: {exc.message}", file=sys.stderr)

@@ -16,9 +16,10 @@ from prometheus_client import CollectorRegistry
 from mnist_serving.core import InferenceCore
 from mnist_serving.grpc_server import GrpcGateway
 from mnist_serving.metrics import create_metrics
+from mnist_serving.model_config import ModelConfigError, read_model_config
 from mnist_serving.model_store import ModelStore
 from mnist_serving.rest import create_app
-from mnist_serving.settings import Settings
+from mnist_serving.settings import Settings, SettingsError
 
 
 def build_core(settings: Settings, registry: CollectorRegistry | None = None) -> InferenceCore:
@@ -28,11 +29,16 @@ def build_core(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 def build_app(settings: Settings, core: InferenceCore | None = None) -> FastAPI:
     settings.check_model_present()
+    if settings.model_config_file is not None:
+        try:  # a bad file at start is a startup error; later edits are checked by the watcher
+            read_model_config(settings.model_config_file)
+        except ModelConfigError as exc:
+            raise SettingsError(str(exc)) from None
     core = core or build_core(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await core.store.load_newest()
+        await core.store.start()
         # Move everything built at start-up out of the collector's sight: full collections then
         # scan only per-request garbage, which keeps their pauses out of the latency tail.
         gc.collect()

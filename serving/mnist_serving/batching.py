@@ -62,6 +62,7 @@ class Batcher:
         self._waiting: deque[_Task] = deque()
         self._queued_images = 0
         self._expected = 0
+        self._running = 0  # batches inside a model call now
         self._wakeup = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._executor = ThreadPoolExecutor(config.num_batch_threads, thread_name_prefix="batch")
@@ -84,6 +85,14 @@ class Batcher:
                 task.future.set_exception(BackendUnavailable("server is shutting down"))
         self._queued_images = 0
         self._executor.shutdown(wait=True)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Stop once every announced, queued and running request has its answer (a version
+        leaving rotation finishes its work; ``timeout`` bounds a stuck backend)."""
+        deadline = time.monotonic() + timeout
+        while (self._expected or self._waiting or self._running) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await self.stop()
 
     @property
     def queued_images(self) -> int:
@@ -141,6 +150,7 @@ class Batcher:
                 batch[0].images if len(batch) == 1 else np.concatenate([t.images for t in batch])
             )
             self._metrics.batch_size.observe(len(images))
+            self._running += 1
             try:
                 if inspect.iscoroutinefunction(session):
                     probs = await session(images)
@@ -149,6 +159,8 @@ class Batcher:
             except Exception as exc:  # noqa: BLE001 - a failed model call fails its batch only
                 self._fail(batch, exc)
                 continue
+            finally:
+                self._running -= 1
             self._metrics.inference_latency.labels(self._runtime).observe(
                 time.perf_counter() - started
             )

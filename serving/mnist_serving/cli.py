@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
     server = uvicorn.Server(config)
     _announce_when_started(server, settings, app)
@@ -114,9 +116,11 @@ def _announce_when_started(server: uvicorn.Server, settings: Settings, app: Any)
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         grpc_port = app.state.grpc_port
         grpc_text = f", gRPC {host}:{grpc_port}" if grpc_port else ", gRPC off"
+        base = f"{'https' if settings.tls_cert_file else 'http'}://{host}:{port}"
+        grpc_text += " (TLS)" if grpc_port and settings.tls_cert_file else ""
         print(
-            f"mnist-serve: ready on http://{host}:{port}{grpc_text}  "
-            f"(API docs http://{host}:{port}/docs, metrics http://{host}:{port}/metrics)",
+            f"mnist-serve: ready on {base}{grpc_text}  "
+            f"(API docs {base}/docs, metrics {base}/metrics)",
             flush=True,
         )
 

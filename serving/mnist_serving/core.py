@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from mnist_client.preprocess import (
 from mnist_serving.batching import Ticket
 from mnist_serving.errors import (
     BackendUnavailable,
+    DeadlineExceeded,
     InvalidInput,
     Overloaded,
     RateLimited,
@@ -34,11 +36,12 @@ from mnist_serving.errors import (
     Unauthenticated,
 )
 from mnist_serving.metrics import Metrics
-from mnist_serving.model_store import ModelStore, ServedVersion, VersionSpec
+from mnist_serving.model_store import ModelStore, ServedVersion, VersionSpec, VersionStatus
 from mnist_serving.security import AccessControl, KeyFileError, load_keys
 from mnist_serving.settings import MODEL_NAME, Settings, SettingsError
 from mnist_serving.window import RecentTraffic
 
+T = TypeVar("T")
 SERVING_DEFAULT = "serving_default"
 PREDICT_IMAGES = "predict_images"
 # signature → (input shape after the batch axis, output name); the fixed public interface.
@@ -151,6 +154,25 @@ class InferenceCore:
             if tracker.images:
                 self.metrics.images.labels(protocol).inc(tracker.images)
 
+    async def bounded(self, work: Awaitable[T], caller_deadline_s: float | None = None) -> T:
+        """Run ``work`` within the gateway's request time limit and the caller's own deadline
+        (the shorter wins); past it the work is cancelled and the caller gets
+        :class:`DeadlineExceeded` (504 / DEADLINE_EXCEEDED)."""
+        limit = self.settings.request_timeout_ms / 1000
+        callers = caller_deadline_s is not None and caller_deadline_s < limit
+        timeout = caller_deadline_s if callers and caller_deadline_s is not None else limit
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except TimeoutError:
+            if callers:
+                raise DeadlineExceeded(
+                    f"the caller's deadline ({timeout:.3f} s) passed before the answer"
+                ) from None
+            raise DeadlineExceeded(
+                f"request took longer than the gateway's limit of {limit:g} s "
+                "(request_timeout_ms); send fewer images per request"
+            ) from None
+
     # -- TF Serving API -------------------------------------------------------------------
 
     async def predict(
@@ -217,6 +239,7 @@ class InferenceCore:
         tracker: RequestTracker | None,
     ) -> np.ndarray:
         probs = await served.batcher.run(images, ticket)
+        self.metrics.version_requests.labels(str(served.version)).inc()
         self._count_predictions(probs)
         if tracker is not None:
             tracker.images += len(images)
@@ -287,13 +310,14 @@ class InferenceCore:
 
     # -- status and metadata --------------------------------------------------------------
 
-    def status(self, spec: VersionSpec) -> list[ServedVersion]:
+    def status(self, spec: VersionSpec) -> list[VersionStatus]:
+        """Every version's state (TF Serving's GetModelStatus), or the one asked for."""
         if spec.version is None and spec.label is None:
-            versions = self.store.versions
-            if not versions:
+            statuses = self.store.statuses()
+            if not statuses:
                 raise BackendUnavailable(f"model {MODEL_NAME} is still loading", retry_after=1)
-            return versions
-        return [self.store.resolve(spec)]
+            return statuses
+        return [self.store.status_of(spec)]
 
     def metadata(self, spec: VersionSpec) -> ServedVersion:
         return self.store.resolve(spec)

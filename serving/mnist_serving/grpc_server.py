@@ -20,13 +20,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from mnist_client.protos import digits_pb2, digits_pb2_grpc
+from mnist_client.protos import tensorflow_error_pb2 as tf_error
 from mnist_client.protos import tensorflow_pb2 as tf_pb
 from mnist_client.protos import tensorflow_serving_pb2 as tfs
 from mnist_client.protos import tensorflow_serving_pb2_grpc as tfs_grpc
 from mnist_client.protos._pool import POOL
 from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
 from mnist_serving.core import SIGNATURES, DigitImage, InferenceCore, RequestTracker
-from mnist_serving.errors import DeadlineExceeded, InvalidInput, NotFound, ServingError
+from mnist_serving.errors import InvalidInput, NotFound, ServingError
 from mnist_serving.model_store import VersionSpec
 from mnist_serving.security import bearer_or_api_key
 from mnist_serving.settings import MODEL_NAME, Settings
@@ -120,7 +121,15 @@ class GrpcGateway:
         )
 
     async def start(self, host: str, port: int) -> int:
-        bound = int(self.server.add_insecure_port(f"{host}:{port}"))
+        address = f"{host}:{port}"
+        s = self.settings
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())]
+            )
+            bound = int(self.server.add_secure_port(address, credentials))
+        else:
+            bound = int(self.server.add_insecure_port(address))
         if bound == 0:
             raise OSError(f"cannot bind gRPC to {host}:{port}")
         await self.server.start()
@@ -160,15 +169,7 @@ class GrpcGateway:
         credential = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
         try:
             async with self.core.request("grpc", route, credential) as tracker:
-                remaining = context.time_remaining()
-                if remaining is None:
-                    return await work(tracker)
-                try:
-                    return await asyncio.wait_for(work(tracker), remaining)
-                except TimeoutError:
-                    raise DeadlineExceeded(
-                        f"the caller's deadline ({remaining:.3f} s) passed before the answer"
-                    ) from None
+                return await self.core.bounded(work(tracker), context.time_remaining())
         except Exception as exc:  # noqa: BLE001 - mapped once, in _abort
             await _abort(context, exc)
 
@@ -244,11 +245,15 @@ class _ModelService(tfs_grpc.ModelServiceServicer):  # type: ignore[misc]
     ) -> tfs.GetModelStatusResponse:
         async def work(_tracker: RequestTracker) -> tfs.GetModelStatusResponse:
             response = tfs.GetModelStatusResponse()
-            for served in self.g.core.status(version_spec(request.model_spec)):
-                status = response.model_version_status.add()
-                status.version = served.version
-                status.state = tfs.ModelVersionStatus.AVAILABLE
+            for version in self.g.core.status(version_spec(request.model_spec)):
+                status = response.model_version_status.add(
+                    version=version.version,
+                    state=tfs.ModelVersionStatus.State.Value(version.state),
+                )
                 status.status.SetInParent()  # error_code OK, as TF Serving writes it
+                if version.error:
+                    status.status.error_code = tf_error.UNKNOWN
+                    status.status.error_message = version.error
             return response
 
         return await self.g.handle("status", context, work)

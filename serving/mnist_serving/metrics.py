@@ -81,6 +81,11 @@ class Metrics:
     confidence: BulkHistogram
     model_info: Info
     model_loaded: Gauge
+    model_versions: Gauge
+    model_load_failures: Counter
+    model_config_errors: Counter
+    version_requests: Counter
+    backend_up: Gauge
 
 
 def create_metrics(registry: CollectorRegistry | None = None, *, process: bool = True) -> Metrics:
@@ -157,5 +162,33 @@ def create_metrics(registry: CollectorRegistry | None = None, *, process: bool =
         ),
         model_loaded=Gauge(
             "mnist_model_ready", "1 when the model is loaded and warmed, else 0.", registry=reg
+        ),
+        model_versions=Gauge(
+            "mnist_model_versions",
+            "Model versions by state (LOADING, AVAILABLE, UNLOADING, END).",
+            ["state"],
+            registry=reg,
+        ),
+        model_load_failures=Counter(
+            "mnist_model_load_failures",
+            "Version folders refused: missing or corrupt files, failed checks or warm-up.",
+            registry=reg,
+        ),
+        model_config_errors=Counter(
+            "mnist_model_config_errors",
+            "Times the model config file could not be used (the previous one was kept).",
+            registry=reg,
+        ),
+        version_requests=Counter(
+            "mnist_version_requests",
+            "Inference requests answered by each model version (shows a canary split).",
+            ["version"],
+            registry=reg,
+        ),
+        backend_up=Gauge(
+            "mnist_backend_target_up",
+            "1 while a TF Serving target is in rotation (backend=tfserving), else 0.",
+            ["target"],
+            registry=reg,
         ),
     )

@@ -99,13 +99,14 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
         lifespan=lifespan,
     )
     limit = core.settings.max_body_bytes
+    depth = core.settings.max_json_depth
 
     async def tracked(
         request: Request, route: str, work: Callable[[RequestTracker], Awaitable[Response]]
     ) -> Response:
         try:
             async with core.request("rest", route, _credential(request)) as tracker:
-                return await work(tracker)
+                return await core.bounded(work(tracker))
         except Exception as exc:  # noqa: BLE001 - mapped once, below
             return _error_response(exc)
 
@@ -132,7 +133,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
             spec = _spec(request)
             _check_model(request, spec)
             signature, inputs, rows = codec.parse_predict(
-                codec.loads(await _read_body(request, limit))
+                codec.loads(await _read_body(request, limit), depth)
             )
             result = await core.predict(signature, inputs, spec, tracker)
             return _json(codec.render_predict(result, rows))
@@ -167,7 +168,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
         """Classify one or more images of digits (JSON, PNG/JPEG, multipart or raw bytes)."""
 
         async def work(tracker: RequestTracker) -> Response:
-            images, options = await _digit_request(request, limit)
+            images, options = await _digit_request(request, limit, depth)
             top_k, preprocessed, version = codec.parse_options(options)
             spec = (
                 VersionSpec()
@@ -245,12 +246,16 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
     return app
 
 
-async def _digit_request(request: Request, limit: int) -> tuple[list[DigitImage], dict[str, Any]]:
+async def _digit_request(
+    request: Request, limit: int, depth: int
+) -> tuple[list[DigitImage], dict[str, Any]]:
     """Images and options from any of the digits API's content types."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     query = dict(request.query_params)
     if content_type == JSON or content_type.endswith("+json"):
-        images, options = codec.parse_digits_json(codec.loads(await _read_body(request, limit)))
+        images, options = codec.parse_digits_json(
+            codec.loads(await _read_body(request, limit), depth)
+        )
         return images, {**query, **options}
     if content_type in IMAGE_TYPES:
         return [DigitImage(encoded=await _read_body(request, limit))], query

@@ -16,7 +16,7 @@ import orjson
 
 from mnist_serving.core import ClassifyResult, DigitImage, PredictResult
 from mnist_serving.errors import InvalidInput, PayloadTooLarge
-from mnist_serving.model_store import ServedVersion
+from mnist_serving.model_store import ServedVersion, VersionStatus
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -26,13 +26,36 @@ def dumps(doc: Any) -> bytes:
     return orjson.dumps(doc, option=_JSON_OPTS)
 
 
-def loads(body: bytes) -> Any:
+def loads(body: bytes, max_depth: int = 16) -> Any:
     if not body:
         raise InvalidInput("request body is empty; expected a JSON object")
     try:
-        return orjson.loads(body)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():  # orjson's own cap
+            raise InvalidInput(f"JSON nests deeper than {max_depth} levels") from None
         raise InvalidInput(f"malformed JSON: {exc}") from exc
+    check_depth(doc, max_depth)
+    return doc
+
+
+def check_depth(doc: Any, max_depth: int) -> None:
+    """Refuse nesting deeper than ``max_depth``, following every object member and the first
+    element of each array. Arrays must be regular to become tensors, so a deeper element
+    further along fails that check anyway; following only the first keeps this O(depth)
+    instead of a walk over every pixel."""
+    stack = [(doc, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list) and node:
+            children = [node[0]]
+        else:
+            continue
+        if level >= max_depth and any(isinstance(c, dict | list) for c in children):
+            raise InvalidInput(f"JSON nests deeper than {max_depth} levels")
+        stack.extend((child, level + 1) for child in children)
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -117,15 +140,15 @@ def render_predict(result: PredictResult, row_format: bool) -> dict[str, Any]:
     return {"predictions": output} if row_format else {"outputs": output}
 
 
-def render_status(versions: list[ServedVersion]) -> dict[str, Any]:
+def render_status(statuses: list[VersionStatus]) -> dict[str, Any]:
     return {
         "model_version_status": [
             {
-                "version": str(v.version),
-                "state": "AVAILABLE",
-                "status": {"error_code": "OK", "error_message": ""},
+                "version": str(s.version),
+                "state": s.state,
+                "status": {"error_code": "UNKNOWN" if s.error else "OK", "error_message": s.error},
             }
-            for v in versions
+            for s in statuses
         ]
     }
 

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mnist_serving.model_config import VersionPolicy
+
 MODEL_NAME = "mnist"
 OPERATIONAL_ROUTES = ("healthz", "readyz", "metrics", "docs", "demo", "stats")
 
@@ -69,8 +71,24 @@ class Settings(BaseSettings):
     """Largest width or height of an uploaded PNG/JPEG, checked before decoding."""
     max_image_pixels: int = Field(16_777_216, ge=784)
     """Largest width × height of an uploaded PNG/JPEG, checked before decoding."""
+    max_json_depth: int = Field(16, ge=6, le=512)
+    """Deepest nesting of arrays and objects accepted in a JSON body."""
+    request_timeout_ms: int = Field(30_000, ge=10, le=3_600_000)
+    """Longest a request may take in the gateway; beyond it 504 / DEADLINE_EXCEEDED."""
+    tls_cert_file: Path | None = None
+    """PEM certificate (chain) for TLS on REST and gRPC; needs ``tls_key_file`` too."""
+    tls_key_file: Path | None = None
+    """PEM private key matching ``tls_cert_file``."""
+    version_policy: str = "latest:1"
+    """Versions to serve: ``latest:N`` (the N newest), ``all``, or ``specific:3,4``."""
     version_labels: dict[str, int] = Field(default_factory=dict)
     """Version labels, e.g. ``{"stable": 3}`` (env: ``MNIST_VERSION_LABELS='{"stable": 3}'``)."""
+    canary_weight: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of requests naming no version sent to the ``canary`` label's version."""
+    model_config_file: Path | None = None
+    """JSON file with version_policy, labels and canary_weight; re-read when it changes."""
+    model_poll_seconds: float = Field(2.0, ge=0.0)
+    """How often the model folder and config file are checked for changes (0: never)."""
     api_keys_file: Path | None = None
     """File of ``name:key`` lines; with any key configured, the APIs need one."""
     api_keys: dict[str, str] = Field(default_factory=dict, repr=False)
@@ -127,6 +145,31 @@ class Settings(BaseSettings):
             if version < 1:
                 raise ValueError(f"label {label!r} points at version {version}; versions are ≥ 1")
         return labels
+
+    @field_validator("version_policy")
+    @classmethod
+    def _policy_parses(cls, text: str) -> str:
+        VersionPolicy.parse(text)
+        return text
+
+    @model_validator(mode="after")
+    def _canary_has_a_label(self) -> Settings:
+        if (
+            self.canary_weight
+            and "canary" not in self.version_labels
+            and not self.model_config_file
+        ):
+            raise ValueError("canary_weight is set but no 'canary' label says where to send it")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS needs both tls_cert_file and tls_key_file")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
 
     @model_validator(mode="after")
     def _batch_bounds(self) -> Settings:

@@ -58,7 +58,9 @@ def start_server(
         )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
-        match = re.search(r"ready on (http://\S+), gRPC (\S+)", log.read_text(errors="replace"))
+        match = re.search(
+            r"ready on (https?://\S+), gRPC ([\w.:]+)", log.read_text(errors="replace")
+        )
         if match:
             return Server(match.group(1), match.group(2), process, log)
         time.sleep(0.1)

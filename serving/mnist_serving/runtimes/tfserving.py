@@ -31,6 +31,7 @@ from mnist_serving.errors import (
     RateLimited,
     ServingError,
 )
+from mnist_serving.metrics import Metrics
 from mnist_serving.runtimes import Session
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,12 @@ class TFServingRuntime:
     name = "tfserving"
 
     def __init__(
-        self, targets: list[str], model_name: str, timeout_s: float, max_message_bytes: int
+        self,
+        targets: list[str],
+        model_name: str,
+        timeout_s: float,
+        max_message_bytes: int,
+        metrics: Metrics | None = None,
     ) -> None:
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -80,6 +86,7 @@ class TFServingRuntime:
         ]
         self.model_name = model_name
         self.timeout_s = timeout_s
+        self._metrics = metrics
         self._targets = []
         for address in targets:
             channel = grpc.aio.insecure_channel(address, options=options)
@@ -136,6 +143,8 @@ class TFServingRuntime:
         if healthy != target.healthy:
             log.warning("TF Serving target %s is %s", target.address, "back" if healthy else "down")
         target.healthy, target.version = healthy, version
+        if self._metrics is not None:
+            self._metrics.backend_up.labels(target.address).set(1 if healthy else 0)
 
     async def _watch(self) -> None:
         while True:

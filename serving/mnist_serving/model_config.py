@@ -1,0 +1,146 @@
+"""Which versions to serve and what the labels point at: the policy, labels and canary split.
+
+Given by settings (``--version-policy``, ``--version-labels``, ``--canary-weight``) or by a JSON
+file (``--model-config-file``) that the gateway re-reads whenever it changes::
+
+    {
+      "version_policy": {"latest": 2},          # or {"specific": [3, 4]} or {"all": true}
+      "labels": {"stable": 3, "canary": 4},
+      "canary_weight": 0.1                       # share of unpinned requests sent to "canary"
+    }
+
+Requests that name no version go to ``stable`` when that label is set (else to the newest
+version), except a ``canary_weight`` share that goes to ``canary``. Rolling back is moving a
+label back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ModelConfigError(ValueError):
+    """The policy, labels or config file are unusable; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """TF Serving's three policies: the newest ``latest`` versions, ``specific`` ones, or all."""
+
+    latest: int | None = 1
+    specific: tuple[int, ...] = ()
+
+    def select(self, available: Iterable[int]) -> set[int]:
+        versions = sorted(set(available))
+        if self.specific:
+            return set(self.specific) & set(versions)
+        if self.latest is None:
+            return set(versions)
+        return set(versions[-self.latest :])
+
+    def describe(self) -> str:
+        if self.specific:
+            return "specific:" + ",".join(map(str, self.specific))
+        return "all" if self.latest is None else f"latest:{self.latest}"
+
+    @classmethod
+    def parse(cls, text: str) -> VersionPolicy:
+        """``latest:N``, ``all`` or ``specific:V1,V2`` (the ``--version-policy`` flag)."""
+        kind, _, arg = text.strip().partition(":")
+        if kind == "all" and not arg:
+            return cls(latest=None)
+        if kind == "latest":
+            return cls(latest=_positive(arg or "1", "latest"))
+        if kind == "specific" and arg:
+            return cls(
+                latest=None, specific=tuple(_positive(v, "specific") for v in arg.split(","))
+            )
+        raise ModelConfigError(
+            f"version policy {text!r} is not one of latest:N, all, specific:V1,V2"
+        )
+
+    @classmethod
+    def from_json(cls, doc: Any) -> VersionPolicy:
+        if not isinstance(doc, dict) or len(doc) != 1:
+            raise ModelConfigError(
+                'version_policy must be one of {"latest": N}, {"specific": [V, ...]}, {"all": true}'
+            )
+        ((kind, arg),) = doc.items()
+        if kind == "latest":
+            return cls(latest=_positive(arg, "latest"))
+        if kind == "all" and arg is True:
+            return cls(latest=None)
+        if kind == "specific" and isinstance(arg, list) and arg:
+            return cls(latest=None, specific=tuple(_positive(v, "specific") for v in arg))
+        raise ModelConfigError(f"version_policy {json.dumps(doc)} is not understood")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    policy: VersionPolicy = field(default_factory=VersionPolicy)
+    labels: dict[str, int] = field(default_factory=dict)
+    canary_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        for label, version in self.labels.items():
+            if not label or not isinstance(version, int) or isinstance(version, bool):
+                raise ModelConfigError(f"label {label!r} must map to a version number")
+            if version < 1:
+                raise ModelConfigError(
+                    f"label {label!r} points at version {version}; versions are ≥ 1"
+                )
+        if not 0.0 <= self.canary_weight <= 1.0:
+            raise ModelConfigError(
+                f"canary_weight must be between 0 and 1, got {self.canary_weight}"
+            )
+        if self.canary_weight and "canary" not in self.labels:
+            raise ModelConfigError(
+                "canary_weight is set but no 'canary' label says where to send it"
+            )
+
+
+def read_model_config(path: Path) -> ModelConfig:
+    """Parse the JSON config file; every problem is a :class:`ModelConfigError` naming it."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelConfigError(f"cannot read model config {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelConfigError(f"model config {path} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ModelConfigError(f"model config {path} must be a JSON object")
+    unknown = sorted(set(doc) - {"version_policy", "labels", "canary_weight"})
+    if unknown:
+        raise ModelConfigError(
+            f"model config {path}: unknown key(s) {', '.join(unknown)}; "
+            "expected version_policy, labels, canary_weight"
+        )
+    labels = doc.get("labels", {})
+    if not isinstance(labels, dict):
+        raise ModelConfigError(
+            f'model config {path}: labels must be an object like {{"stable": 3}}'
+        )
+    weight = doc.get("canary_weight", 0.0)
+    if not isinstance(weight, int | float) or isinstance(weight, bool):
+        raise ModelConfigError(f"model config {path}: canary_weight must be a number")
+    try:
+        policy = (
+            VersionPolicy.from_json(doc["version_policy"])
+            if "version_policy" in doc
+            else VersionPolicy()
+        )
+        return ModelConfig(policy, dict(labels), float(weight))
+    except ModelConfigError as exc:
+        raise ModelConfigError(f"model config {path}: {exc}") from None
+
+
+def _positive(value: Any, what: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ModelConfigError(f"{what} needs positive whole numbers, got {value!r}")
+    return value
