@@ -7,9 +7,12 @@ runs on a fresh clone without ../shared.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,3 +46,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[dict[str, Any]]:
+    """Measurements the fault tests make; written to ``$MNIST_FIGURES_FILE`` when it is set
+    (``benchmarks/reliability.py`` does, and turns them into ``docs/reliability.md``)."""
+    found: dict[str, Any] = {}
+    yield found
+    target = os.environ.get("MNIST_FIGURES_FILE")
+    if target and found:
+        path = Path(target)
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        path.write_text(json.dumps({**old, **found}, indent=2) + "\n")

@@ -33,6 +33,7 @@ from mnist_serving.errors import (
     Overloaded,
     RateLimited,
     ServingError,
+    TooManyInFlight,
     Unauthenticated,
 )
 from mnist_serving.metrics import Metrics
@@ -53,6 +54,7 @@ INPUT_NAME = "images"
 INFERENCE_ROUTES = frozenset({"predict", "classify"})
 REFUSAL_REASONS: dict[type[ServingError], str] = {
     Overloaded: "queue_full",
+    TooManyInFlight: "in_flight_limit",
     RateLimited: "rate_limited",
     Unauthenticated: "unauthenticated",
 }
@@ -108,6 +110,7 @@ class InferenceCore:
         self.recent = RecentTraffic()
         # Set on SIGTERM: readiness turns false so balancers stop sending while requests finish.
         self.draining = False
+        self._inference_in_flight = 0
         try:
             keys = load_keys(settings.api_keys_file, settings.api_keys)
         except KeyFileError as exc:
@@ -129,8 +132,12 @@ class InferenceCore:
         in_flight = self.metrics.in_flight.labels(protocol, route)
         in_flight.inc()
         started = time.perf_counter()
+        admitted = False
         try:
             self.access.admit(self.access.authenticate(credential))
+            if route in INFERENCE_ROUTES:
+                self._admit_inference()
+                admitted = True
             yield tracker
         except ServingError as exc:
             tracker.code = exc.code
@@ -145,6 +152,8 @@ class InferenceCore:
             tracker.code = "INTERNAL"
             raise
         finally:
+            if admitted:
+                self._inference_in_flight -= 1
             in_flight.dec()
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(protocol, route, tracker.code).inc()
@@ -153,6 +162,18 @@ class InferenceCore:
                 self.recent.record(elapsed)
             if tracker.images:
                 self.metrics.images.labels(protocol).inc(tracker.images)
+
+    def _admit_inference(self) -> None:
+        """Refuse at once past the in-flight cap: under a flood the excess gets a quick 503
+        before its body is even read, and the admitted requests keep a bounded latency."""
+        cap = self.settings.max_in_flight_requests
+        if cap and self._inference_in_flight >= cap:
+            raise TooManyInFlight(
+                f"{self._inference_in_flight} requests already in progress, the gateway's limit "
+                "(max_in_flight_requests); retry shortly",
+                retry_after=1,
+            )
+        self._inference_in_flight += 1
 
     async def bounded(self, work: Awaitable[T], caller_deadline_s: float | None = None) -> T:
         """Run ``work`` within the gateway's request time limit and the caller's own deadline

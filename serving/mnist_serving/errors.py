@@ -8,6 +8,7 @@
     ├── Unauthenticated               401 / UNAUTHENTICATED
     ├── RateLimited                   429 / RESOURCE_EXHAUSTED   (+ Retry-After)
     ├── Overloaded                    503 / UNAVAILABLE          (+ Retry-After; queue full)
+    │   └── TooManyInFlight           503 / UNAVAILABLE          (+ Retry-After; in-flight cap)
     ├── BackendUnavailable            503 / UNAVAILABLE          (model not ready, backend down)
     └── DeadlineExceeded              504 / DEADLINE_EXCEEDED
 
@@ -59,6 +60,10 @@ class RateLimited(ServingError):
 class Overloaded(ServingError):
     code = "UNAVAILABLE"
     http_status = 503
+
+
+class TooManyInFlight(Overloaded):
+    """Refused on arrival: the gateway already holds its cap of requests in progress."""
 
 
 class BackendUnavailable(ServingError):

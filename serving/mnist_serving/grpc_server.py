@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
@@ -111,14 +112,47 @@ class GrpcGateway:
         )
         self.health = health.aio.HealthServicer()
         self._health_task: asyncio.Task[None] | None = None
-        tfs_grpc.add_PredictionServiceServicer_to_server(_PredictionService(self), self.server)
-        tfs_grpc.add_ModelServiceServicer_to_server(_ModelService(self), self.server)
-        digits_pb2_grpc.add_DigitClassifierServicer_to_server(_DigitClassifier(self), self.server)
+        self._add_services(
+            {
+                "tensorflow.serving.PredictionService": _PredictionService(self),
+                "tensorflow.serving.ModelService": _ModelService(self),
+                "mnist.v1.DigitClassifier": _DigitClassifier(self),
+            }
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         _register_in_pool()
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server, pool=POOL
         )
+
+    def _add_services(self, servicers: dict[str, object]) -> None:
+        """Register the services with a lenient parser: bytes that are not the expected
+        message reach :meth:`handle` as an :class:`_Undecodable`, so the caller gets
+        INVALID_ARGUMENT (counted like any refusal) instead of gRPC's bare UNKNOWN."""
+        for service, methods in METHODS.items():
+            handlers = {
+                name: grpc.unary_unary_rpc_method_handler(
+                    self._guarded(getattr(servicers[service], name), route),
+                    request_deserializer=_lenient(request_type),
+                    response_serializer=lambda message: message.SerializeToString(),
+                )
+                for name, (request_type, route) in methods.items()
+            }
+            self.server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(service, handlers),)
+            )
+
+    def _guarded(self, method: Callable[..., Awaitable[Any]], route: str) -> Callable[..., Any]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if isinstance(request, _Undecodable):
+
+                async def refuse(_tracker: RequestTracker) -> NoReturn:
+                    raise InvalidInput(f"the request is not a valid {request.type_name} message")
+
+                return await self.handle(route, context, refuse)
+            return await method(request, context)
+
+        return call
 
     async def start(self, host: str, port: int) -> int:
         address = f"{host}:{port}"
@@ -172,6 +206,34 @@ class GrpcGateway:
                 return await self.core.bounded(work(tracker), context.time_remaining())
         except Exception as exc:  # noqa: BLE001 - mapped once, in _abort
             await _abort(context, exc)
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse as its message type."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _lenient(message_type: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except DecodeError:
+            return _Undecodable(message_type.DESCRIPTOR.full_name)
+
+    return parse
+
+
+# service → method → (request message, route label in metrics)
+METHODS: dict[str, dict[str, tuple[Any, str]]] = {
+    "tensorflow.serving.PredictionService": {
+        "Predict": (tfs.PredictRequest, "predict"),
+        "GetModelMetadata": (tfs.GetModelMetadataRequest, "metadata"),
+    },
+    "tensorflow.serving.ModelService": {"GetModelStatus": (tfs.GetModelStatusRequest, "status")},
+    "mnist.v1.DigitClassifier": {"Classify": (digits_pb2.ClassifyRequest, "classify")},
+}
 
 
 def _inputs(request: tfs.PredictRequest) -> dict[str, np.ndarray]:

@@ -116,7 +116,7 @@ def create_metrics(registry: CollectorRegistry | None = None, *, process: bool =
         ),
         refused=Counter(
             "mnist_requests_refused_total",
-            "Requests refused without being run, by reason (queue_full, rate_limited, not_ready).",
+            "Requests refused without being run, by reason (queue_full, in_flight_limit, rate_limited, unauthenticated).",
             ("protocol", "reason"),
             registry=reg,
         ),

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     """Largest width or height of an uploaded PNG/JPEG, checked before decoding."""
     max_image_pixels: int = Field(16_777_216, ge=784)
     """Largest width × height of an uploaded PNG/JPEG, checked before decoding."""
+    max_in_flight_requests: int = Field(1024, ge=0)
+    """Predict/classify requests in progress at once; beyond it 503 at once (0: no cap)."""
     max_json_depth: int = Field(16, ge=6, le=512)
     """Deepest nesting of arrays and objects accepted in a JSON body."""
     request_timeout_ms: int = Field(30_000, ge=10, le=3_600_000)

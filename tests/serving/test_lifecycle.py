@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -12,12 +13,14 @@ from pathlib import Path
 
 import grpc
 import httpx
+import numpy as np
 import pytest
 
 from mnist_serving.model_config import ModelConfigError, VersionPolicy, read_model_config
 from tests.serving.conftest import Server, start_server, stop_server
 
 OCTET = {"Content-Type": "application/octet-stream"}
+PHASE = float(os.environ.get("MNIST_FAULT_PHASE_SECONDS", "1.0"))
 
 
 def publish(root: Path, version: int, source: Path) -> Path:
@@ -62,31 +65,37 @@ def watched(models: Path) -> Iterator[Server]:
 
 
 def test_a_new_version_swaps_in_under_load_without_a_failed_request(
-    models: Path, watched: Server, digits
+    models: Path, watched: Server, digits, figures
 ) -> None:
     body = digits["x_test"][:4].tobytes()
     seen: list[tuple[int, int]] = []  # (status, version) of every answer, in finishing order
+    timings: list[tuple[float, float]] = []  # (start, seconds)
+    marks: dict[str, float] = {}
 
     async def load(stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(base_url=watched.url, timeout=30) as client:
 
             async def worker() -> None:
                 while not stop.is_set():
+                    started = time.monotonic()
                     r = await client.post("/v1/digits:classify", content=body, headers=OCTET)
                     seen.append((r.status_code, r.json().get("model_version", -1)))
+                    timings.append((started, time.monotonic() - started))
 
             await asyncio.gather(*(worker() for _ in range(8)))
 
     async def scenario() -> None:
         stop = asyncio.Event()
         runner = asyncio.create_task(load(stop))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(PHASE)
+        marks["published"] = time.monotonic()
         await asyncio.to_thread(publish, models, 2, models / "mnist" / "1")
         for _ in range(300):  # until version 1 has been unloaded
             if await asyncio.to_thread(states, watched) == {1: ("END", ""), 2: ("AVAILABLE", "")}:
                 break
             await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
+        marks["settled"] = time.monotonic()
+        await asyncio.sleep(PHASE)
         stop.set()
         await runner
 
@@ -99,6 +108,20 @@ def test_a_new_version_swaps_in_under_load_without_a_failed_request(
     assert 1 not in versions[switched + 8 :], "version 1 answered after the swap settled"
     assert len(seen) > 50
     assert "loaded mnist version 2" in watched.log.read_text()
+
+    def window(start: float, end: float) -> dict[str, float]:
+        ms = [t * 1000 for s, t in timings if start <= s < end]
+        return {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                "p99_ms": round(float(np.percentile(ms, 99)), 2), "max_ms": round(max(ms), 2)}  # fmt: skip
+
+    figures["hot_swap"] = {
+        "failed": len(failures),
+        "requests": len(seen),
+        "swap_seconds": round(marks["settled"] - marks["published"], 2),
+        "before": window(0, marks["published"]),
+        "during": window(marks["published"], marks["settled"]),
+        "after": window(marks["settled"], float("inf")),
+    }
 
 
 def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(

@@ -1,0 +1,135 @@
+"""Closed-loop traffic in a background thread, recording every request's outcome, so a test can
+kill, restart or swap things on the main thread while requests keep flowing.
+
+    with Traffic.rest(server.url, body, workers=8) as traffic:
+        ...                                    # break something
+    failures = [o for o in traffic.outcomes if not o.ok]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+
+from mnist_client.protos import digits_pb2, digits_pb2_grpc
+
+Send = Callable[[], Awaitable[tuple[str, int]]]  # → (outcome, model version or -1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    started: float  # time.monotonic()
+    seconds: float
+    status: str  # "200", "503", … or a gRPC code name, or the exception class
+    version: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("200", "OK")
+
+
+@dataclass
+class Traffic:
+    connect: Callable[[], AbstractAsyncContextManager[Send]]
+    workers: int = 8
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    @classmethod
+    def rest(cls, url: str, body: bytes, workers: int = 8, timeout: float = 10) -> Traffic:
+        @asynccontextmanager
+        async def connect() -> Any:
+            limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+            async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+
+                async def send() -> tuple[str, int]:
+                    r = await client.post("/v1/digits:classify", content=body,
+                                          headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+                    version = r.json().get("model_version", -1) if r.status_code == 200 else -1
+                    return str(r.status_code), version
+
+                yield send
+
+        return cls(connect, workers)
+
+    @classmethod
+    def grpc(
+        cls, target: str, images: np.ndarray, workers: int = 8, timeout: float = 10
+    ) -> Traffic:
+        request = digits_pb2.ClassifyRequest()
+        for image in images:
+            request.images.add(raw=image.tobytes())
+
+        @asynccontextmanager
+        async def connect() -> Any:
+            async with grpc.aio.insecure_channel(target) as channel:
+                stub = digits_pb2_grpc.DigitClassifierStub(channel)
+
+                async def send() -> tuple[str, int]:
+                    try:
+                        answer = await stub.Classify(request, timeout=timeout)
+                    except grpc.aio.AioRpcError as exc:
+                        return exc.code().name, -1
+                    return "OK", answer.model_version
+
+                yield send
+
+        return cls(connect, workers)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    async def _run(self) -> None:
+        async with self.connect() as send:
+            await asyncio.gather(*(self._worker(send) for _ in range(self.workers)))
+
+    async def _worker(self, send: Send) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                status, version = await send()
+            except Exception as exc:  # noqa: BLE001 - a refused connection is an outcome too
+                status, version = type(exc).__name__, -1
+                await asyncio.sleep(0.01)  # no hot loop against a closed port
+            self.outcomes.append(Outcome(started, time.monotonic() - started, status, version))
+
+    def between(self, start: float, end: float = float("inf")) -> list[Outcome]:
+        return [o for o in self.outcomes if start <= o.started < end]
+
+
+def percentiles(outcomes: list[Outcome]) -> dict[str, float]:
+    """Count, failures and latency percentiles (ms) of some outcomes, for the figures."""
+    ms = np.array([o.seconds * 1000 for o in outcomes]) if outcomes else np.array([np.nan])
+    return {
+        "requests": len(outcomes),
+        "failed": sum(not o.ok for o in outcomes),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(np.max(ms)), 2),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
