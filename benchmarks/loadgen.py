@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -24,7 +24,8 @@ class Result:
     seconds: float
     requests: int
     errors: int
-    latencies_ms: list[float]
+    latencies_ms: list[float]  # of 200 answers
+    refused_ms: list[float] = field(default_factory=list)  # of every other answer
 
     def summary(self, images_per_request: int) -> dict[str, float]:
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
@@ -64,6 +65,7 @@ async def _worker(host: str, port: int, request: bytes, stop_at: float, out: Res
                 out.latencies_ms.append(elapsed)
             else:
                 out.errors += 1
+                out.refused_ms.append(elapsed)
     finally:
         writer.close()
 

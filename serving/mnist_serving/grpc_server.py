@@ -337,7 +337,7 @@ class _DigitClassifier(digits_pb2_grpc.DigitClassifierServicer):  # type: ignore
                 VersionSpec()
                 if not version
                 else VersionSpec(version=int(version))
-                if version.isdigit()
+                if version.isascii() and version.isdigit()
                 else VersionSpec(label=version)
             )
             result = await self.g.core.classify(images, spec, tracker)

@@ -139,7 +139,7 @@ def read_model_config(path: Path) -> ModelConfig:
 
 
 def _positive(value: Any, what: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ModelConfigError(f"{what} needs positive whole numbers, got {value!r}")

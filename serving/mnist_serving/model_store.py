@@ -75,7 +75,7 @@ class VersionSpec:
 
 def parse_version(text: str) -> int:
     """A path or field's version string → int, with TF Serving's meaning (positive int64)."""
-    if not text.isdigit() or int(text) < 1 or int(text) >= 2**63:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1 or int(text) >= 2**63:
         raise InvalidInput(f"version must be a positive integer, got {text!r}")
     return int(text)
 
@@ -86,7 +86,11 @@ def version_dirs(base: Path) -> dict[int, Path]:
         entries = list(base.iterdir())
     except OSError:
         return {}
-    return {int(p.name): p for p in entries if p.name.isdigit() and int(p.name) > 0 and p.is_dir()}
+    return {
+        int(p.name): p
+        for p in entries
+        if p.name.isascii() and p.name.isdigit() and int(p.name) > 0 and p.is_dir()
+    }
 
 
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:

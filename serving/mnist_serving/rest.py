@@ -75,7 +75,7 @@ def _check_model(request: Request, spec: VersionSpec) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
             f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit"
         )
@@ -174,7 +174,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
                 VersionSpec()
                 if version is None
                 else VersionSpec(version=int(version))
-                if version.isdigit()
+                if version.isascii() and version.isdigit()
                 else VersionSpec(label=version)
             )
             result = await core.classify(images, spec, tracker)

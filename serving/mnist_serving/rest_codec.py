@@ -259,7 +259,7 @@ def parse_options(raw: dict[str, Any]) -> tuple[int, bool, str | None]:
     """(top_k, return_preprocessed, version) from JSON fields or query parameters."""
     top_k = raw.get("top_k", 0)
     if isinstance(top_k, str):
-        if not top_k.isdigit():
+        if not (top_k.isascii() and top_k.isdigit()):
             raise InvalidInput(f"top_k must be an integer 0-10, got {top_k!r}")
         top_k = int(top_k)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= 10:

@@ -136,7 +136,7 @@ class Settings(BaseSettings):
             raise ValueError("give at least one TF Serving target (host:port)")
         for target in targets:
             host, _, port = target.rpartition(":")
-            if not host or not port.isdigit():
+            if not host or not (port.isascii() and port.isdigit()):
                 raise ValueError(f"target {target!r} is not host:port")
         return targets
 
@@ -193,7 +193,11 @@ class Settings(BaseSettings):
             return  # the model lives on the TF Serving side
         base = self.model_base.resolve()
         versions = (
-            [p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
+            [
+                p
+                for p in base.iterdir()
+                if p.is_dir() and p.name.isascii() and p.name.isdigit() and int(p.name) > 0
+            ]
             if base.is_dir()
             else []
         )

@@ -143,3 +143,26 @@ def test_screenshot_for_the_readme(page, digits) -> None:
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_with_api_keys_on_the_page_asks_for_a_key_and_uses_it(browser, model_dir, digits) -> None:
+    key = "demo-key-0123456789abcdef"
+    secured = start_server(model_dir, env={"MNIST_API_KEYS": f'{{"demo": "{key}"}}'})
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(secured.url + "/")  # the page itself is an open route by default
+        frame = digits["x_test"][0].tolist()
+        page.evaluate("frame => window.mnistDemo.paintFrame(frame)", frame)
+        page.wait_for_function("document.body.dataset.state === 'error'")
+        assert "needs an API key" in page.inner_text("#error")
+        assert page.evaluate("document.getElementById('keybox').open")
+        page.fill("#key", key)
+        page.dispatch_event("#key", "change")
+        page.evaluate("frame => window.mnistDemo.paintFrame(frame)", frame)
+        page.wait_for_function("document.body.dataset.state === 'answered'")
+        assert page.inner_text("#digit") == str(digits["y_test"][0])
+        assert page.evaluate("sessionStorage.getItem('mnist-api-key')") == key
+    finally:
+        context.close()
+        stop_server(secured)

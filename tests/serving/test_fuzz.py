@@ -51,9 +51,13 @@ def http(target: Server) -> Iterator[httpx.Client]:
 
 def check(response: httpx.Response, counter: dict[str, int]) -> None:
     counter["requests"] = counter.get("requests", 0) + 1
+    request = response.request
     assert response.status_code < 500 or response.status_code == 503, (
         response.status_code,
         response.text[:300],
+        f"{request.method} {request.url}",
+        dict(request.headers),
+        request.content[:300],
     )
     if response.status_code >= 400:
         error = response.json()["error"]

@@ -383,3 +383,17 @@ async def test_metrics_move_and_health_probes_are_not_counted(api, digits) -> No
         )
         >= 0
     )
+
+
+@pytest.mark.parametrize(
+    "request_args",
+    [
+        ("GET", "/v1/models/mnist/versions/%C2%B2", {}),  # "²": a digit to str.isdigit, not to int
+        ("POST", "/v1/digits:classify?version=%C2%B2", {"json": {"images": [[[0] * 28] * 28]}}),
+        ("POST", "/v1/digits:classify?top_k=%C2%B2", {"json": {"images": [[[0] * 28] * 28]}}),
+    ],
+)
+async def test_unicode_digits_are_not_numbers(api, request_args) -> None:
+    method, path, kwargs = request_args
+    r = await api.request(method, path, **kwargs)
+    assert 400 <= r.status_code < 500, r.text

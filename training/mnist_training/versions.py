@@ -35,7 +35,7 @@ def existing_versions(base: Path) -> list[int]:
 
 
 def _is_version(name: str) -> bool:
-    return name.isdigit() and int(name) > 0
+    return name.isascii() and name.isdigit() and int(name) > 0
 
 
 def next_version(base: Path) -> int:
