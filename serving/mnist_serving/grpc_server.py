@@ -333,13 +333,7 @@ class _DigitClassifier(digits_pb2_grpc.DigitClassifierServicer):  # type: ignore
                 raise InvalidInput(f"top_k must be an integer 0-10, got {request.top_k}")
             images = [_digit_image(i, image) for i, image in enumerate(request.images)]
             version = request.version
-            spec = (
-                VersionSpec()
-                if not version
-                else VersionSpec(version=int(version))
-                if version.isascii() and version.isdigit()
-                else VersionSpec(label=version)
-            )
+            spec = VersionSpec.from_text(version)
             result = await self.g.core.classify(images, spec, tracker)
             response = digits_pb2.ClassifyResponse(model_version=result.version)
             for c in result.results:

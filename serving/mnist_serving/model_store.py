@@ -65,6 +65,15 @@ class VersionSpec:
     version: int | None = None
     label: str | None = None
 
+    @classmethod
+    def from_text(cls, text: str | None) -> VersionSpec:
+        """The digits API's ``version`` option: a number, a label, or empty for the default."""
+        if not text:
+            return cls()
+        if text.isascii() and text.isdigit():
+            return cls(version=int(text))
+        return cls(label=text)
+
     def describe(self) -> str:
         if self.version is not None:
             return f"Specific({MODEL_NAME}, {self.version})"

@@ -170,13 +170,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
         async def work(tracker: RequestTracker) -> Response:
             images, options = await _digit_request(request, limit, depth)
             top_k, preprocessed, version = codec.parse_options(options)
-            spec = (
-                VersionSpec()
-                if version is None
-                else VersionSpec(version=int(version))
-                if version.isascii() and version.isdigit()
-                else VersionSpec(label=version)
-            )
+            spec = VersionSpec.from_text(version)
             result = await core.classify(images, spec, tracker)
             return _json(codec.render_classify(result, top_k, preprocessed))
 
