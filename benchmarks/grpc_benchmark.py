@@ -3,8 +3,11 @@
     python benchmarks/grpc_benchmark.py --model-dir models --seconds 6 > docs/grpc-benchmark.md
 
 A is ``mnist-serve`` with the embedded LiteRT runtime; B is ``mnist-serve --backend tfserving``
-forwarding to A's gRPC port, standing in for TF Serving (the same wire protocol). Points are
-run in alternating order (A, B, A, B ...) so drift on this shared machine hits both alike.
+forwarding to A's gRPC port, standing in for TF Serving (the same wire protocol). Beside them,
+``bare_grpc_proxy.py`` forwards the same gRPC calls to A with no logic at all: what it adds is
+the floor any Python gRPC hop costs here. Points are run in alternating order (A, B, bare, A,
+B, bare ...) over several rounds so drift on this shared machine hits all alike; the summary
+gives each path's median p50 over the rounds and what it adds to A alone.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import asyncio
 import json
 import os
 import platform
+import re
+import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +80,26 @@ def measure(
     return res.summary(per)
 
 
+def start_bare_proxy(target: str) -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "bare_grpc_proxy.py"), target],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    match = re.search(r"ready on gRPC (\S+)", line)
+    if match is None:
+        proc.kill()
+        raise SystemExit(f"bare proxy did not start: {line!r}")
+    return proc, match.group(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist.npz")
     parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of the chain comparison")
     args = parser.parse_args()
     source = args.data if args.data.exists() else ROOT / "tests" / "fixtures" / "mnist-small.npz"
     with np.load(source) as d:
@@ -88,7 +110,16 @@ def main() -> None:
     b_proc, b_url, b_grpc, _ = start(
         args.model_dir, "--backend", "tfserving", "--tfserving-targets", a_grpc
     )
-    a, b = (a_url, a_grpc), (b_url, b_grpc)
+    b4_proc, b4_url, b4_grpc, _ = start(
+        args.model_dir, "--backend", "tfserving", "--tfserving-targets", a_grpc,
+        "--num-batch-threads", "4",
+    )  # fmt: skip
+    bare_proc, bare_grpc = start_bare_proxy(a_grpc)
+    paths = {
+        "A alone": (a_url, a_grpc),
+        "B → A": (b_url, b_grpc),
+        "bare proxy → A": ("", bare_grpc),
+    }
     rows = []
     try:
         for name in specs:  # REST beside gRPC, against A
@@ -98,19 +129,30 @@ def main() -> None:
                     {
                         "table": "protocols",
                         "request": name,
-                        **measure(a, specs[name], c, args.seconds),
+                        **measure(paths["A alone"], specs[name], c, args.seconds),
                     }
                 )
-        for name in ("REST digits octet, 1", "gRPC Classify raw, 1"):  # the chain
+        chain = ("REST digits octet, 1", "gRPC Classify raw, 1", "gRPC Predict tensor_content, 1")
+        for name in chain:
             for c in (1, 8):
-                for round_ in range(2):
-                    for label, server in (("A alone", a), ("B → A", b)):
+                for round_ in range(args.rounds):
+                    for label, server in paths.items():
+                        if label.startswith("bare") and specs[name][0] != "grpc":
+                            continue  # the bare proxy speaks gRPC only
                         r = measure(server, specs[name], c, args.seconds / 2)
                         rows.append(
                             {"table": "chain", "request": name, "path": label, "round": round_, **r}
                         )
+                        time.sleep(0.2)
+        # More forwarded calls in flight at once: smaller batches, more calls.
+        threads = {"B, 1 call in flight": paths["B → A"], "B, 4 calls in flight": (b4_url, b4_grpc)}
+        for c in (8, 32):
+            for round_ in range(args.rounds):
+                for label, server in threads.items():
+                    r = measure(server, specs["gRPC Classify raw, 1"], c, args.seconds / 2)
+                    rows.append({"table": "threads", "path": label, "round": round_, **r})
     finally:
-        for proc in (a_proc, b_proc):
+        for proc in (a_proc, b_proc, b4_proc, bare_proc):
             proc.terminate()
             proc.wait()
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
@@ -121,6 +163,43 @@ def main() -> None:
         if r["table"] == "protocols":
             print(f"| {r['request']} | {r['concurrency']} | {r['rps']:,} | {r['images_per_s']:,} | "
                   f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} |")  # fmt: skip
+    print(
+        f"\nChain, median over {args.rounds} rounds (p50 and p99 of each round, then the median):\n"
+    )
+    print("| request | conc. | path | p50 ms | p99 ms | added at p50 | errors |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for name in chain:
+        for c in (1, 8):
+            base = None
+            for label in paths:
+                points = [r for r in rows if r["table"] == "chain" and r["request"] == name
+                          and r["concurrency"] == c and r["path"] == label]  # fmt: skip
+                if not points:
+                    continue
+                p50 = statistics.median(r["p50_ms"] for r in points)
+                p99 = statistics.median(r["p99_ms"] for r in points)
+                base = p50 if base is None else base
+                added = "" if label == "A alone" else f"{p50 - base:+.2f} ms"
+                errors = sum(r["errors"] for r in points)
+                print(f"| {name} | {c} | {label} | {p50:.2f} | {p99:.2f} | {added} | {errors} |")
+    print(
+        f"\nB with --num-batch-threads 1 and 4, gRPC Classify raw 1 image, median over {args.rounds} rounds:\n"
+    )
+    print("| concurrency | path | req/s | p50 ms | p99 ms | errors |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for c in (8, 32):
+        for label in threads:
+            points = [
+                r
+                for r in rows
+                if r["table"] == "threads" and r["concurrency"] == c and r["path"] == label
+            ]
+            rps = statistics.median(r["rps"] for r in points)
+            p50 = statistics.median(r["p50_ms"] for r in points)
+            p99 = statistics.median(r["p99_ms"] for r in points)
+            print(
+                f"| {c} | {label} | {rps:,.1f} | {p50:.2f} | {p99:.2f} | {sum(r['errors'] for r in points)} |"
+            )
     print("\n| request | concurrency | path | round | req/s | p50 ms | p99 ms | errors |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -11,6 +11,7 @@ typed ``*_val`` lists (TF Serving's default for answers). Arrays are written as
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ def tensor_to_array(tensor: tf_pb.TensorProto) -> np.ndarray:
     shape = tuple(int(d.size) for d in tensor.tensor_shape.dim)
     if any(d < 0 for d in shape):
         raise TensorError(f"tensor_shape {list(shape)} has a negative dimension")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)  # exact: Python ints do not overflow
     if count > MAX_ELEMENTS:
         raise TensorError(
             f"tensor of shape {list(shape)} has {count:,} elements (limit {MAX_ELEMENTS:,})"
