@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set-up and the two everyday jobs, on a machine with nothing but Python 3.11+.
+"""Set-up and the two everyday jobs, on a machine with nothing but Python 3.10+.
 
     python3 dev.py serve   # venv + install, train a model if there is none, start the gateway
     python3 dev.py test    # system tools the tests drive (apt, as root), venv + install, then

@@ -183,10 +183,7 @@ class InferenceCore:
         callers = caller_deadline_s is not None and caller_deadline_s < limit
         timeout = caller_deadline_s if callers and caller_deadline_s is not None else limit
         try:
-            # asyncio.timeout, not wait_for: the work stays in this task (no extra task and
-            # callbacks per request, which showed in the latency of a lone request).
-            async with asyncio.timeout(timeout):
-                return await work
+            return await asyncio.wait_for(work, timeout)
         except TimeoutError:
             if callers:
                 raise DeadlineExceeded(
@@ -262,10 +259,7 @@ class InferenceCore:
         ticket: Ticket,
         tracker: RequestTracker | None,
     ) -> np.ndarray:
-        # Only a request with the gateway to itself may skip the batching queue; under load
-        # the next arrivals are better served by joining one batch than queueing behind it.
-        solo = self._inference_in_flight <= 1
-        probs = await served.batcher.run(images, ticket, solo=solo)
+        probs = await served.batcher.run(images, ticket)
         self.metrics.version_requests.labels(str(served.version)).inc()
         self._count_predictions(probs)
         if tracker is not None:

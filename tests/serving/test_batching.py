@@ -124,46 +124,6 @@ async def test_a_failing_model_fails_only_its_batch() -> None:
     await batcher.stop()
 
 
-async def test_a_lone_request_calls_the_model_from_its_own_task() -> None:
-    seen: list[asyncio.Task | None] = []
-
-    async def remote(images):  # a remote backend's session is a coroutine
-        seen.append(asyncio.current_task())
-        return np.ones((len(images), 10), np.float32) / 10
-
-    batcher = await _batcher(remote)
-    caller = asyncio.create_task(batcher.run(_images([1])))
-    await caller
-    await batcher.stop()
-    assert seen == [caller]  # no hand-off to a batching worker
-
-
-async def test_small_fast_local_calls_run_on_the_loop_and_slow_ones_in_a_thread() -> None:
-    def model(delay):
-        threads: list[str] = []
-
-        def run(images):
-            threads.append(threading.current_thread().name)
-            time.sleep(delay)
-            return np.ones((len(images), 10), np.float32) / 10
-
-        return run, threads
-
-    fast, fast_threads = model(0)
-    slow, slow_threads = model(0.003)  # 3 ms per image: over the 1 ms budget
-    for session in (fast, slow):
-        batcher = await _batcher(session)
-        for _ in range(5):
-            await batcher.run(_images([1]))
-        await batcher.run(_images(list(range(64))))  # too many images to hold the loop for
-        await batcher.stop()
-    main = threading.current_thread().name
-    # The first call is timed in a thread; once known to be quick, calls stay on the loop.
-    assert fast_threads[0] != main and fast_threads[1:5] == [main] * 4
-    assert fast_threads[5] != main
-    assert main not in slow_threads
-
-
 async def test_a_caller_giving_up_does_not_free_a_session_still_running() -> None:
     gate = threading.Event()
     busy = {"first": 0, "second": 0}
