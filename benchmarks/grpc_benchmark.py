@@ -80,6 +80,11 @@ def measure(
     return res.summary(per)
 
 
+def medians(points: list[dict], *keys: str) -> list[float]:
+    """Each key's median over the rounds of one point."""
+    return [statistics.median(r[key] for r in points) for key in keys]
+
+
 def start_bare_proxy(target: str) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "bare_grpc_proxy.py"), target],
@@ -176,8 +181,7 @@ def main() -> None:
                           and r["concurrency"] == c and r["path"] == label]  # fmt: skip
                 if not points:
                     continue
-                p50 = statistics.median(r["p50_ms"] for r in points)
-                p99 = statistics.median(r["p99_ms"] for r in points)
+                p50, p99 = medians(points, "p50_ms", "p99_ms")
                 base = p50 if base is None else base
                 added = "" if label == "A alone" else f"{p50 - base:+.2f} ms"
                 errors = sum(r["errors"] for r in points)
@@ -194,9 +198,7 @@ def main() -> None:
                 for r in rows
                 if r["table"] == "threads" and r["concurrency"] == c and r["path"] == label
             ]
-            rps = statistics.median(r["rps"] for r in points)
-            p50 = statistics.median(r["p50_ms"] for r in points)
-            p99 = statistics.median(r["p99_ms"] for r in points)
+            rps, p50, p99 = medians(points, "rps", "p50_ms", "p99_ms")
             print(
                 f"| {c} | {label} | {rps:,.1f} | {p50:.2f} | {p99:.2f} | {sum(r['errors'] for r in points)} |"
             )
