@@ -1,10 +1,11 @@
 """The floor for the chain benchmark: a gRPC forwarder with no logic at all.
 
-    python benchmarks/bare_grpc_proxy.py TARGET      # prints "ready on gRPC 127.0.0.1:PORT"
+    python benchmarks/bare_grpc_proxy.py [--sync] TARGET   # prints "ready on gRPC 127.0.0.1:PORT"
 
 Every unary call is passed to TARGET as opaque bytes (no parsing, no checks, no metrics) with
-``grpc.aio`` on uvloop, as the gateway runs. What it adds in front of a backend is what any
-Python gRPC hop costs on the machine; the gateway's own work is what it adds beyond that.
+``grpc.aio`` on uvloop, as the gateway runs, or with ``--sync`` by grpc's thread-pool server
+and a blocking client. What it adds in front of a backend is what any Python gRPC hop costs on
+the machine; the gateway's own work is what it adds beyond that.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -41,6 +43,28 @@ class Forward(grpc.GenericRpcHandler):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(forward, _same, _same)
 
 
+class ForwardBlocking(grpc.GenericRpcHandler):  # type: ignore[misc]
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        call = self.channel.unary_unary(
+            details.method, request_serializer=_same, response_deserializer=_same
+        )
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, _context: call(request), _same, _same
+        )
+
+
+def serve_blocking(target: str) -> None:
+    server = grpc.server(ThreadPoolExecutor(8))
+    server.add_generic_rpc_handlers((ForwardBlocking(grpc.insecure_channel(target)),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(f"ready on gRPC 127.0.0.1:{port}", flush=True)
+    server.wait_for_termination()
+
+
 async def serve(target: str) -> None:
     channel = grpc.aio.insecure_channel(target)
     server = grpc.aio.server()
@@ -52,5 +76,8 @@ async def serve(target: str) -> None:
 
 
 if __name__ == "__main__":
-    uvloop.install()
-    asyncio.run(serve(sys.argv[1]))
+    if sys.argv[1] == "--sync":
+        serve_blocking(sys.argv[2])
+    else:
+        uvloop.install()
+        asyncio.run(serve(sys.argv[1]))

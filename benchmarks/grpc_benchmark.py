@@ -23,12 +23,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.request import urlopen
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
 from loadgen import run_grpc_load, run_load
+from prometheus_client.parser import text_string_to_metric_families
 from rest_benchmark import start
 
 from mnist_client.protos import digits_pb2
@@ -85,17 +87,65 @@ def medians(points: list[dict], *keys: str) -> list[float]:
     return [statistics.median(r[key] for r in points) for key in keys]
 
 
-def start_bare_proxy(target: str) -> tuple[subprocess.Popen[bytes], str]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gateway_spans(url: str) -> tuple[float, float, float, float]:
+    """From a gateway's /metrics: (seconds, count) of its inference requests as the core
+    timed them, and (seconds, count) of its model or backend calls."""
+    families = {"mnist_request_duration_seconds": 0, "mnist_inference_duration_seconds": 2}
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for family in text_string_to_metric_families(urlopen(url + "/metrics").read().decode()):
+        at = families.get(family.name)
+        if at is None:
+            continue
+        for sample in family.samples:
+            if at == 0 and sample.labels.get("route") not in ("predict", "classify"):
+                continue
+            if sample.name.endswith("_sum"):
+                totals[at] += sample.value
+            elif sample.name.endswith("_count"):
+                totals[at + 1] += sample.value
+    return totals[0], totals[1], totals[2], totals[3]
+
+
+def chain_point(
+    proc: subprocess.Popen[bytes],
+    server: tuple[str, str],
+    spec: tuple[str, str, bytes, str, int],
+    c: int,
+    seconds: float,
+    gateway_url: str | None = None,
+) -> dict:
+    """One chain point, with the CPU time per request of ``proc`` (the process the load
+    generator talks to) and, for a gateway, the spans its /metrics recorded meanwhile."""
+    spans = gateway_spans(gateway_url) if gateway_url else None
+    cpu = cpu_seconds(proc.pid)
+    r = measure(server, spec, c, seconds)
+    r["cpu_ms_per_request"] = (cpu_seconds(proc.pid) - cpu) * 1000 / max(r["requests"], 1)
+    if gateway_url and spans:
+        after = gateway_spans(gateway_url)
+        t_req, n_req, t_call, n_call = (y - x for x, y in zip(spans, after, strict=True))
+        r["b_request_ms"] = t_req * 1000 / max(n_req, 1)
+        r["b_call_ms"] = t_call * 1000 / max(n_call, 1)
+        r["b_calls_per_request"] = n_call / max(n_req, 1)
+    return r
+
+
+def start_helper(script: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a helper from this folder that prints "ready on gRPC HOST:PORT": (process, target)."""
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "bare_grpc_proxy.py"), target],
-        stdout=subprocess.PIPE,
+        [sys.executable, str(Path(__file__).parent / script), *args], stdout=subprocess.PIPE
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
     match = re.search(r"ready on gRPC (\S+)", line)
     if match is None:
         proc.kill()
-        raise SystemExit(f"bare proxy did not start: {line!r}")
+        raise SystemExit(f"{script} {' '.join(args)} did not start: {line!r}")
     return proc, match.group(1)
 
 
@@ -119,7 +169,9 @@ def main() -> None:
         args.model_dir, "--backend", "tfserving", "--tfserving-targets", a_grpc,
         "--num-batch-threads", "4",
     )  # fmt: skip
-    bare_proc, bare_grpc = start_bare_proxy(a_grpc)
+    bare_proc, bare_grpc = start_helper("bare_grpc_proxy.py", a_grpc)
+    # whose CPU time a path's point is charged to: the process the load generator talks to
+    procs = {"A alone": a_proc, "B → A": b_proc, "bare proxy → A": bare_proc}
     paths = {
         "A alone": (a_url, a_grpc),
         "B → A": (b_url, b_grpc),
@@ -144,7 +196,10 @@ def main() -> None:
                     for label, server in paths.items():
                         if label.startswith("bare") and specs[name][0] != "grpc":
                             continue  # the bare proxy speaks gRPC only
-                        r = measure(server, specs[name], c, args.seconds / 2)
+                        forwarder = b_url if label == "B → A" else None
+                        r = chain_point(
+                            procs[label], server, specs[name], c, args.seconds / 2, forwarder
+                        )
                         rows.append(
                             {"table": "chain", "request": name, "path": label, "round": round_, **r}
                         )
@@ -171,8 +226,10 @@ def main() -> None:
     print(
         f"\nChain, median over {args.rounds} rounds (p50 and p99 of each round, then the median):\n"
     )
-    print("| request | conc. | path | p50 ms | p99 ms | added at p50 | errors |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print(
+        "| request | conc. | path | p50 ms | p99 ms | added at p50 | CPU ms per request | errors |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name in chain:
         for c in (1, 8):
             base = None
@@ -181,11 +238,31 @@ def main() -> None:
                           and r["concurrency"] == c and r["path"] == label]  # fmt: skip
                 if not points:
                     continue
-                p50, p99 = medians(points, "p50_ms", "p99_ms")
+                p50, p99, cpu = medians(points, "p50_ms", "p99_ms", "cpu_ms_per_request")
                 base = p50 if base is None else base
                 added = "" if label == "A alone" else f"{p50 - base:+.2f} ms"
                 errors = sum(r["errors"] for r in points)
-                print(f"| {name} | {c} | {label} | {p50:.2f} | {p99:.2f} | {added} | {errors} |")
+                print(f"| {name} | {c} | {label} | {p50:.2f} | {p99:.2f} | {added} | {cpu:.2f} | {errors} |")  # fmt: skip
+    print(
+        "\nWhere B's added time goes at concurrency 1, in means (B's own /metrics give sums, not "
+        "percentiles; median over the rounds). B's span is the core's timing of a request, from "
+        "its admission to its answer; inside it the backend call, and B's own work is the "
+        "difference. The rest of the added time is outside B's Python code: B's gRPC server "
+        "and client (or HTTP server for REST) and the machine's two cores shared by three "
+        "processes.\n"
+    )
+    print("| request | A alone mean | B → A mean | added | B's span | backend call | B's own work | outside B's code |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in chain:
+        points = [r for r in rows if r["table"] == "chain" and r["request"] == name
+                  and r["concurrency"] == 1]  # fmt: skip
+        (a_mean,) = medians([r for r in points if r["path"] == "A alone"], "mean_ms")
+        b_mean, span, call = medians(
+            [r for r in points if r["path"] == "B → A"], "mean_ms", "b_request_ms", "b_call_ms"
+        )
+        gap, own = b_mean - a_mean, span - call
+        print(f"| {name} | {a_mean:.2f} | {b_mean:.2f} | {gap:+.2f} | {span:.2f} | {call:.2f} | "
+              f"{own:.2f} | {gap - own:+.2f} |")  # fmt: skip
     print(
         f"\nB with --num-batch-threads 1 and 4, gRPC Classify raw 1 image, median over {args.rounds} rounds:\n"
     )

@@ -36,6 +36,7 @@ class Result:
             "errors": self.errors,
             "rps": round(rps, 1),
             "images_per_s": round(rps * images_per_request, 1),
+            "mean_ms": round(float(lat.mean()), 3),
             "p50_ms": round(float(np.percentile(lat, 50)), 3),
             "p95_ms": round(float(np.percentile(lat, 95)), 3),
             "p99_ms": round(float(np.percentile(lat, 99)), 3),

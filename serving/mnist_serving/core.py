@@ -259,7 +259,10 @@ class InferenceCore:
         ticket: Ticket,
         tracker: RequestTracker | None,
     ) -> np.ndarray:
-        probs = await served.batcher.run(images, ticket)
+        # With other requests in the gateway (even ones still being read), the event loop is
+        # better left free for them while the model runs in a thread.
+        alone = self._inference_in_flight <= 1
+        probs = await served.batcher.run(images, ticket, alone=alone)
         self.metrics.version_requests.labels(str(served.version)).inc()
         self._count_predictions(probs)
         if tracker is not None:

@@ -156,3 +156,51 @@ async def test_a_caller_giving_up_does_not_free_a_session_still_running() -> Non
         assert (await task).shape == (1, 10)
     await batcher.stop()
     assert overlaps == []  # no session ever ran two calls at once
+
+
+class ThreadRecordingModel:
+    """Records which thread ran each call; takes ``seconds`` per call."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self.threads: list[str] = []
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        if self.seconds:
+            time.sleep(self.seconds)
+        return np.full((len(images), 10), 0.1, np.float32)
+
+
+async def test_a_lone_call_known_to_be_short_runs_on_the_event_loop() -> None:
+    model = ThreadRecordingModel()
+    batcher = await _batcher(model, batch_timeout_micros=0)
+    for _ in range(3):
+        with batcher.announce() as ticket:
+            await batcher.run(_images([1]), ticket, alone=True)
+    await batcher.run(_images([1]))  # its caller knows of others in the gateway
+    await batcher.stop()
+    loop_thread = threading.current_thread().name
+    # The first call's cost is unknown, so it goes to the thread; once measured, lone calls
+    # stay on the loop.
+    assert model.threads[0].startswith("batch") and model.threads[1:3] == [loop_thread] * 2
+    assert model.threads[3].startswith("batch")
+
+
+async def test_a_slow_call_or_one_with_company_goes_to_the_thread() -> None:
+    slow = ThreadRecordingModel(seconds=0.005)  # past the 1 ms budget
+    batcher = await _batcher(slow, batch_timeout_micros=0)
+    for _ in range(3):
+        await batcher.run(_images([1]), alone=True)
+    await batcher.stop()
+    assert all(name.startswith("batch") for name in slow.threads)
+
+    fast = ThreadRecordingModel()
+    batcher = await _batcher(fast, batch_timeout_micros=0)
+    await batcher.run(_images([1]), alone=True)  # measured: short
+    with batcher.announce():  # another request is on its way: keep the loop free for it
+        await batcher.run(_images([1]), alone=True)
+    await batcher.run(_images([1]), alone=True)  # alone again: back on the loop
+    await batcher.stop()
+    assert fast.threads[1].startswith("batch")
+    assert fast.threads[2] == threading.current_thread().name
