@@ -149,6 +149,13 @@ def start_helper(script: str, *args: str) -> tuple[subprocess.Popen[bytes], str]
     return proc, match.group(1)
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
@@ -213,8 +220,7 @@ def main() -> None:
                     rows.append({"table": "threads", "path": label, "round": round_, **r})
     finally:
         for proc in (a_proc, b_proc, b4_proc, bare_proc):
-            proc.terminate()
-            proc.wait()
+            stop(proc)
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
           "load generator on the same machine\n")  # fmt: skip
     print("| request | concurrency | req/s | images/s | p50 ms | p95 ms | p99 ms | errors |")

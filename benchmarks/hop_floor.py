@@ -23,7 +23,7 @@ import grpc
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from grpc_benchmark import cpu_seconds, start_helper
+from grpc_benchmark import cpu_seconds, start_helper, stop
 
 METHOD = "/floor.Echo/Call"
 BODY = b"\x01" * 3136  # 784 float32 pixels
@@ -88,8 +88,7 @@ def main() -> None:
                 time.sleep(0.2)
     finally:
         for proc, _ in paths.values():
-            proc.terminate()
-            proc.wait()
+            stop(proc)
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
           f"grpcio {grpc.__version__}; client, forwarder and echo server on the same machine\n")  # fmt: skip
     print(

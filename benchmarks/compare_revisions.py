@@ -1,0 +1,112 @@
+"""A change's effect on the gateway, measured side by side with a base revision in one run.
+
+    python benchmarks/compare_revisions.py --base HEAD~1 --model-dir models --seconds 4 --rounds 4
+
+Exports the base revision's ``serving`` and ``client`` packages with ``git archive`` and
+starts its gateway beside this working tree's (both LiteRT, free loopback ports). Each round
+measures every point on both, in alternating order, so the machine's drift hits both alike;
+the table gives each point's median over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from grpc_benchmark import ROOT, bodies, measure
+
+POINTS = [  # (request, concurrency)
+    ("REST digits octet, 1", 1), ("REST digits octet, 1", 4), ("REST digits octet, 1", 8),
+    ("gRPC Predict tensor_content, 1", 1), ("gRPC Predict tensor_content, 1", 8),
+    ("REST digits octet, 256", 2),
+]  # fmt: skip
+
+
+def export(revision: str, into: Path) -> Path:
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "serving", "client"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def start(tree: Path, model_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A gateway whose code comes from ``tree``: (process, REST URL, gRPC target)."""
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    env = dict(os.environ, PYTHONPATH=f"{tree / 'serving'}{os.pathsep}{tree / 'client'}")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
+             "127.0.0.1", "--rest-port", "0", "--grpc-port", "0", "--log-level", "warning"],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    while proc.poll() is None:
+        if m := re.search(r"ready on (http://\S+), gRPC (\S+)", log.read_text()):
+            return proc, m.group(1), m.group(2)
+        time.sleep(0.05)
+    raise SystemExit(log.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="HEAD~1", help="git revision to compare against")
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist.npz")
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    source = args.data if args.data.exists() else ROOT / "tests" / "fixtures" / "mnist-small.npz"
+    with np.load(source) as d:
+        specs = bodies(d["x_test"][:256])
+    base_sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
+                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        gateways = {
+            f"base {base_sha}": start(export(args.base, Path(tmp)), args.model_dir),
+            "this tree": start(ROOT, args.model_dir),
+        }
+        results: dict[tuple[str, int, str], list[dict]] = {}
+        try:
+            for round_ in range(args.rounds):
+                order = list(gateways.items())
+                for name, c in POINTS:
+                    for label, (_, url, target) in order if round_ % 2 else order[::-1]:
+                        r = measure((url, target), specs[name], c, args.seconds)
+                        results.setdefault((name, c, label), []).append(r)
+        finally:
+            for proc, _, _ in gateways.values():
+                proc.terminate()
+                proc.wait()
+    base, this = gateways
+    print(f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians:\n")
+    print(f"| request | conc. | {base} p50 / p99 ms | {this} p50 / p99 ms | p50 ratio | "
+          f"{base} images/s | {this} images/s | errors |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, c in POINTS:
+        row = {}
+        for label in (base, this):
+            points = results[(name, c, label)]
+            row[label] = [statistics.median(p[k] for p in points)
+                          for k in ("p50_ms", "p99_ms", "images_per_s")]  # fmt: skip
+        errors = sum(p["errors"] for label in (base, this) for p in results[(name, c, label)])
+        (b50, b99, bips), (t50, t99, tips) = row[base], row[this]
+        print(f"| {name} | {c} | {b50:.2f} / {b99:.2f} | {t50:.2f} / {t99:.2f} | "
+              f"{t50 / b50:.2f} | {bips:,.0f} | {tips:,.0f} | {errors} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
