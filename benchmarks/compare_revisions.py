@@ -11,21 +11,19 @@ the table gives each point's median over the rounds.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from grpc_benchmark import ROOT, bodies, measure
+from grpc_benchmark import ROOT, bodies, measure, stop
+from rest_benchmark import start
 
 POINTS = [  # (request, concurrency)
     ("REST digits octet, 1", 1), ("REST digits octet, 1", 4), ("REST digits octet, 1", 8),
@@ -44,23 +42,6 @@ def export(revision: str, into: Path) -> Path:
     return into
 
 
-def start(tree: Path, model_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    """A gateway whose code comes from ``tree``: (process, REST URL, gRPC target)."""
-    log = Path(tempfile.mkstemp(suffix=".log")[1])
-    env = dict(os.environ, PYTHONPATH=f"{tree / 'serving'}{os.pathsep}{tree / 'client'}")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
-             "127.0.0.1", "--rest-port", "0", "--grpc-port", "0", "--log-level", "warning"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    while proc.poll() is None:
-        if m := re.search(r"ready on (http://\S+), gRPC (\S+)", log.read_text()):
-            return proc, m.group(1), m.group(2)
-        time.sleep(0.05)
-    raise SystemExit(log.read_text())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="HEAD~1", help="git revision to compare against")
@@ -76,8 +57,8 @@ def main() -> None:
                               check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         gateways = {
-            f"base {base_sha}": start(export(args.base, Path(tmp)), args.model_dir),
-            "this tree": start(ROOT, args.model_dir),
+            f"base {base_sha}": start(args.model_dir, code=export(args.base, Path(tmp)))[:3],
+            "this tree": start(args.model_dir, code=ROOT)[:3],
         }
         results: dict[tuple[str, int, str], list[dict]] = {}
         try:
@@ -89,8 +70,7 @@ def main() -> None:
                         results.setdefault((name, c, label), []).append(r)
         finally:
             for proc, _, _ in gateways.values():
-                proc.terminate()
-                proc.wait()
+                stop(proc)
     base, this = gateways
     print(f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians:\n")
     print(f"| request | conc. | {base} p50 / p99 ms | {this} p50 / p99 ms | p50 ratio | "

@@ -1,6 +1,6 @@
 """What one Python gRPC hop costs on this machine, with no model and no gateway logic at all.
 
-    python benchmarks/hop_floor.py --seconds 4 --rounds 3
+    python benchmarks/hop_floor.py --seconds 4 --rounds 5 > docs/hop-floor.md
 
 A trivial echo server answers a 3 KB unary call (the size of one MNIST image as a float32
 tensor); the same call goes to it directly and through ``bare_grpc_proxy.py`` in its two
@@ -23,14 +23,11 @@ import grpc
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bare_grpc_proxy import _same
 from grpc_benchmark import cpu_seconds, start_helper, stop
 
 METHOD = "/floor.Echo/Call"
 BODY = b"\x01" * 3136  # 784 float32 pixels
-
-
-def _same(data: bytes) -> bytes:
-    return data
 
 
 async def serve_echo() -> None:

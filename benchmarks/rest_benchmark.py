@@ -51,15 +51,20 @@ def raw_ceiling(model_dir: Path, seconds: float) -> dict[str, float]:
     return out
 
 
-def start(model_dir: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str, str, float]:
-    """Start mnist-serve on free ports: (process, REST URL, gRPC host:port, seconds to ready)."""
+def start(
+    model_dir: Path, *flags: str, code: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str, str, float]:
+    """Start mnist-serve on free ports: (process, REST URL, gRPC host:port, seconds to ready).
+
+    ``code``: a source tree whose ``serving`` and ``client`` packages to run instead of the
+    installed ones (another revision, for a side-by-side comparison)."""
     log = Path(tempfile.mkstemp(suffix=".log")[1])
     started = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
              "127.0.0.1", "--rest-port", "0", "--grpc-port", "0", "--log-level", "warning", *flags],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out, stderr=subprocess.STDOUT, env=_pythonpath(code),
         )  # fmt: skip
     while proc.poll() is None:
         m = re.search(r"ready on (http://\S+), gRPC (\S+)", log.read_text())
@@ -67,6 +72,12 @@ def start(model_dir: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str, s
             return proc, m.group(1), m.group(2), time.perf_counter() - started
         time.sleep(0.05)
     raise SystemExit(log.read_text())
+
+
+def _pythonpath(code: Path | None) -> dict[str, str] | None:
+    if code is None:
+        return None
+    return dict(os.environ, PYTHONPATH=f"{code / 'serving'}{os.pathsep}{code / 'client'}")
 
 
 def rss_mb(pid: int) -> float:
