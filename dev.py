@@ -55,7 +55,7 @@ def serve(args: list[str]) -> None:
     model_dir = Path(os.environ.get("MNIST_MODEL_DIR", ROOT / "models"))
     if not has_model(model_dir):
         data = ["--data", str(SHARED_DATA)] if SHARED_DATA.exists() else []
-        print(f"no model under {model_dir / 'mnist'}: training one first (about 3 minutes)")
+        print(f"no model under {model_dir / 'mnist'}: training one first (about 5 minutes)")
         run(BIN / "mnist-train", "--model-dir", model_dir, *data)
     run(BIN / "mnist-serve", "--model-dir", model_dir, *args)
 

@@ -38,7 +38,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mnist_training.train import TrainConfig, run
 
     root = tmp_path_factory.mktemp("models")
-    run(TrainConfig(epochs=3, data=FIXTURE, model_dir=root), say=lambda _msg: None)
+    run(TrainConfig(recipe="seed", epochs=3, data=FIXTURE, model_dir=root), say=lambda _msg: None)
     return root
 
 

@@ -124,7 +124,7 @@ class MnistClient(BaseClient):
         """One :class:`Prediction` per image, in order.
 
         ``inputs``: a numpy array (28×28, N×28×28, N×784, N×28×28×1; uint8 0-255 or float
-        0-1), a PIL image, PNG/JPEG bytes, a file path, or a list of any of these.
+        0-1), a PIL image, image file bytes (PNG, JPEG, WebP, GIF, BMP, TIFF), a file path, or a list of any of these.
         """
         return [p for call in self._calls(inputs, top_k) for p in self._with_retries(call, top_k)]
 

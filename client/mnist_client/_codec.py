@@ -1,7 +1,7 @@
 """Inputs → items to send, answers → :class:`Prediction`: written once for every transport.
 
-An *item* is either a 28×28 uint8 frame (sent raw, no preprocessing needed) or the bytes of a
-PNG/JPEG file (sent as is; the gateway preprocesses it, or :func:`frames_for_tfserving` does it
+An *item* is either a 28×28 uint8 frame (sent raw, no preprocessing needed) or the bytes of an
+image file (sent as is; the gateway preprocesses it, or :func:`frames_for_tfserving` does it
 here when the server is plain TF Serving, which only takes tensors).
 """
 
@@ -18,12 +18,16 @@ import numpy as np
 from PIL import Image
 
 from mnist_client._errors import InvalidInput
-from mnist_client.preprocess import ImageError, decode_image, to_mnist_frame
+from mnist_client.preprocess import (
+    ACCEPTED,
+    ImageError,
+    decode_image,
+    image_format,
+    to_mnist_frame,
+)
 
 # What ``classify`` accepts: one of these, or a list/tuple of them.
 ImageInput = Union[np.ndarray, Image.Image, bytes, str, os.PathLike[str]]  # noqa: UP007
-_PNG = b"\x89PNG\r\n\x1a\n"
-_JPEG = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Prediction:
 @dataclass(frozen=True)
 class Item:
     frame: np.ndarray | None = None  # 28×28 uint8
-    encoded: bytes | None = None  # PNG or JPEG
+    encoded: bytes | None = None  # an image file: PNG, JPEG, WebP, GIF, BMP or TIFF
 
 
 def to_items(inputs: ImageInput | Sequence[ImageInput]) -> list[Item]:
@@ -69,8 +73,8 @@ def to_items(inputs: ImageInput | Sequence[ImageInput]) -> list[Item]:
         return [Item(encoded=buf.getvalue())]
     if isinstance(inputs, (bytes, bytearray, memoryview)):
         data = bytes(inputs)
-        if not (data.startswith(_PNG) or data.startswith(_JPEG)):
-            raise InvalidInput("bytes are not a PNG or JPEG file (check the first bytes)")
+        if image_format(data) is None:
+            raise InvalidInput(f"bytes are not an image file in a supported format ({ACCEPTED})")
         return [Item(encoded=data)]
     if isinstance(inputs, (str, os.PathLike)):
         path = Path(inputs)
@@ -78,12 +82,12 @@ def to_items(inputs: ImageInput | Sequence[ImageInput]) -> list[Item]:
             data = path.read_bytes()
         except OSError as exc:
             raise InvalidInput(f"{path}: cannot read ({exc.strerror or exc})") from None
-        if not (data.startswith(_PNG) or data.startswith(_JPEG)):
-            raise InvalidInput(f"{path}: not a PNG or JPEG file")
+        if image_format(data) is None:
+            raise InvalidInput(f"{path}: not an image file in a supported format ({ACCEPTED})")
         return [Item(encoded=data)]
     raise InvalidInput(
         f"cannot classify a {type(inputs).__name__}; give numpy arrays, PIL images, "
-        "PNG/JPEG bytes or file paths"
+        "image file bytes or file paths"
     )
 
 

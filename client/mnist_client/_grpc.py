@@ -1,6 +1,6 @@
 """gRPC: build the call for a chunk of items, send it (sync or async), parse the answer.
 
-Against the gateway it uses ``mnist.v1.DigitClassifier/Classify`` (raw 28×28 bytes or PNG/JPEG
+Against the gateway it uses ``mnist.v1.DigitClassifier/Classify`` (raw 28×28 bytes or image files
 bytes per image); against plain TF Serving, ``tensorflow.serving.PredictionService/Predict``
 with a ``tensor_content`` tensor. Answers are read from ``float_val`` or ``tensor_content``.
 """

@@ -1,7 +1,7 @@
 """REST: build the HTTP call for a chunk of items, send it (sync or async), parse the answer.
 
 Against the gateway it uses ``POST /v1/digits:classify`` (raw frames as one
-``application/octet-stream`` body; anything with PNG/JPEG files as JSON with ``b64``); against
+``application/octet-stream`` body; anything with image files as JSON with ``b64``); against
 plain TF Serving, ``POST /v1/models/<model>:predict`` with ``instances``.
 """
 

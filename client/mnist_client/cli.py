@@ -32,7 +32,8 @@ class Row:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mnist-predict", description="Classify handwritten-digit images (PNG or JPEG)."
+        prog="mnist-predict",
+        description="Classify handwritten-digit images (PNG, JPEG, WebP, GIF, BMP or TIFF).",
     )
     parser.add_argument("files", nargs="+", help="image files; '-' reads one image from stdin")
     parser.add_argument(

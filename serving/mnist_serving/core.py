@@ -70,7 +70,7 @@ class PredictResult:
 class DigitImage:
     """One image as the digits API received it, before preprocessing.
 
-    Exactly one of ``encoded`` (PNG/JPEG bytes) and ``pixels`` (a 2-D array, uint8 0-255 or
+    Exactly one of ``encoded`` (image file bytes) and ``pixels`` (a 2-D array, uint8 0-255 or
     float 0-1 per the documented rule) is set.
     """
 
@@ -288,7 +288,7 @@ class InferenceCore:
         self._check_count(len(images))
         with served.batcher.announce() as ticket:
             if any(img.encoded is not None for img in images):
-                # Decoding a large PNG takes milliseconds: keep it off the event loop.
+                # Decoding a large image takes milliseconds: keep it off the event loop.
                 frames = await asyncio.to_thread(self._frames, images)
             else:
                 frames = self._frames(images)

@@ -364,4 +364,4 @@ def _digit_image(index: int, image: digits_pb2.Image) -> DigitImage:
                 f"image {index}: raw must be 784 bytes (28×28 uint8), got {len(image.raw)}"
             )
         return DigitImage(pixels=np.frombuffer(image.raw, np.uint8).reshape(28, 28))
-    raise InvalidInput(f"image {index}: set either 'encoded' (PNG/JPEG) or 'raw' (784 bytes)")
+    raise InvalidInput(f"image {index}: set either 'encoded' (an image file) or 'raw' (784 bytes)")

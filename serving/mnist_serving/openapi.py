@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mnist_client.preprocess import MEDIA_TYPES
+
 _PIXELS = {
     "type": "array",
     "description": "A 2-D pixel array (28×28 is used as is). All integers: 0-255. "
@@ -18,7 +20,12 @@ _PIXELS = {
 _B64 = {
     "type": "object",
     "required": ["b64"],
-    "properties": {"b64": {"type": "string", "description": "base64 PNG or JPEG, any size"}},
+    "properties": {
+        "b64": {
+            "type": "string",
+            "description": "base64 image file (PNG, JPEG, WebP, GIF, BMP or TIFF), any size",
+        }
+    },
     "additionalProperties": False,
 }
 
@@ -42,8 +49,7 @@ CLASSIFY_BODY: dict[str, Any] = {
                     },
                 }
             },
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            **{t: {"schema": {"type": "string", "format": "binary"}} for t in MEDIA_TYPES},
             "application/octet-stream": {
                 "schema": {"type": "string", "format": "binary", "description": "N×784 uint8"}
             },

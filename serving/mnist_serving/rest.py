@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mnist_client.preprocess import MEDIA_TYPES
 from mnist_serving import rest_codec as codec
 from mnist_serving.core import DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
@@ -26,6 +27,7 @@ from mnist_serving.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from mnist_serving.metrics import tfserving_registry
 from mnist_serving.model_store import VersionSpec, parse_version
 from mnist_serving.openapi import CLASSIFY_BODY, DOCS_HTML, PREDICT_BODY
 from mnist_serving.security import bearer_or_api_key
@@ -34,7 +36,10 @@ from mnist_serving.static import DEMO_HTML
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
-IMAGE_TYPES = ("image/png", "image/jpeg")
+IMAGE_TYPES = MEDIA_TYPES
+_ACCEPTED_TYPES = ", ".join(
+    ("application/json", *IMAGE_TYPES, "multipart/form-data", "application/octet-stream")
+)
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -165,7 +170,7 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
 
     @app.post("/v1/digits:classify", tags=["digits"], openapi_extra=CLASSIFY_BODY)
     async def classify(request: Request) -> Response:
-        """Classify one or more images of digits (JSON, PNG/JPEG, multipart or raw bytes)."""
+        """Classify one or more images of digits (JSON, image files, multipart or raw bytes)."""
 
         async def work(tracker: RequestTracker) -> Response:
             images, options = await _digit_request(request, limit, depth)
@@ -222,6 +227,16 @@ def create_app(core: InferenceCore, lifespan: Callable[[FastAPI], Any] | None = 
             return denied
         return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    tfserving_view = tfserving_registry(core.metrics, MODEL_NAME)
+
+    @app.get("/monitoring/prometheus/metrics", tags=["operations"])
+    async def tfserving_metrics(request: Request) -> Response:
+        """TF Serving's metric names at TF Serving's path (request count and latency of Predict),
+        so a gateway standing in for TF Serving is scraped like one."""
+        if denied := refused(request, "metrics"):
+            return denied
+        return Response(generate_latest(tfserving_view), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> Response:
         return refused(request, "docs") or Response(DOCS_HTML, media_type="text/html")
@@ -273,10 +288,5 @@ async def _digit_request(
             raise InvalidInput("multipart body holds no file parts (send images as files)")
         return images, {**query, **fields}
     if not content_type:
-        raise UnsupportedMediaType(
-            "missing Content-Type; send application/json, image/png, image/jpeg, multipart/form-data or application/octet-stream"
-        )
-    raise UnsupportedMediaType(
-        f"unsupported Content-Type {content_type!r}; send application/json, image/png, "
-        "image/jpeg, multipart/form-data or application/octet-stream"
-    )
+        raise UnsupportedMediaType(f"missing Content-Type; send {_ACCEPTED_TYPES}")
+    raise UnsupportedMediaType(f"unsupported Content-Type {content_type!r}; send {_ACCEPTED_TYPES}")

@@ -68,9 +68,9 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(1024, ge=1)
     """Most images (or examples) in one request."""
     max_image_side: int = Field(4096, ge=28)
-    """Largest width or height of an uploaded PNG/JPEG, checked before decoding."""
+    """Largest width or height of an uploaded image, checked before decoding."""
     max_image_pixels: int = Field(16_777_216, ge=784)
-    """Largest width × height of an uploaded PNG/JPEG, checked before decoding."""
+    """Largest width × height of an uploaded image, checked before decoding."""
     max_in_flight_requests: int = Field(1024, ge=0)
     """Predict/classify requests in progress at once; beyond it 503 at once (0: no cap)."""
     max_json_depth: int = Field(16, ge=6, le=512)

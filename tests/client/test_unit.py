@@ -101,8 +101,13 @@ def test_images_bytes_paths_and_lists(tmp_path) -> None:
     assert [i.encoded is not None for i in items] == [True, True, True, True, False, False]
     with pytest.raises(InvalidInput, match=r"input 1: .*missing\.png: cannot read"):
         to_items([png, tmp_path / "missing.png"])
-    with pytest.raises(InvalidInput, match="not a PNG or JPEG"):
+    with pytest.raises(InvalidInput, match="not an image file in a supported format"):
         to_items(b"hello")
+    webp = tmp_path / "d.webp"
+    Image.new("L", (30, 30), 255).save(webp, "WEBP")
+    tiff = tmp_path / "d.tiff"
+    Image.new("I;16", (30, 30)).save(tiff, "TIFF")
+    assert all(i.encoded for i in to_items([webp, tiff, webp.read_bytes()]))
     with pytest.raises(InvalidInput, match="cannot classify a dict"):
         to_items({"a": 1})  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="no images"):

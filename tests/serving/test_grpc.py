@@ -359,3 +359,25 @@ def test_chain_answers_like_its_backend_fails_fast_and_recovers(model_dir, digit
     finally:
         stop_server(b)
         stop_server(a)
+
+
+def test_digits_service_reads_every_accepted_format_and_names_a_refused_one(
+    channel, digits
+) -> None:
+    from tests.serving.test_image_formats import CASES, DIGIT_INDEX, _ink
+
+    stub = digits_pb2_grpc.DigitClassifierStub(channel)
+    request = digits_pb2.ClassifyRequest()
+    cases = ("webp-lossy", "gif-first-frame", "tiff-float", "png-16-bit", "exif-orientation",
+             "rgba-white-ink", "cmyk-jpeg", "bmp")  # fmt: skip
+    for case in cases:
+        request.images.add(encoded=CASES[case](_ink(digits)))
+    answer = stub.Classify(request, timeout=30)
+    expected = int(digits["y_test"][DIGIT_INDEX])
+    assert [r.digit for r in answer.results] == [expected] * len(cases)
+    refused = digits_pb2.ClassifyRequest()
+    refused.images.add(encoded=b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Classify(refused, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unsupported image format PDF" in info.value.details()

@@ -110,8 +110,14 @@ def test_model_card_records_what_was_trained_and_how_well(version_dir) -> None:
     card = json.loads((version_dir / "model_card.json").read_text())
     assert card["version"] == 1
     assert card["parameters"] == 104_202
+    assert card["recipe"]["name"] == "seed" and card["recipe"]["distortions"] is None
     assert card["hyperparameters"]["optimizer"] == "rmsprop"
     assert card["hyperparameters"]["batch_size"] == 64
+    evaluations = card["evaluations"]
+    assert evaluations["mnist_test"] == round(card["test"]["accuracy"], 6)
+    # The fixture model (3,000 digits, 3 epochs) reads other writers and photos far above chance.
+    assert evaluations["other_writers"] > 0.5 and evaluations["photos"] > 0.5
+    assert evaluations["other_writers_images"] == 1797
     assert len(card["data"]["sha256"]) == 64
     assert card["test"]["accuracy"] > 0.9  # 1,000 held-out fixture digits
     confusion = np.array(card["test"]["confusion_matrix"])
@@ -180,12 +186,15 @@ def test_same_seed_gives_the_same_weights(tmp_path, fixture_npz) -> None:
 def test_cli_end_to_end_learns(tmp_path, fixture_npz) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mnist_training.cli", "--data", str(fixture_npz), "--limit", "2000",
-         "--epochs", "2", "--model-dir", str(tmp_path), "--no-plots"],
+         "--epochs", "3", "--batch-size", "32", "--model-dir", str(tmp_path), "--no-plots"],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "done: version 1" in result.stdout
+    assert "done: version 1" in result.stdout and "epoch 3/3" in result.stdout
+    assert "cudart" not in result.stderr and "absl" not in result.stderr  # TF kept quiet
     card = json.loads((tmp_path / "mnist" / "1" / "model_card.json").read_text())
-    # 400 held-out fixture digits after two epochs on 2,000: far above the 10% of chance.
+    # The default (robust) recipe, 400 held-out fixture digits after three short epochs on
+    # 2,000 distorted digits: far above the 10% of chance.
+    assert card["recipe"]["name"] == "robust" and card["hyperparameters"]["batch_size"] == 32
     assert card["test"]["accuracy"] > 0.8
     shutil.rmtree(tmp_path / "mnist")

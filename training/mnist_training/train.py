@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -17,22 +16,24 @@ from typing import Any
 
 import numpy as np
 
-from mnist_training import export, report, versions
+from mnist_training import evaluate, export, report, versions
 from mnist_training.data import MnistData, load_mnist
 from mnist_training.errors import TrainingError
-from mnist_training.model import build_model, total_params
-
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
+from mnist_training.fit import fit
+from mnist_training.model import total_params
+from mnist_training.quiet import load_tensorflow_quietly
+from mnist_training.recipes import DEFAULT_RECIPE, OPTIMIZERS, RECIPES, Recipe
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The seed's recipe is the default: RMSprop, 5 epochs, batch 64, pixels / 255."""
+    """A recipe (``robust`` by default, ``seed`` for the seed's) and anything that overrides it."""
 
-    epochs: int = 5
-    batch_size: int = 64
-    optimizer: str = "rmsprop"
-    learning_rate: float = 0.001
+    recipe: str = DEFAULT_RECIPE
+    epochs: int | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
     seed: int = 42
     validation_split: float = 0.0
     limit: int | None = None
@@ -40,17 +41,32 @@ class TrainConfig:
     model_dir: Path = Path("models")
     version: int | None = None
     plots: bool = True
+    verbose: bool = False  # let TensorFlow's native start-up lines through
+
+    def resolved(self) -> Recipe:
+        """The recipe with this config's overrides applied."""
+        return RECIPES[self.recipe].with_overrides(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+        )
 
     def check(self) -> None:
+        if self.recipe not in RECIPES:
+            raise TrainingError(
+                f"--recipe must be one of {', '.join(RECIPES)} (got {self.recipe!r})"
+            )
+        recipe = self.resolved()
         problems = []
-        if self.epochs < 1:
-            problems.append(f"--epochs must be ≥ 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"--batch-size must be ≥ 1 (got {self.batch_size})")
-        if self.optimizer not in OPTIMIZERS:
+        if recipe.epochs < 1:
+            problems.append(f"--epochs must be ≥ 1 (got {recipe.epochs})")
+        if recipe.batch_size < 1:
+            problems.append(f"--batch-size must be ≥ 1 (got {recipe.batch_size})")
+        if recipe.optimizer not in OPTIMIZERS:
             problems.append(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
-        if not self.learning_rate > 0:
-            problems.append(f"--learning-rate must be > 0 (got {self.learning_rate})")
+        if not recipe.learning_rate > 0:
+            problems.append(f"--learning-rate must be > 0 (got {recipe.learning_rate})")
         if not 0.0 <= self.validation_split < 1.0:
             problems.append(f"--validation-split must be in [0, 1) (got {self.validation_split})")
         if self.limit is not None and self.limit < 10:
@@ -85,7 +101,10 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
         f"digits (sha256 {data.sha256[:12]}…)"
     )
 
-    model, history, train_seconds = _fit(config, data, say)
+    recipe = config.resolved()
+    if not config.verbose:
+        load_tensorflow_quietly()
+    model, history, train_seconds = fit(recipe, config, data, say)
     x_test = _scale(data.x_test)
     with versions.staging_dir(base) as staged:
         say("export: SavedModel, LiteRT flatbuffer, warm-up requests, model card, plots")
@@ -98,19 +117,27 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
             probs, export.tflite_predict(staged / export.TFLITE_FILE, x_test)
         )
         warmups = export.write_warmup_requests(staged / export.WARMUP_FILE, x_test, data.y_test)
-        card = _card(config, data, history, evaluation, parity, warmups, train_seconds)
+        say(
+            "checks: other writers' digits and photo-like renderings, through the digits API's preprocessing"
+        )
+        most = None if config.limit is None else max(100, config.limit // 5)
+        robustness = evaluate.robustness(staged / export.TFLITE_FILE, data, config.seed, most)
+        card = _card(config, recipe, data, history, evaluation, parity, warmups, train_seconds)
+        card["evaluations"] = {"mnist_test": round(evaluation.accuracy, 6), **robustness}
         if config.plots:
             _plots(model, history, evaluation, x_test, staged)
         report.write_card(staged / report.CARD_FILE, card)
         target = versions.publish(staged, base, config.version)
     version = int(target.name)
     card["version"] = version
+    total = time.perf_counter() - started
+    card["job_seconds"] = round(total, 1)  # data checks, training, export and checks
     # The version number is only known once claimed; record it without a second rename.
     report.write_card(target / report.CARD_FILE, card)
-    total = time.perf_counter() - started
     say(
         f"done: version {version} → {target}  test accuracy {evaluation.accuracy:.4f}  "
-        f"loss {evaluation.loss:.4f}  training {train_seconds:.0f}s, total {total:.0f}s"
+        f"loss {evaluation.loss:.4f}  {evaluate.format_summary(robustness)}  "
+        f"training {train_seconds:.0f}s, total {total:.0f}s"
     )
     return TrainResult(
         target, version, evaluation.accuracy, evaluation.loss, train_seconds, total, card
@@ -121,42 +148,9 @@ def _scale(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
-def _fit(
-    config: TrainConfig, data: MnistData, say: Say
-) -> tuple[Any, dict[str, list[float]], float]:
-    import keras
-    import tensorflow as tf
-
-    # Same seed → same weights on the same machine: seed every generator, pin op choice.
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    model = build_model(config.seed)
-    optimizer = {
-        "rmsprop": keras.optimizers.RMSprop,
-        "adam": keras.optimizers.Adam,
-        "sgd": keras.optimizers.SGD,
-    }[config.optimizer](learning_rate=config.learning_rate)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    say(
-        f"train: {model.count_params():,} parameters, {config.optimizer} lr={config.learning_rate}, "
-        f"{config.epochs} epochs × batch {config.batch_size}, seed {config.seed}"
-    )
-    started = time.perf_counter()
-    fit = model.fit(
-        _scale(data.x_train),
-        data.y_train,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        validation_split=config.validation_split,
-        # A live bar on a terminal; one line per epoch in logs, where bars turn into noise.
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    return model, history, time.perf_counter() - started
-
-
 def _card(
     config: TrainConfig,
+    recipe: Recipe,
     data: MnistData,
     history: dict[str, list[float]],
     evaluation: report.Evaluation,
@@ -169,6 +163,14 @@ def _card(
 
     hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     hyper.pop("plots")
+    hyper.pop("verbose")
+    # The values training ran with, overrides applied; the recipe block says where they came from.
+    hyper.update(
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        optimizer=recipe.optimizer,
+        learning_rate=recipe.learning_rate,
+    )
     return {
         "model_name": versions.MODEL_NAME,
         "version": None,
@@ -180,6 +182,7 @@ def _card(
             "keras": keras.__version__,
             "python": platform.python_version(),
         },
+        "recipe": recipe.describe(),
         "hyperparameters": hyper,
         "data": {
             "source": data.source,
