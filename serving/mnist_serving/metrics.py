@@ -20,8 +20,9 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import HistogramMetricFamily, UnknownMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 # 100 µs to 10 s: a single LiteRT image takes ~0.1 ms, a 1,024-image request ~100 ms.
 LATENCY_BUCKETS = (
@@ -30,6 +31,8 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+PROTOCOLS = ("rest", "grpc")
+REFUSAL_REASONS = ("queue_full", "in_flight_limit", "rate_limited", "unauthenticated")
 
 
 class BulkHistogram(Collector):
@@ -95,7 +98,7 @@ def create_metrics(registry: CollectorRegistry | None = None, *, process: bool =
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
     labels = ("protocol", "route")
-    return Metrics(
+    metrics = Metrics(
         registry=reg,
         requests=Counter(
             "mnist_requests_total",
@@ -192,3 +195,83 @@ def create_metrics(registry: CollectorRegistry | None = None, *, process: bool =
             registry=reg,
         ),
     )
+    # Every refusal series exists from the start at 0, so a rate() over it reads 0, not "no
+    # data", until the first refusal.
+    for protocol in PROTOCOLS:
+        for reason in REFUSAL_REASONS:
+            metrics.refused.labels(protocol, reason)
+    return metrics
+
+
+class TfServingMetricsView(Collector):
+    """TF Serving's own metric names, derived at scrape time from the gateway's counters.
+
+    Served at TF Serving's monitoring path so that a gateway standing in for TF Serving is
+    scraped and graphed the same way, with nothing added to the request path: the series are
+    read off ``mnist_requests_total`` and ``mnist_request_duration_seconds`` for TF Serving's
+    Predict (REST and gRPC). As TF Serving has them, latency is in microseconds and counts
+    successes only, and ``request_count`` carries no ``_total`` suffix.
+    """
+
+    def __init__(self, metrics: Metrics, model_name: str) -> None:
+        self._metrics = metrics
+        self._model = model_name
+
+    def collect(self) -> Iterator[UnknownMetricFamily | HistogramMetricFamily]:
+        count = UnknownMetricFamily(
+            ":tensorflow:serving:request_count",
+            "Predict requests by status (TF Serving's name).",
+            labels=("model_name", "status"),
+        )
+        totals: dict[str, float] = {}
+        for sample in _samples(self._metrics.requests, "_total"):
+            if sample.labels["route"] == "predict":
+                code = sample.labels["code"]
+                totals[code] = totals.get(code, 0.0) + sample.value
+        for code, value in sorted(totals.items()):
+            count.add_metric((self._model, code), value)
+        yield count
+        yield self._latency()
+
+    def _latency(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(
+            ":tensorflow:serving:request_latency",
+            "Predict latency of successful requests, microseconds (TF Serving's name).",
+            labels=("model_name", "API", "entrypoint"),
+        )
+        series: dict[str, dict[str, float]] = {}
+        for sample in _samples(self._metrics.request_latency, ""):
+            labels = sample.labels
+            if labels["route"] != "predict" or labels["code"] != "OK":
+                continue
+            entry = series.setdefault(labels["protocol"], {})
+            suffix = sample.name.removeprefix("mnist_request_duration_seconds")
+            key = f"{suffix}:{labels.get('le', '')}"
+            entry[key] = entry.get(key, 0.0) + sample.value
+        for protocol, values in sorted(series.items()):
+            buckets = [
+                (_microseconds(key.split(":", 1)[1]), value)
+                for key, value in values.items()
+                if key.startswith("_bucket:")
+            ]
+            family.add_metric(
+                (self._model, "predict" if protocol == "rest" else "Predict", protocol.upper()),
+                buckets,
+                values.get("_sum:", 0.0) * 1e6,
+            )
+        return family
+
+
+def _samples(metric: Counter | Histogram, suffix: str) -> list[Sample]:
+    return [s for family in metric.collect() for s in family.samples if s.name.endswith(suffix)]
+
+
+def _microseconds(le: str) -> str:
+    return le if le == "+Inf" else repr(float(le) * 1e6)
+
+
+def tfserving_registry(metrics: Metrics, model_name: str) -> CollectorRegistry:
+    """A registry holding only :class:`TfServingMetricsView`, for TF Serving's metrics path."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TfServingMetricsView(metrics, model_name))
+    return registry

@@ -11,8 +11,19 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
+from tests.deploy.stack import (
+    DEPLOY,
+    MNIST_VARIABLE,
+    ROOT,
+    Dockerfile,
+    compose_config,
+    containers,
+    deployment_texts,
+    known_variables,
+    kubernetes_documents,
+    mounts,
+    service_dockerfile,
+)
 
 
 def _run(*cmd: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -23,31 +34,21 @@ def _run(*cmd: str, **kwargs) -> subprocess.CompletedProcess[str]:
 
 def _tool(name: str) -> str:
     path = shutil.which(name)
-    assert path, f"{name} is not installed (.ci/run installs it with apt-get)"
+    assert path, f"{name} is not installed (python3 dev.py test installs it with apt-get)"
     return path
 
 
-def test_compose_file_is_accepted_and_every_mounted_file_exists(tmp_path) -> None:
-    env = tmp_path / ".env"
-    env.write_text((ROOT / ".env.example").read_text())
-    result = _run(
-        _tool("docker-compose"), "--env-file", str(env), "-f", "docker-compose.yml", "config"
-    )
-    assert result.returncode == 0, result.stderr
-    config = yaml.safe_load(result.stdout)
+def test_compose_runs_without_a_dot_env_and_every_mounted_file_exists() -> None:
+    config = compose_config()
     assert {"trainer", "tfserving", "gateway", "prometheus", "grafana"} <= set(config["services"])
     for name, service in config["services"].items():
-        for volume in service.get("volumes", []):
-            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
-            if str(source).startswith(("/", ".")):
-                assert Path(source).exists(), f"{name} mounts {source}, which does not exist"
+        for mount in mounts(service):
+            if not mount.named_volume:
+                assert Path(mount.source).exists(), f"{name} mounts {mount.source}: not there"
         build = service.get("build")
         if build:
             dockerfile = Path(build["context"]) / build.get("dockerfile", "Dockerfile")
             assert dockerfile.exists(), f"{name} builds from {dockerfile}, which does not exist"
-    assert (
-        config["services"]["gateway"]["depends_on"]["tfserving"]["condition"] == "service_healthy"
-    )
     assert (
         config["services"]["tfserving"]["depends_on"]["trainer"]["condition"]
         == "service_completed_successfully"
@@ -56,13 +57,109 @@ def test_compose_file_is_accepted_and_every_mounted_file_exists(tmp_path) -> Non
     assert "curl" not in health and "/dev/tcp" in health and "AVAILABLE" in health
 
 
-def test_compose_refuses_to_start_without_required_settings(tmp_path) -> None:
-    empty = tmp_path / ".env"
-    empty.write_text("")
-    result = _run(
-        _tool("docker-compose"), "--env-file", str(empty), "-f", "docker-compose.yml", "config"
-    )
-    assert result.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in result.stderr
+def test_every_service_waited_on_for_health_has_a_health_check() -> None:
+    config = compose_config()
+    services = config["services"]
+    waited = {
+        target
+        for service in services.values()
+        for target, rule in (service.get("depends_on") or {}).items()
+        if rule.get("condition") == "service_healthy"
+    }
+    assert waited >= {"tfserving", "gateway"}
+    for target in waited:
+        dockerfile = service_dockerfile(services[target])
+        in_compose = services[target].get("healthcheck", {}).get("test")
+        assert in_compose or (dockerfile and dockerfile.healthcheck), (
+            f"{target} is waited on as service_healthy but has no health check"
+        )
+
+
+def test_published_ports_bind_to_loopback_unless_a_bind_address_is_set() -> None:
+    for environ, expected in (({}, "127.0.0.1"), ({"BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0")):
+        config = compose_config(environ)
+        published = [
+            (name, port)
+            for name, service in config["services"].items()
+            for port in service.get("ports", [])
+        ]
+        assert len(published) >= 6
+        for name, port in published:
+            host_ip = port["host_ip"] if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == expected, f"{name} publishes {port} (expected {expected})"
+
+
+def test_every_volume_a_non_root_service_writes_is_created_and_owned_in_its_image() -> None:
+    config = compose_config()
+    checked = 0
+    for name, service in config["services"].items():
+        writable = [m for m in mounts(service) if not m.read_only]
+        dockerfile = service_dockerfile(service)
+        if dockerfile is None:
+            # Upstream images (TF Serving, Prometheus, Grafana) write only where their own
+            # images made room; nothing of ours is mounted writable into them.
+            assert writable == [], f"{name} mounts {writable} writable into an upstream image"
+            continue
+        assert dockerfile.user not in (None, "root", "0"), f"{name}'s image runs as root"
+        for volume in writable:
+            checked += 1
+            assert dockerfile.creates_owned(volume.target), (
+                f"{name} writes {volume.target} as {dockerfile.user}, but "
+                f"{dockerfile.path.relative_to(ROOT)} does not create it owned by that user"
+            )
+    assert checked >= 1  # the trainer's models volume
+
+
+def test_every_mnist_variable_in_the_deploy_files_is_a_real_setting() -> None:
+    known = known_variables()
+    for path, text in deployment_texts().items():
+        for variable in set(MNIST_VARIABLE.findall(text)):
+            assert variable in known, (
+                f"{path.relative_to(ROOT)} names {variable}, which no gateway, trainer or "
+                "load-test setting reads (a typo?)"
+            )
+
+
+def test_the_variable_check_catches_a_typo() -> None:
+    """Guards the check above: a misspelt variable is not among the known ones."""
+    known = known_variables()
+    assert "MNIST_TFSERVING_TARGETS" in known and "MNIST_TRAIN_EPOCHS" in known
+    assert "MNIST_TFSERVING_TARGET" not in known and "MNIST_TRAIN_EPOCH" not in known
+
+
+def test_base_images_and_service_images_are_pinned() -> None:
+    config = compose_config()
+    for name, service in config["services"].items():
+        if "image" in service:
+            assert re.search(r":v?\d+\.\d+\.\d+$", service["image"]), (
+                f"{name}: pin {service['image']}"
+            )
+    for path in DEPLOY.rglob("Dockerfile"):
+        for base in Dockerfile.read(path).bases:
+            assert re.search(r":\d+\.\d+\.\d+-", base), f"{path}: pin the base image {base}"
+
+
+def test_grafana_never_has_a_known_admin_password(tmp_path) -> None:
+    config = compose_config()
+    grafana = config["services"]["grafana"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana["environment"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    script = DEPLOY / "grafana" / "start.sh"
+    assert grafana["entrypoint"][-1] == "/etc/grafana/start.sh"
+    show = ["sh", "-c", 'printf %s "$GF_SECURITY_ADMIN_PASSWORD"']
+
+    def password(**env: str) -> str:
+        result = _run("sh", str(script), *show, env={"PATH": "/usr/bin:/bin", **env})
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    first, second = password(), password()
+    assert len(first) == 48 and first != second and first not in ("admin", "")
+    chosen = {"GRAFANA_ADMIN_PASSWORD": "chosen-by-the-user"}
+    assert password(**chosen) == chosen["GRAFANA_ADMIN_PASSWORD"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    sources = {m.target: m.source for m in mounts(grafana)}
+    assert Path(sources[str(Path(home).parent)], Path(home).name).is_file()
 
 
 def test_promtool_checks_config_rules_and_rule_tests(tmp_path) -> None:
@@ -117,9 +214,7 @@ def test_grafana_dashboard_is_provisioned_and_covers_the_signals() -> None:
 
 
 def _kustomize_build() -> list[dict]:
-    result = _run(_tool("kubectl"), "kustomize", str(DEPLOY / "k8s"))
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return kubernetes_documents()
 
 
 def test_kubernetes_manifests_render_and_validate_offline() -> None:
@@ -201,3 +296,40 @@ def test_tfserving_config_has_policy_labels_batching_and_monitoring() -> None:
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "--allow_version_labels_for_unavailable_models=true" in compose
     assert re.search(r"tensorflow/serving:\d+\.\d+\.\d+", compose), "pin the TF Serving image"
+
+
+def test_kubernetes_containers_parse_as_real_settings_and_probes_hit_real_routes(
+    monkeypatch,
+) -> None:
+    from mnist_serving.app import build_app
+    from mnist_serving.settings import Settings
+    from mnist_training.cli import build_parser
+
+    workloads = containers(kubernetes_documents())
+    gateway = workloads["gateway"]
+    environ = {e["name"]: e["value"] for e in gateway.get("env", [])}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()  # the manifest's environment, as the gateway reads it
+    assert settings.backend == "tfserving"
+    ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
+    assert ports["http"] == settings.rest_port and ports["grpc"] == settings.grpc_port
+    routes = {getattr(r, "path", "") for r in build_app(settings).routes}
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = gateway[probe]["httpGet"]
+        assert check["path"] in routes, f"gateway {probe} asks {check['path']}, not a route"
+        assert ports.get(check["port"], check["port"]) == settings.rest_port
+
+    trainer = workloads["mnist-trainer"]
+    trainer_env = {e["name"]: e["value"] for e in trainer.get("env", [])}
+    args = build_parser(trainer_env).parse_args(["train", *trainer.get("args", [])])
+    assert str(args.model_dir) == trainer["volumeMounts"][0]["mountPath"]
+
+    tfserving = workloads["tfserving"]
+    tf_ports = {p["name"]: p["containerPort"] for p in tfserving["ports"]}
+    assert f"--port={tf_ports['grpc']}" in tfserving["args"]
+    assert f"--rest_api_port={tf_ports['http']}" in tfserving["args"]
+    assert f"/dev/tcp/127.0.0.1/{tf_ports['http']}" in " ".join(
+        tfserving["readinessProbe"]["exec"]["command"]
+    )
+    assert settings.tfserving_targets[0].endswith(f":{tf_ports['grpc']}")

@@ -1,15 +1,8 @@
 """Locust users for the MNIST service, reusing the SDK rather than re-implementing protocols.
 
-Point them with environment variables (the compose stack sets these):
-
-    MNIST_LOADTEST_TARGET   gateway (default) | tfserving   which API the users speak
-    MNIST_LOADTEST_DATA     an mnist.npz with x_test (default: the committed fixture)
-    MNIST_LOADTEST_GRPC     host:port for the gRPC users (default: the --host's host, port 8081)
-    MNIST_LOADTEST_BATCH    images per batch request (default 32)
-    MNIST_LOADTEST_STEPS    e.g. "8,16,32,64": a step-load shape, users rising in steps
-    MNIST_LOADTEST_STEP_SECONDS   seconds per step (default 20)
-    MNIST_TFSERVING_REST / MNIST_TFSERVING_GRPC   also load plain TF Serving directly, side by
-                                               side, so the gateway's overhead shows
+Point them with the environment variables listed in
+:data:`mnist_client.loadtest.ENVIRONMENT` (the compose stack sets them). Loading plain TF
+Serving beside the gateway (``MNIST_TFSERVING_REST`` / ``_GRPC``) shows the gateway's overhead.
 
 Request names group results: ``<api> <transport> [<images>]``, e.g. ``digits rest [1]``.
 """
