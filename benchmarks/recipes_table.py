@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    """Rounded down, so a figure never reads as reaching a target it misses (96.995 → 96.99)."""
+    return "–" if value is None else f"{math.floor(value * 10_000) / 100:.2f} %"
 
 
 def _secs(value: float | None) -> str:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The seed's recipe on the full MNIST split, run by the job (--recipe seed) and by the seed's plain script,
 # one after the other in the same session so machine drift hits both alike.
-#   bash benchmarks/training_benchmark.sh ../shared/data/mnist.npz  > docs/training-benchmark.log
+#   bash benchmarks/training_benchmark.sh ../shared/data/mnist.npz > benchmarks/results/training-benchmark-$(date +%F).log
 set -euo pipefail
 data=${1:-../shared/data/mnist.npz}
 out=$(mktemp -d)

@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import uvicorn
 from pydantic import ValidationError
@@ -29,17 +29,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        help_text = (field.description or "").replace("%", "%%")
+        # Docstrings use reST literals (``x``); a terminal shows them as plain x.
+        help_text = (field.description or "").replace("``", "").replace("%", "%%")
         if field.annotation is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
-        else:
-            metavar = "JSON" if name in ("version_labels", "api_keys") else None
-            parser.add_argument(
-                flag, default=None, help=f"{help_text} (default: {field.default})", metavar=metavar
-            )
+            continue
+        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
+        metavar = "JSON" if name in ("version_labels", "api_keys") else None
+        parser.add_argument(
+            flag,
+            default=None,
+            choices=choices,
+            metavar=metavar,
+            help=f"{help_text} (default: {_shown_default(name)})",
+        )
     return parser
+
+
+def _shown_default(name: str) -> str:
+    """The default as a user would type it: lists comma-separated, secrets hidden."""
+    if name == "api_keys":
+        return "none"
+    value = Settings.model_fields[name].get_default(call_default_factory=True)
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return "none" if value is None else str(value)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

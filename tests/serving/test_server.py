@@ -143,3 +143,16 @@ async def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir, digit
     with pytest.raises(httpx.ConnectError):
         httpx.get(srv.url + "/healthz", timeout=2)  # new connections are refused
     stop_server(srv)
+
+
+def test_help_reads_cleanly_with_real_defaults_and_choices(capsys) -> None:
+    from mnist_serving.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())  # argparse wraps lines
+    assert "PydanticUndefined" not in text and "``" not in text
+    assert "--backend {local,tfserving}" in text and "--runtime {litert,savedmodel}" in text
+    assert "(default: healthz,readyz,metrics,docs,demo,stats)" in text
+    assert "(default: 127.0.0.1:8500)" in text and "(default: 256)" in text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--backend", "tf-serving"])
+    assert "invalid choice: 'tf-serving'" in capsys.readouterr().err
