@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.deploy.stack import (
     kubernetes_documents,
     mounts,
     service_dockerfile,
+    tool,
 )
 
 
@@ -30,12 +30,6 @@ def _run(*cmd: str, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         list(cmd), capture_output=True, text=True, timeout=120, check=False, cwd=ROOT, **kwargs
     )
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed (python3 dev.py test installs it with apt-get)"
-    return path
 
 
 def test_compose_runs_without_a_dot_env_and_every_mounted_file_exists() -> None:
@@ -163,7 +157,7 @@ def test_grafana_never_has_a_known_admin_password(tmp_path) -> None:
 
 
 def test_promtool_checks_config_rules_and_rule_tests(tmp_path) -> None:
-    promtool = _tool("promtool")
+    promtool = tool("promtool")
     # The compose config names the rules file by its in-container path; check a local copy.
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     config["rule_files"] = [str(DEPLOY / "prometheus" / "alerts.yml")]
@@ -213,14 +207,10 @@ def test_grafana_dashboard_is_provisioned_and_covers_the_signals() -> None:
     assert datasource["datasources"][0]["uid"] == "prometheus"
 
 
-def _kustomize_build() -> list[dict]:
-    return kubernetes_documents()
-
-
 def test_kubernetes_manifests_render_and_validate_offline() -> None:
     import kubernetes_validate
 
-    docs = _kustomize_build()
+    docs = kubernetes_documents()
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert {("Deployment", "tfserving"), ("Deployment", "gateway"), ("Service", "tfserving"),
             ("HorizontalPodAutoscaler", "gateway"), ("ServiceMonitor", "mnist-gateway"),
