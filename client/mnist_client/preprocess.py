@@ -253,9 +253,12 @@ def _background(ink: np.ndarray) -> np.ndarray | float:
         residual = values - terms @ coefficients
         spread = float(np.median(np.abs(residual[keep]))) * 1.4826
         keep = residual < max(INK_THRESHOLD / 2, 3 * spread)
-    grid_x, grid_y = np.meshgrid(xs, ys)
-    surface = _surface_terms(grid_x.ravel(), grid_y.ravel()) @ coefficients
-    return np.asarray(surface.reshape(height, width), dtype=np.float32)
+    c0, cx, cy, cxx, cyy = (float(c) for c in coefficients)
+    # The surface separates into a row part and a column part: broadcast them instead of
+    # building a (pixels × terms) matrix, which for a 4096² upload would be 335 MB.
+    across = (cx * xs + cxx * xs * xs)[None, :]
+    down = (c0 + cy * ys + cyy * ys * ys)[:, None]
+    return np.asarray(across + down, dtype=np.float32)
 
 
 def _surface_terms(x: np.ndarray, y: np.ndarray) -> np.ndarray:
