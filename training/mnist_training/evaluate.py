@@ -27,6 +27,7 @@ from PIL import Image, ImageFilter
 from mnist_client.preprocess import decode_image, to_mnist_frame
 from mnist_training.data import MnistData
 from mnist_training.export import tflite_predict
+from mnist_training.fit import scale
 
 PHOTO_IMAGES = 1000
 
@@ -105,5 +106,5 @@ def _encode(gray: np.ndarray, fmt: str, **options: Any) -> bytes:
 
 def _accuracy(tflite: Path, files: list[bytes], labels: np.ndarray) -> float:
     frames = np.stack([to_mnist_frame(decode_image(f)) for f in files])
-    probs = tflite_predict(tflite, (frames.astype(np.float32) / 255.0)[..., np.newaxis])
+    probs = tflite_predict(tflite, scale(frames))
     return round(float((probs.argmax(axis=1) == labels).mean()), 6)

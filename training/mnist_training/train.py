@@ -19,7 +19,7 @@ import numpy as np
 from mnist_training import evaluate, export, report, versions
 from mnist_training.data import MnistData, load_mnist
 from mnist_training.errors import TrainingError
-from mnist_training.fit import fit
+from mnist_training.fit import fit, scale
 from mnist_training.model import total_params
 from mnist_training.quiet import load_tensorflow_quietly
 from mnist_training.recipes import DEFAULT_RECIPE, OPTIMIZERS, RECIPES, Recipe
@@ -105,7 +105,7 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
     if not config.verbose:
         load_tensorflow_quietly()
     model, history, train_seconds = fit(recipe, config, data, say)
-    x_test = _scale(data.x_test)
+    x_test = scale(data.x_test)
     with versions.staging_dir(base) as staged:
         say("export: SavedModel, LiteRT flatbuffer, warm-up requests, model card, plots")
         export.write_saved_model(model, staged)
@@ -142,10 +142,6 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
     return TrainResult(
         target, version, evaluation.accuracy, evaluation.loss, train_seconds, total, card
     )
-
-
-def _scale(x: np.ndarray) -> np.ndarray:
-    return (x.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
 def _card(
