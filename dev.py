@@ -24,6 +24,10 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed-pyproject"
 SHARED_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
+# The version-folder rule comes from the contract package; its layout module is standard
+# library only, so it is read from the source tree before anything is installed.
+sys.path.insert(0, str(ROOT / "contract"))
+from mnist_contract.layout import model_base, version_dirs  # noqa: E402
 
 
 def run(*cmd: str | Path, **env: str) -> None:
@@ -46,8 +50,7 @@ def ensure_venv() -> None:
 
 
 def has_model(model_dir: Path) -> bool:
-    base = model_dir / "mnist"
-    return base.is_dir() and any(p.name.isdigit() and p.is_dir() for p in base.iterdir())
+    return bool(version_dirs(model_base(model_dir)))
 
 
 def serve(args: list[str]) -> None:
@@ -55,7 +58,7 @@ def serve(args: list[str]) -> None:
     model_dir = Path(os.environ.get("MNIST_MODEL_DIR", ROOT / "models"))
     if not has_model(model_dir):
         data = ["--data", str(SHARED_DATA)] if SHARED_DATA.exists() else []
-        print(f"no model under {model_dir / 'mnist'}: training one first (about 5 minutes)")
+        print(f"no model under {model_base(model_dir)}: training one first (about 5 minutes)")
         run(BIN / "mnist-train", "--model-dir", model_dir, *data)
     run(BIN / "mnist-serve", "--model-dir", model_dir, *args)
 

@@ -33,9 +33,9 @@ from loadgen import run_grpc_load, run_load
 from prometheus_client.parser import text_string_to_metric_families
 from rest_benchmark import start
 
-from mnist_client.protos import digits_pb2
-from mnist_client.protos import tensorflow_serving_pb2 as tfs
-from mnist_client.tensors import array_to_tensor
+from mnist_contract.protos import digits_pb2
+from mnist_contract.protos import tensorflow_serving_pb2 as tfs
+from mnist_contract.tensors import array_to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIFY = "/mnist.v1.DigitClassifier/Classify"

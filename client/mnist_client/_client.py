@@ -22,6 +22,7 @@ from mnist_client import _grpc, _rest
 from mnist_client._codec import ImageInput, Item, Prediction, to_items
 from mnist_client._config import Api, ClientConfig, Transport
 from mnist_client._errors import ConnectionFailed, InvalidInput, MnistError, Overloaded
+from mnist_contract.model import MODEL_NAME, top_k_problem
 
 
 class BaseClient:
@@ -39,7 +40,7 @@ class BaseClient:
         max_backoff: float = 10.0,
         chunk_size: int = 256,
         api_key: str | None = None,
-        model: str = "mnist",
+        model: str = MODEL_NAME,
         ca_file: str | None = None,
         rng: random.Random | None = None,
         http_transport: Any = None,
@@ -83,8 +84,9 @@ class BaseClient:
 
     def _calls(self, inputs: ImageInput | Sequence[ImageInput], top_k: int) -> list[Any]:
         """Validated, encoded requests, one per chunk of ``chunk_size`` images."""
-        if not 0 <= top_k <= 10:
-            raise InvalidInput(f"top_k must be 0-10, got {top_k}")
+        problem = top_k_problem(top_k)
+        if problem:
+            raise InvalidInput(problem)
         items = to_items(inputs)
         size = self.config.chunk_size
         chunks: list[list[Item]] = [items[i : i + size] for i in range(0, len(items), size)]

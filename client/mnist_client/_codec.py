@@ -18,7 +18,9 @@ import numpy as np
 from PIL import Image
 
 from mnist_client._errors import InvalidInput
-from mnist_client.preprocess import (
+from mnist_contract.model import top_k as rank
+from mnist_contract.pixels import PixelError, model_input, to_uint8
+from mnist_contract.preprocess import (
     ACCEPTED,
     ImageError,
     decode_image,
@@ -109,25 +111,10 @@ def _frames_from_array(array: np.ndarray) -> list[np.ndarray]:
 
 
 def _to_uint8(stack: np.ndarray) -> np.ndarray:
-    """uint8 stays; other integers must be 0-255; floats must be 0-1 (scaled to 0-255)."""
-    if stack.dtype == np.uint8:
-        return stack
-    if stack.dtype.kind in "iu":
-        if stack.min() < 0 or stack.max() > 255:
-            raise InvalidInput(
-                f"integer pixels must be 0-255, found {stack.min()} to {stack.max()}"
-            )
-        return stack.astype(np.uint8)
-    if stack.dtype.kind == "f":
-        if not np.isfinite(stack).all():
-            raise InvalidInput("pixels contain NaN or infinity")
-        if stack.min() < 0 or stack.max() > 1:
-            raise InvalidInput(
-                f"float pixels must be 0-1 (use uint8 for 0-255), found {stack.min():g} to "
-                f"{stack.max():g}"
-            )
-        return np.round(stack * 255).astype(np.uint8)
-    raise InvalidInput(f"pixels must be numbers, got dtype {stack.dtype}")
+    try:
+        return to_uint8(stack)
+    except PixelError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def frames_for_tfserving(items: Iterable[Item]) -> np.ndarray:
@@ -142,7 +129,7 @@ def frames_for_tfserving(items: Iterable[Item]) -> np.ndarray:
             frames.append(to_mnist_frame(decode_image(item.encoded)))
         except ImageError as exc:
             raise InvalidInput(f"image {i}: {exc}") from None
-    return (np.stack(frames).astype(np.float32) / 255.0)[..., np.newaxis]
+    return model_input(np.stack(frames))
 
 
 def predictions_from_probabilities(
@@ -153,13 +140,12 @@ def predictions_from_probabilities(
 
 def _prediction(probabilities: list[float], version: int | None, top_k: int) -> Prediction:
     digit = int(np.argmax(probabilities))
-    order = sorted(range(len(probabilities)), key=lambda d: -probabilities[d])[:top_k]
     return Prediction(
         digit,
         probabilities[digit],
         tuple(probabilities),
         version,
-        tuple(Candidate(d, probabilities[d]) for d in order),
+        tuple(Candidate(d, p) for d, p in rank(probabilities, top_k)),
     )
 
 

@@ -21,10 +21,11 @@ from mnist_client._codec import (
 )
 from mnist_client._config import ClientConfig
 from mnist_client._errors import ConnectionFailed, MnistError, from_grpc
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
-from mnist_client.protos import tensorflow_serving_pb2 as tfs
-from mnist_client.protos import tensorflow_serving_pb2_grpc as tfs_grpc
-from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
+from mnist_contract.model import CLASSES, INPUT_NAME, SERVING_DEFAULT
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
+from mnist_contract.protos import tensorflow_serving_pb2 as tfs
+from mnist_contract.protos import tensorflow_serving_pb2_grpc as tfs_grpc
+from mnist_contract.tensors import TensorError, array_to_tensor, tensor_to_array
 
 # 1,024 images of float32 are 3.2 MB; gRPC's 4 MiB default is too tight for big chunks.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -46,8 +47,8 @@ def build(items: list[Item], top_k: int, config: ClientConfig) -> GrpcCall:
     if config.api == "tfserving":
         request = tfs.PredictRequest()
         request.model_spec.name = config.model
-        request.model_spec.signature_name = "serving_default"
-        request.inputs["images"].CopyFrom(array_to_tensor(frames_for_tfserving(items)))
+        request.model_spec.signature_name = SERVING_DEFAULT.name
+        request.inputs[INPUT_NAME].CopyFrom(array_to_tensor(frames_for_tfserving(items)))
         return GrpcCall("predict", request, metadata)
     classify = digits_pb2.ClassifyRequest(top_k=top_k)
     for item in items:
@@ -61,11 +62,11 @@ def build(items: list[Item], top_k: int, config: ClientConfig) -> GrpcCall:
 def parse(answer: Any, top_k: int, config: ClientConfig) -> list[Prediction]:
     if isinstance(answer, tfs.PredictResponse):
         try:
-            probs = tensor_to_array(answer.outputs["probabilities"])
+            probs = tensor_to_array(answer.outputs[SERVING_DEFAULT.output])
         except (KeyError, TensorError) as exc:
             raise MnistError(f"unexpected answer from {config.url}: {exc}") from None
         return predictions_from_probabilities(
-            probs.reshape(-1, 10), answer.model_spec.version.value, top_k
+            probs.reshape(-1, CLASSES), answer.model_spec.version.value, top_k
         )
     import numpy as np
 

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from mnist_client._client import MnistClient
 from mnist_client._codec import Item, Prediction, to_items
 from mnist_client._errors import InvalidInput, MnistError
+from mnist_contract.model import top_k_problem
 
 
 @dataclass
@@ -148,8 +149,9 @@ def _as_json(rows: list[Row]) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 <= args.top_k <= 10:
-        print("mnist-predict: --top-k must be 0-10", file=sys.stderr)
+    problem = top_k_problem(args.top_k)
+    if problem:
+        print(f"mnist-predict: --{problem.replace('_', '-')}", file=sys.stderr)
         return 2
     if args.files.count("-") > 1:
         print("mnist-predict: '-' (stdin) can be given once", file=sys.stderr)

@@ -13,10 +13,11 @@ import logging
 import sys
 from typing import Any, Literal, get_args, get_origin
 
-import uvicorn
 from pydantic import ValidationError
 
-from mnist_serving.app import build_app
+from mnist_serving.build import build_gateway
+from mnist_serving.gateway import run
+from mnist_serving.model_config import VersionPolicy
 from mnist_serving.settings import Settings, SettingsError
 
 
@@ -57,6 +58,8 @@ def _shown_default(name: str) -> str:
         return ",".join(map(str, value))
     if isinstance(value, dict):
         return json.dumps(value)
+    if isinstance(value, VersionPolicy):
+        return value.describe()
     return "none" if value is None else str(value)
 
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
-        app = build_app(settings)
+        gateway = build_gateway(settings)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
@@ -85,64 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.rest_port,
-        log_level=settings.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-        ssl_certfile=settings.tls_cert_file,
-        ssl_keyfile=settings.tls_key_file,
-    )
-    server = uvicorn.Server(config)
-    _announce_when_started(server, settings, app)
-    _drain_on_exit(server, app)
-    server.run()
-    return 0
-
-
-def _drain_on_exit(server: uvicorn.Server, app: Any) -> None:
-    """On SIGTERM/SIGINT, report not-ready at once; uvicorn then stops accepting, lets in-flight
-    requests finish (up to ``timeout_graceful_shutdown``), and the lifespan stops gRPC with a
-    grace period before the process exits 0."""
-    original = server.handle_exit
-
-    def handle_exit(sig: int, frame: Any) -> None:
-        app.state.core.draining = True
-        original(sig, frame)
-        # uvicorn re-raises a captured signal once it has shut down, so the process would end
-        # "killed by SIGTERM"; the drain finished cleanly, and orchestrators expect exit 0.
-        captured = getattr(server, "_captured_signals", None)
-        if isinstance(captured, list):
-            captured.clear()
-
-    server.handle_exit = handle_exit  # type: ignore[method-assign]
-
-
-def _announce_when_started(server: uvicorn.Server, settings: Settings, app: Any) -> None:
-    """Print the URLs (with the real port, when 0 was asked for) once the socket is bound."""
-    original = server.startup
-
-    async def startup(sockets: Any = None) -> None:
-        await original(sockets)
-        port = settings.rest_port
-        if server.servers and server.servers[0].sockets:
-            port = server.servers[0].sockets[0].getsockname()[1]
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        grpc_port = app.state.grpc_port
-        grpc_text = f", gRPC {host}:{grpc_port}" if grpc_port else ", gRPC off"
-        base = f"{'https' if settings.tls_cert_file else 'http'}://{host}:{port}"
-        grpc_text += " (TLS)" if grpc_port and settings.tls_cert_file else ""
-        print(
-            f"mnist-serve: ready on {base}{grpc_text}  "
-            f"(API docs {base}/docs, metrics {base}/metrics)",
-            flush=True,
-        )
-
-    server.startup = startup  # type: ignore[method-assign]
+    return run(gateway)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
+from prometheus_client import generate_latest
 
-from mnist_client.preprocess import (
+from mnist_contract.model import INPUT_NAME, MODEL_NAME, SERVING_DEFAULT, SIGNATURES, Signature
+from mnist_contract.pixels import PixelError, model_input, to_uint8
+from mnist_contract.preprocess import (
     ImageError,
     ImageLimits,
     decode_image,
@@ -35,22 +38,16 @@ from mnist_serving.errors import (
     ServingError,
     TooManyInFlight,
     Unauthenticated,
+    servable_not_found,
 )
-from mnist_serving.metrics import Metrics
-from mnist_serving.model_store import ModelStore, ServedVersion, VersionSpec, VersionStatus
-from mnist_serving.security import AccessControl, KeyFileError, load_keys
-from mnist_serving.settings import MODEL_NAME, Settings, SettingsError
+from mnist_serving.metrics import Metrics, tfserving_registry
+from mnist_serving.readiness import Readiness
+from mnist_serving.repositories import ModelRepository, ServedVersion, VersionSpec, VersionStatus
+from mnist_serving.security import AccessControl
+from mnist_serving.settings import Settings
 from mnist_serving.window import RecentTraffic
 
 T = TypeVar("T")
-SERVING_DEFAULT = "serving_default"
-PREDICT_IMAGES = "predict_images"
-# signature → (input shape after the batch axis, output name); the fixed public interface.
-SIGNATURES: dict[str, tuple[tuple[int, ...], str]] = {
-    SERVING_DEFAULT: ((28, 28, 1), "probabilities"),
-    PREDICT_IMAGES: ((784,), "scores"),
-}
-INPUT_NAME = "images"
 INFERENCE_ROUTES = frozenset({"predict", "classify"})
 REFUSAL_REASONS: dict[type[ServingError], str] = {
     Overloaded: "queue_full",
@@ -102,25 +99,79 @@ class RequestTracker:
 
 
 class InferenceCore:
-    def __init__(self, settings: Settings, metrics: Metrics, store: ModelStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        repository: ModelRepository,
+        access: AccessControl,
+        readiness: Readiness,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.store = store
+        self.repository = repository
+        self.access = access
+        self.readiness = readiness
         self.limits = ImageLimits(settings.max_image_side, settings.max_image_pixels)
-        self.recent = RecentTraffic()
-        # Set on SIGTERM: readiness turns false so balancers stop sending while requests finish.
-        self.draining = False
+        self._recent = RecentTraffic()
+        self._open_routes = frozenset(settings.open_routes)
+        self._tfserving_view = tfserving_registry(metrics, MODEL_NAME)
         self._inference_in_flight = 0
-        try:
-            keys = load_keys(settings.api_keys_file, settings.api_keys)
-        except KeyFileError as exc:
-            raise SettingsError(str(exc)) from None
-        self.access = AccessControl(keys, settings.rate_limit_per_second, settings.rate_limit_burst)
+        self._in_progress = 0  # requests of any route inside request()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- what the adapters offer besides inference ----------------------------------------
 
     @property
     def ready(self) -> bool:
         """Loaded, warm, backend reachable, and not shutting down."""
-        return self.store.ready and not self.draining
+        return self.readiness.ready
+
+    def readiness_report(self) -> dict[str, object]:
+        """``/readyz``'s answer: ready with the versions serving, or the reason not."""
+        if self.ready:
+            versions = [v.version for v in self.repository.versions]
+            return {"ready": True, "model": MODEL_NAME, "versions": versions}
+        if self.readiness.draining:
+            reason = "shutting down"
+        elif not self.repository.versions:
+            reason = "model is loading"
+        else:
+            reason = "backend unavailable"
+        return {"ready": False, "reason": reason}
+
+    def authorize(self, route: str, credential: str | None) -> None:
+        """With API keys on, an operational route not listed as open needs a key too."""
+        if route not in self._open_routes and self.access.enabled:
+            self.access.authenticate(credential)
+
+    def stats(self) -> dict[str, float | int | None]:
+        """Requests/s and p50/p99 latency of inference requests over the last minute."""
+        return self._recent.summary()
+
+    def metrics_text(self) -> bytes:
+        return generate_latest(self.metrics.registry)
+
+    def tfserving_metrics_text(self) -> bytes:
+        """TF Serving's metric names, for a gateway standing in for TF Serving."""
+        return generate_latest(self._tfserving_view)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is in progress (at most ``timeout`` s); whether it is so."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @staticmethod
+    def require_model(name: str, spec: VersionSpec) -> None:
+        """Refuse a request for another model the way TF Serving does."""
+        if name != MODEL_NAME:
+            if not name:
+                raise InvalidInput(f"the model name is empty; this server serves '{MODEL_NAME}'")
+            raise servable_not_found(spec.describe(name))
 
     @contextlib.asynccontextmanager
     async def request(
@@ -131,6 +182,8 @@ class InferenceCore:
         tracker = RequestTracker()
         in_flight = self.metrics.in_flight.labels(protocol, route)
         in_flight.inc()
+        self._in_progress += 1
+        self._idle.clear()
         started = time.perf_counter()
         admitted = False
         try:
@@ -155,11 +208,14 @@ class InferenceCore:
             if admitted:
                 self._inference_in_flight -= 1
             in_flight.dec()
+            self._in_progress -= 1
+            if not self._in_progress:
+                self._idle.set()
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(protocol, route, tracker.code).inc()
             self.metrics.request_latency.labels(protocol, route, tracker.code).observe(elapsed)
             if route in INFERENCE_ROUTES:
-                self.recent.record(elapsed)
+                self._recent.record(elapsed)
             if tracker.images:
                 self.metrics.images.labels(protocol).inc(tracker.images)
 
@@ -203,39 +259,39 @@ class InferenceCore:
         spec: VersionSpec,
         tracker: RequestTracker | None = None,
     ) -> PredictResult:
-        served = self.store.resolve(spec)
-        name = signature or SERVING_DEFAULT
-        if name not in SIGNATURES:
+        served = self.repository.resolve(spec)
+        chosen = SIGNATURES.get(signature or SERVING_DEFAULT.name)
+        if chosen is None:
             raise InvalidInput(
-                f'Serving signature name: "{name}" not found in signature def '
+                f'Serving signature name: "{signature}" not found in signature def '
                 f"(available: {', '.join(SIGNATURES)})"
             )
-        shape, output = SIGNATURES[name]
-        images = self._signature_input(name, inputs, shape)
+        images = self._signature_input(chosen, inputs)
         with served.batcher.announce() as ticket:
-            probs = await self._run(served, images.reshape(-1, 28, 28, 1), ticket, tracker)
-        return PredictResult({output: probs}, served.version)
+            batch = images.reshape(-1, *SERVING_DEFAULT.input_shape)
+            probs = await self._run(served, batch, ticket, tracker)
+        return PredictResult({chosen.output: probs}, served.version)
 
-    def _signature_input(
-        self, signature: str, inputs: dict[str, np.ndarray], shape: tuple[int, ...]
-    ) -> np.ndarray:
+    def _signature_input(self, signature: Signature, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        name = signature.name
         unknown = sorted(set(inputs) - {INPUT_NAME})
         if unknown:
             raise InvalidInput(
-                f"unknown input(s) {', '.join(map(repr, unknown))} for signature {signature}; "
+                f"unknown input(s) {', '.join(map(repr, unknown))} for signature {name}; "
                 f"it takes '{INPUT_NAME}' only"
             )
         if INPUT_NAME not in inputs:
-            raise InvalidInput(f"missing input '{INPUT_NAME}' for signature {signature}")
+            raise InvalidInput(f"missing input '{INPUT_NAME}' for signature {name}")
         array = inputs[INPUT_NAME]
         if array.dtype.kind not in "fiub":
             raise InvalidInput(
                 f"input '{INPUT_NAME}' must be numeric (float32 pixels in [0, 1]), got {array.dtype}"
             )
+        shape = signature.input_shape
         if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != shape:
             want = "[N," + ",".join(map(str, shape)) + "]"
             raise InvalidInput(
-                f"input '{INPUT_NAME}' of signature {signature} must have shape {want}, "
+                f"input '{INPUT_NAME}' of signature {name} must have shape {want}, "
                 f"got {list(array.shape)}"
             )
         self._check_count(len(array))
@@ -284,7 +340,7 @@ class InferenceCore:
         spec: VersionSpec,
         tracker: RequestTracker | None = None,
     ) -> ClassifyResult:
-        served = self.store.resolve(spec)
+        served = self.repository.resolve(spec)
         self._check_count(len(images))
         with served.batcher.announce() as ticket:
             if any(img.encoded is not None for img in images):
@@ -292,7 +348,7 @@ class InferenceCore:
                 frames = await asyncio.to_thread(self._frames, images)
             else:
                 frames = self._frames(images)
-            batch = (np.stack(frames).astype(np.float32) / 255.0)[..., np.newaxis]
+            batch = model_input(np.stack(frames))
             probs = await self._run(served, batch, ticket, tracker)
         digits = probs.argmax(axis=1)
         confidences = probs[np.arange(len(probs)), digits].tolist()
@@ -336,44 +392,26 @@ class InferenceCore:
 
     def status(self, spec: VersionSpec) -> list[VersionStatus]:
         """Every version's state (TF Serving's GetModelStatus), or the one asked for."""
-        if spec.version is None and spec.label is None:
-            statuses = self.store.statuses()
+        if spec.is_default:
+            statuses = self.repository.statuses()
             if not statuses:
                 raise BackendUnavailable(f"model {MODEL_NAME} is still loading", retry_after=1)
             return statuses
-        return [self.store.status_of(spec)]
+        return [self.repository.status_of(spec)]
 
     def metadata(self, spec: VersionSpec) -> ServedVersion:
-        return self.store.resolve(spec)
+        return self.repository.resolve(spec)
 
 
 def pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """A 2-D pixel array → uint8, by the digits API's rule.
-
-    Integer arrays are 0-255; float arrays (any value written with a decimal point in JSON)
-    are 0-1. Values outside the range, NaN, and other dtypes are refused with the reason.
-    """
+    """A 2-D pixel array → uint8 by the pixel-range rule (:mod:`mnist_contract.pixels`)."""
     if pixels.ndim != 2:
         raise ImageError(
             f"pixel array must be 2-D (height × width), got shape {list(pixels.shape)}"
         )
     if pixels.shape[0] < 1 or pixels.shape[1] < 1:
         raise ImageError(f"pixel array is empty (shape {list(pixels.shape)})")
-    if pixels.dtype.kind in "iu":
-        lowest, highest = int(pixels.min()), int(pixels.max())
-        if lowest < 0 or highest > 255:
-            raise ImageError(
-                f"integer pixels must be 0-255, found values from {lowest} to {highest}"
-            )
-        return pixels.astype(np.uint8)
-    if pixels.dtype.kind == "f":
-        if not np.isfinite(pixels).all():
-            raise ImageError("pixels contain NaN or infinity")
-        low, high = float(pixels.min()), float(pixels.max())
-        if low < 0.0 or high > 1.0:
-            raise ImageError(
-                f"float pixels must be 0.0-1.0 (integers mean 0-255), found values from "
-                f"{low:g} to {high:g}"
-            )
-        return np.round(pixels * 255.0).astype(np.uint8)
-    raise ImageError(f"pixels must be numbers, got {pixels.dtype}")
+    try:
+        return to_uint8(pixels)
+    except PixelError as exc:
+        raise ImageError(str(exc)) from None

@@ -74,3 +74,9 @@ class BackendUnavailable(ServingError):
 class DeadlineExceeded(ServingError):
     code = "DEADLINE_EXCEEDED"
     http_status = 504
+
+
+def servable_not_found(what: str) -> NotFound:
+    """TF Serving's words for a model, version or label that is not served: clients written
+    for TF Serving match on them, so every protocol answers with this one text."""
+    return NotFound(f"Servable not found for request: {what}")

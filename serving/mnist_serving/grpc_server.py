@@ -1,59 +1,67 @@
-"""The gRPC adapter: TF Serving's PredictionService and ModelService, the digits service,
-health and reflection, all on one ``grpc.aio`` server sharing the REST adapter's core and loop.
+"""The gRPC adapter: one service table over an endpoints object, on one ``grpc.aio`` server.
 
-Errors are mapped once (:func:`_abort`): a :class:`ServingError`'s neutral code is a
+:data:`SERVICES` lists every service and method with its request type and metrics route;
+registration, the health service's names and reflection's names all come from it. Messages are
+translated by :mod:`mnist_serving.grpc_codec`; the work is the core's.
+
+Errors are mapped once (:func:`abort`): a :class:`ServingError`'s neutral code is a
 ``grpc.StatusCode`` name; anything else is logged and answered INTERNAL with no detail. A
-caller's deadline bounds the work (DEADLINE_EXCEEDED when it runs out).
+caller's deadline bounds the work (DEADLINE_EXCEEDED when it runs out). Health follows the
+gateway's readiness (:class:`~mnist_serving.readiness.Readiness`), NOT_SERVING until ready.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
-import numpy as np
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
-from mnist_client.protos import tensorflow_error_pb2 as tf_error
-from mnist_client.protos import tensorflow_pb2 as tf_pb
-from mnist_client.protos import tensorflow_serving_pb2 as tfs
-from mnist_client.protos import tensorflow_serving_pb2_grpc as tfs_grpc
-from mnist_client.protos._pool import POOL
-from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
-from mnist_serving.core import SIGNATURES, DigitImage, InferenceCore, RequestTracker
-from mnist_serving.errors import InvalidInput, NotFound, ServingError
-from mnist_serving.model_store import VersionSpec
+from mnist_contract.model import SERVING_DEFAULT
+from mnist_contract.protos import digits_pb2
+from mnist_contract.protos import tensorflow_serving_pb2 as tfs
+from mnist_contract.protos.pool import POOL
+from mnist_serving import grpc_codec as codec
+from mnist_serving.core import InferenceCore, RequestTracker
+from mnist_serving.errors import InvalidInput, ServingError
+from mnist_serving.readiness import Readiness
+from mnist_serving.repositories import VersionSpec
 from mnist_serving.security import bearer_or_api_key
-from mnist_serving.settings import MODEL_NAME, Settings
+from mnist_serving.settings import Settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-SERVICES = (
-    "tensorflow.serving.PredictionService",
-    "tensorflow.serving.ModelService",
-    "mnist.v1.DigitClassifier",
-)
-HEALTH_POLL_SECONDS = 0.25
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-def _register_in_pool() -> None:
-    """Reflection answers from our private pool; give it the health and reflection files too."""
-    for module in (health_pb2, reflection_pb2):
-        name = module.DESCRIPTOR.name
-        try:
-            POOL.FindFileByName(name)
-        except KeyError:
-            POOL.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
+@dataclass(frozen=True)
+class Method:
+    name: str  # the RPC's name
+    request: type[Message]
+    route: str  # the route label in metrics
+    endpoint: str  # the GrpcEndpoints method that answers
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> NoReturn:
+SERVICES: dict[str, tuple[Method, ...]] = {
+    "tensorflow.serving.PredictionService": (
+        Method("Predict", tfs.PredictRequest, "predict", "predict"),
+        Method("GetModelMetadata", tfs.GetModelMetadataRequest, "metadata", "metadata"),
+    ),
+    "tensorflow.serving.ModelService": (
+        Method("GetModelStatus", tfs.GetModelStatusRequest, "status", "status"),
+    ),
+    "mnist.v1.DigitClassifier": (
+        Method("Classify", digits_pb2.ClassifyRequest, "classify", "classify"),
+    ),
+}
+
+
+async def abort(context: Context, exc: Exception) -> NoReturn:
     if isinstance(exc, ServingError):
         if exc.retry_after:
             context.set_trailing_metadata((("retry-after", str(round(exc.retry_after))),))
@@ -63,42 +71,71 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) ->
     raise AssertionError("context.abort returned")  # it raises; this tells the type checker
 
 
-def version_spec(spec: tfs.ModelSpec) -> VersionSpec:
-    if spec.name != MODEL_NAME:
-        if not spec.name:
-            raise InvalidInput("model_spec.name is empty; this server serves 'mnist'")
-        raise NotFound(f"Servable not found for request: Latest({spec.name})")
-    choice = spec.WhichOneof("version_choice")
-    if choice == "version":
-        if spec.version.value < 1:
-            raise InvalidInput(f"version must be a positive integer, got {spec.version.value}")
-        return VersionSpec(version=spec.version.value)
-    if choice == "version_label":
-        return VersionSpec(label=spec.version_label)
-    return VersionSpec()
+class GrpcEndpoints:
+    """The answers: each takes the decoded request and the request's tracker."""
 
-
-def signature_def_map() -> tfs.SignatureDefMap:
-    def info(shape: tuple[int, ...], name: str) -> tf_pb.TensorInfo:
-        tensor = tf_pb.TensorInfo(name=name, dtype=tf_pb.DT_FLOAT)
-        tensor.tensor_shape.dim.extend(tf_pb.TensorShapeProto.Dim(size=d) for d in shape)
-        return tensor
-
-    result = tfs.SignatureDefMap()
-    for signature, (shape, output) in SIGNATURES.items():
-        sig = result.signature_def[signature]
-        sig.method_name = "tensorflow/serving/predict"
-        sig.inputs["images"].CopyFrom(info((-1, *shape), f"{signature}_images:0"))
-        sig.outputs[output].CopyFrom(info((-1, 10), f"StatefulPartitionedCall:{output}"))
-    return result
-
-
-class GrpcGateway:
     def __init__(self, core: InferenceCore, settings: Settings) -> None:
         self.core = core
-        self.settings = settings
-        limit = settings.grpc_max_message_bytes
-        self.server = grpc.aio.server(
+        self.as_content = settings.grpc_tensor_content
+
+    async def predict(self, request: tfs.PredictRequest, tracker: RequestTracker) -> Message:
+        spec = codec.version_spec(request.model_spec)
+        signature = request.model_spec.signature_name or SERVING_DEFAULT.name
+        inputs = codec.predict_inputs(request)
+        result = await self.core.predict(signature, inputs, spec, tracker)
+        return codec.predict_response(request, signature, result, self.as_content)
+
+    async def metadata(self, request: tfs.GetModelMetadataRequest, _: RequestTracker) -> Message:
+        spec = codec.version_spec(request.model_spec)
+        codec.check_metadata_fields(request)
+        return codec.metadata_response(self.core.metadata(spec).version)
+
+    async def status(self, request: tfs.GetModelStatusRequest, _: RequestTracker) -> Message:
+        return codec.status_response(self.core.status(codec.version_spec(request.model_spec)))
+
+    async def classify(
+        self, request: digits_pb2.ClassifyRequest, tracker: RequestTracker
+    ) -> Message:
+        images = codec.classify_images(request)
+        result = await self.core.classify(images, VersionSpec.from_text(request.version), tracker)
+        return codec.classify_response(request, result)
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse as its message type."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _lenient(message_type: type[Message]) -> Callable[[bytes], Any]:
+    """Bytes that are not the expected message reach the handler as :class:`_Undecodable`, so
+    the caller gets INVALID_ARGUMENT (counted like any refusal), not gRPC's bare UNKNOWN."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except DecodeError:
+            return _Undecodable(message_type.DESCRIPTOR.full_name)
+
+    return parse
+
+
+class GrpcServer:
+    """The gRPC side of a gateway: services from :data:`SERVICES`, health, reflection."""
+
+    def __init__(self, core: InferenceCore, settings: Settings, readiness: Readiness) -> None:
+        self.core = core
+        self._settings = settings
+        self._readiness = readiness
+        self._health_update: asyncio.Task[None] | None = None
+        self.server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+
+    def _build(self) -> grpc.aio.Server:
+        """The grpc.aio server, made inside the running loop (it binds to the loop it sees)."""
+        limit = self._settings.grpc_max_message_bytes
+        server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -110,258 +147,86 @@ class GrpcGateway:
                 ("grpc.max_connection_age_grace_ms", 30_000),
             ]
         )
-        self.health = health.aio.HealthServicer()
-        self._health_task: asyncio.Task[None] | None = None
-        self._add_services(
-            {
-                "tensorflow.serving.PredictionService": _PredictionService(self),
-                "tensorflow.serving.ModelService": _ModelService(self),
-                "mnist.v1.DigitClassifier": _DigitClassifier(self),
-            }
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        _register_in_pool()
-        reflection.enable_server_reflection(
-            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server, pool=POOL
-        )
+        self._register(server, GrpcEndpoints(self.core, self._settings))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        _add_to_pool(health_pb2, reflection_pb2)
+        names = (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server, pool=POOL)
+        return server
 
-    def _add_services(self, servicers: dict[str, object]) -> None:
-        """Register the services with a lenient parser: bytes that are not the expected
-        message reach :meth:`handle` as an :class:`_Undecodable`, so the caller gets
-        INVALID_ARGUMENT (counted like any refusal) instead of gRPC's bare UNKNOWN."""
-        for service, methods in METHODS.items():
+    def _register(self, server: grpc.aio.Server, endpoints: GrpcEndpoints) -> None:
+        for service, methods in SERVICES.items():
             handlers = {
-                name: grpc.unary_unary_rpc_method_handler(
-                    self._guarded(getattr(servicers[service], name), route),
-                    request_deserializer=_lenient(request_type),
+                method.name: grpc.unary_unary_rpc_method_handler(
+                    self._handler(method, getattr(endpoints, method.endpoint)),
+                    request_deserializer=_lenient(method.request),
                     response_serializer=lambda message: message.SerializeToString(),
                 )
-                for name, (request_type, route) in methods.items()
+                for method in methods
             }
-            self.server.add_generic_rpc_handlers(
+            server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service, handlers),)
             )
 
-    def _guarded(self, method: Callable[..., Awaitable[Any]], route: str) -> Callable[..., Any]:
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            if isinstance(request, _Undecodable):
+    def _handler(
+        self, method: Method, answer: Callable[[Any, RequestTracker], Awaitable[Message]]
+    ) -> Callable[[Any, Context], Awaitable[Message]]:
+        async def handle(request: Any, context: Context) -> Message:
+            metadata = dict(context.invocation_metadata() or ())
+            key = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
+            try:
+                async with self.core.request("grpc", method.route, key) as tracker:
+                    if isinstance(request, _Undecodable):
+                        raise InvalidInput(
+                            f"the request is not a valid {request.type_name} message"
+                        )
+                    return await self.core.bounded(
+                        answer(request, tracker), context.time_remaining()
+                    )
+            except Exception as exc:  # noqa: BLE001 - mapped once, in abort
+                await abort(context, exc)
 
-                async def refuse(_tracker: RequestTracker) -> NoReturn:
-                    raise InvalidInput(f"the request is not a valid {request.type_name} message")
+        return handle
 
-                return await self.handle(route, context, refuse)
-            return await method(request, context)
-
-        return call
-
-    async def start(self, host: str, port: int) -> int:
+    def bind(self, host: str, port: int, credentials: grpc.ServerCredentials | None) -> int:
+        """Bind ``host:port`` (0: a free port); the port bound."""
         address = f"{host}:{port}"
-        s = self.settings
-        if s.tls_cert_file is not None and s.tls_key_file is not None:
-            credentials = grpc.ssl_server_credentials(
-                [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())]
-            )
-            bound = int(self.server.add_secure_port(address, credentials))
+        self.server = server = self._build()
+        if credentials is not None:
+            bound = int(server.add_secure_port(address, credentials))
         else:
-            bound = int(self.server.add_insecure_port(address))
+            bound = int(server.add_insecure_port(address))
         if bound == 0:
-            raise OSError(f"cannot bind gRPC to {host}:{port}")
-        await self.server.start()
-        await self._update_health()
-        self._health_task = asyncio.create_task(self._watch_health())
+            raise OSError(f"cannot bind gRPC to {address}")
         return bound
 
-    async def stop(self, grace: float) -> None:
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+    async def start(self) -> None:
+        assert self.server is not None, "bind first"
+        await self.server.start()
+        self._readiness.subscribe(self._on_readiness)
 
-    async def _update_health(self) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if self.core.ready
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+    def _on_readiness(self, _ready: bool) -> None:
+        # Health setters are coroutines; the task reads readiness when it runs, so the last
+        # change always wins even when several arrive together.
+        self._health_update = asyncio.get_running_loop().create_task(self._apply_health())
+
+    async def _apply_health(self) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        status = serving if self._readiness.ready else health_pb2.HealthCheckResponse.NOT_SERVING
         for service in ("", *SERVICES):
             await self.health.set(service, status)
 
-    async def _watch_health(self) -> None:
-        while True:
-            await asyncio.sleep(HEALTH_POLL_SECONDS)
-            await self._update_health()
+    async def stop(self, grace: float) -> None:
+        if self.server is None:
+            return
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
 
-    async def handle(
-        self,
-        route: str,
-        context: grpc.aio.ServicerContext[Any, Any],
-        work: Callable[[RequestTracker], Awaitable[T]],
-    ) -> T:
-        metadata = dict(context.invocation_metadata() or ())
-        credential = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
+
+def _add_to_pool(*modules: Any) -> None:
+    """Reflection answers from our private pool; give it the health and reflection files too."""
+    for module in modules:
         try:
-            async with self.core.request("grpc", route, credential) as tracker:
-                return await self.core.bounded(work(tracker), context.time_remaining())
-        except Exception as exc:  # noqa: BLE001 - mapped once, in _abort
-            await _abort(context, exc)
-
-
-class _Undecodable:
-    """Stands in for a request whose bytes did not parse as its message type."""
-
-    def __init__(self, type_name: str) -> None:
-        self.type_name = type_name
-
-
-def _lenient(message_type: Any) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return message_type.FromString(data)
-        except DecodeError:
-            return _Undecodable(message_type.DESCRIPTOR.full_name)
-
-    return parse
-
-
-# service → method → (request message, route label in metrics)
-METHODS: dict[str, dict[str, tuple[Any, str]]] = {
-    "tensorflow.serving.PredictionService": {
-        "Predict": (tfs.PredictRequest, "predict"),
-        "GetModelMetadata": (tfs.GetModelMetadataRequest, "metadata"),
-    },
-    "tensorflow.serving.ModelService": {"GetModelStatus": (tfs.GetModelStatusRequest, "status")},
-    "mnist.v1.DigitClassifier": {"Classify": (digits_pb2.ClassifyRequest, "classify")},
-}
-
-
-def _inputs(request: tfs.PredictRequest) -> dict[str, np.ndarray]:
-    inputs = {}
-    for name, tensor in request.inputs.items():
-        try:
-            inputs[name] = tensor_to_array(tensor)
-        except TensorError as exc:
-            raise InvalidInput(f"input '{name}': {exc}") from exc
-    return inputs
-
-
-class _PredictionService(tfs_grpc.PredictionServiceServicer):  # type: ignore[misc]
-    def __init__(self, gateway: GrpcGateway) -> None:
-        self.g = gateway
-
-    async def Predict(  # noqa: N802 - the RPC's name
-        self, request: tfs.PredictRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tfs.PredictResponse:
-        async def work(tracker: RequestTracker) -> tfs.PredictResponse:
-            spec = version_spec(request.model_spec)
-            signature = request.model_spec.signature_name or "serving_default"
-            result = await self.g.core.predict(signature, _inputs(request), spec, tracker)
-            wanted = list(request.output_filter) or list(result.outputs)
-            unknown = [name for name in wanted if name not in result.outputs]
-            if unknown:
-                raise InvalidInput(
-                    f"output tensor alias not found in signature: {', '.join(unknown)} "
-                    f"(outputs: {', '.join(result.outputs)})"
-                )
-            response = tfs.PredictResponse()
-            response.model_spec.name = MODEL_NAME
-            response.model_spec.version.value = result.version
-            response.model_spec.signature_name = signature
-            as_content = self.g.settings.grpc_tensor_content
-            for name in wanted:
-                response.outputs[name].CopyFrom(
-                    array_to_tensor(result.outputs[name], as_content=as_content)
-                )
-            return response
-
-        return await self.g.handle("predict", context, work)
-
-    async def GetModelMetadata(  # noqa: N802
-        self, request: tfs.GetModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tfs.GetModelMetadataResponse:
-        async def work(_tracker: RequestTracker) -> tfs.GetModelMetadataResponse:
-            spec = version_spec(request.model_spec)
-            fields = list(request.metadata_field)
-            if not fields:
-                raise InvalidInput("GetModelMetadataRequest must specify a metadata_field")
-            unsupported = [f for f in fields if f != "signature_def"]
-            if unsupported:
-                raise InvalidInput(f"Metadata field {unsupported[0]} is not supported")
-            served = self.g.core.metadata(spec)
-            response = tfs.GetModelMetadataResponse()
-            response.model_spec.name = MODEL_NAME
-            response.model_spec.version.value = served.version
-            response.metadata["signature_def"].Pack(signature_def_map())
-            return response
-
-        return await self.g.handle("metadata", context, work)
-
-
-class _ModelService(tfs_grpc.ModelServiceServicer):  # type: ignore[misc]
-    def __init__(self, gateway: GrpcGateway) -> None:
-        self.g = gateway
-
-    async def GetModelStatus(  # noqa: N802
-        self, request: tfs.GetModelStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tfs.GetModelStatusResponse:
-        async def work(_tracker: RequestTracker) -> tfs.GetModelStatusResponse:
-            response = tfs.GetModelStatusResponse()
-            for version in self.g.core.status(version_spec(request.model_spec)):
-                status = response.model_version_status.add(
-                    version=version.version,
-                    state=tfs.ModelVersionStatus.State.Value(version.state),
-                )
-                status.status.SetInParent()  # error_code OK, as TF Serving writes it
-                if version.error:
-                    status.status.error_code = tf_error.UNKNOWN
-                    status.status.error_message = version.error
-            return response
-
-        return await self.g.handle("status", context, work)
-
-
-class _DigitClassifier(digits_pb2_grpc.DigitClassifierServicer):  # type: ignore[misc]
-    def __init__(self, gateway: GrpcGateway) -> None:
-        self.g = gateway
-
-    async def Classify(  # noqa: N802
-        self, request: digits_pb2.ClassifyRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> digits_pb2.ClassifyResponse:
-        async def work(tracker: RequestTracker) -> digits_pb2.ClassifyResponse:
-            if request.top_k > 10:
-                raise InvalidInput(f"top_k must be an integer 0-10, got {request.top_k}")
-            images = [_digit_image(i, image) for i, image in enumerate(request.images)]
-            version = request.version
-            spec = VersionSpec.from_text(version)
-            result = await self.g.core.classify(images, spec, tracker)
-            response = digits_pb2.ClassifyResponse(model_version=result.version)
-            for c in result.results:
-                item = response.results.add(
-                    digit=c.digit, confidence=float(c.probabilities[c.digit])
-                )
-                item.probabilities.extend(c.probabilities.tolist())
-                if request.top_k:
-                    order = np.argsort(-c.probabilities, kind="stable")[: request.top_k]
-                    item.top_k.extend(
-                        digits_pb2.Candidate(digit=int(d), probability=float(c.probabilities[d]))
-                        for d in order
-                    )
-                if request.return_preprocessed:
-                    item.preprocessed = c.frame.tobytes()
-            return response
-
-        return await self.g.handle("classify", context, work)
-
-
-def _digit_image(index: int, image: digits_pb2.Image) -> DigitImage:
-    kind = image.WhichOneof("data")
-    if kind == "encoded":
-        return DigitImage(encoded=image.encoded)
-    if kind == "raw":
-        if len(image.raw) != 784:
-            raise InvalidInput(
-                f"image {index}: raw must be 784 bytes (28×28 uint8), got {len(image.raw)}"
-            )
-        return DigitImage(pixels=np.frombuffer(image.raw, np.uint8).reshape(28, 28))
-    raise InvalidInput(f"image {index}: set either 'encoded' (an image file) or 'raw' (784 bytes)")
+            POOL.FindFileByName(module.DESCRIPTOR.name)
+        except KeyError:
+            POOL.AddSerializedFile(module.DESCRIPTOR.serialized_pb)

@@ -103,12 +103,20 @@ class ModelConfig:
             )
 
 
-def read_model_config(path: Path) -> ModelConfig:
-    """Parse the JSON config file; every problem is a :class:`ModelConfigError` naming it."""
+def read_model_config(path: Path) -> tuple[bytes, ModelConfig]:
+    """The file's bytes (to notice a later edit) and what they say; every problem is a
+    :class:`ModelConfigError` naming it."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise ModelConfigError(f"cannot read model config {path}: {exc.strerror}") from None
+    return data, parse_model_config(data, path)
+
+
+def parse_model_config(data: bytes, path: Path) -> ModelConfig:
+    """The config file's content → :class:`ModelConfig` (``path`` names it in messages)."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelConfigError(f"model config {path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):

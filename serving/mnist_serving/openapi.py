@@ -1,91 +1,328 @@
-"""Request-body schemas for the OpenAPI document, and a self-contained ``/docs`` page.
+"""The OpenAPI document, built from the REST route table and the settings it runs with.
 
-The handlers parse bodies themselves (several content types, TF Serving's exact errors), so the
-schemas are declared here rather than inferred. The docs page renders ``/openapi.json`` with a
-few lines of script: no CDN, it works offline.
+It states what the server enforces: every route and path parameter, each request body with the
+limits in force (images per request, pixel ranges, top-k bounds), every answer with its schema,
+and the errors each route can give. The security scheme and the 401/429 answers appear only
+when API keys and rate limits are on. Two rules JSON Schema cannot state are written in the
+descriptions (and given formats of their own, ``digit-image`` and ``digit-frames``): a pixel
+array's rows have one length, and image bytes must be a picture in an accepted format.
+
+The ``/docs`` page renders the document with a few lines of script: no CDN, it works offline.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
-from mnist_client.preprocess import MEDIA_TYPES
+from mnist_contract.model import CLASSES, INPUT_NAME, MAX_TOP_K, SIGNATURES, Signature
+from mnist_contract.preprocess import ACCEPTED, MEDIA_TYPES
+from mnist_serving.repositories import STATES
 
-_PIXELS = {
-    "type": "array",
-    "description": "A 2-D pixel array (28×28 is used as is). All integers: 0-255. "
-    "Any number written with a decimal point: every value must be 0.0-1.0.",
-    "items": {"type": "array", "items": {"type": "number"}},
+if TYPE_CHECKING:
+    from mnist_serving.rest import Route
+    from mnist_serving.settings import Settings
+
+FLOAT32_MAX = 3.4028234663852886e38
+ERROR = {"$ref": "#/components/schemas/Error"}
+_DESCRIPTIONS = {
+    400: "The request was refused; the message says what was wrong.",
+    401: "Missing or wrong API key.",
+    404: "No such model, version or label.",
+    413: "The body (or an image in it) is larger than the gateway accepts.",
+    415: "The Content-Type is not one the route reads.",
+    429: "The key's rate limit is spent; retry after Retry-After seconds.",
+    500: "The server failed; nothing about the failure is disclosed.",
+    503: "Not ready, overloaded or shutting down; retry after Retry-After seconds.",
+    504: "The answer took longer than the request's time limit.",
 }
-_B64 = {
-    "type": "object",
-    "required": ["b64"],
-    "properties": {
-        "b64": {
-            "type": "string",
-            "description": "base64 image file (PNG, JPEG, WebP, GIF, BMP or TIFF), any size",
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+
+
+def document(routes: tuple[Route, ...], settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``routes`` as this gateway runs them."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if route.in_document:
+            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, settings)
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MNIST digit service",
+            "version": "1.0",
+            "description": "TF Serving-compatible REST API and a friendly digits API.",
+        },
+        "paths": paths,
+        "components": {"schemas": _schemas(settings)},
+    }
+    if _keys_on(settings):
+        doc["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         }
-    },
-    "additionalProperties": False,
-}
+    return doc
 
-CLASSIFY_BODY: dict[str, Any] = {
-    "requestBody": {
+
+def _keys_on(settings: Settings) -> bool:
+    return bool(settings.api_keys or settings.api_keys_file)
+
+
+def _operation(route: Route, settings: Settings) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": _operation_id(route),
+        "summary": route.summary,
+        "tags": [route.tag],
+        "responses": _responses(route, settings),
+    }
+    parameters = [_path_parameter(name) for name in re.findall(r"{(\w+)}", route.path)]
+    if route.endpoint == "classify":
+        parameters += _classify_query()
+        operation["requestBody"] = _classify_body(settings)
+    if route.endpoint == "predict":
+        operation["requestBody"] = _predict_body(settings)
+    if parameters:
+        operation["parameters"] = parameters
+    if _keys_on(settings) and (route.kind == "api" or route.name not in settings.open_routes):
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+    return operation
+
+
+def _operation_id(route: Route) -> str:
+    words = re.sub(r"[{}]", "", route.path).replace(":", "/").split("/")
+    return "_".join([route.method.lower(), *(w for w in words if w and w != "v1")])
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    schemas = {
+        "model": {"type": "string", "minLength": 1, "description": "the model name: mnist"},
+        # Positive int64, as TF Serving has them (19 digits may pass its bound; 18 cannot).
+        "version": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+        "label": {"type": "string", "minLength": 1, "description": "a version label, e.g. stable"},
+    }
+    return {"name": name, "in": "path", "required": True, "schema": schemas[name]}
+
+
+def _classify_query() -> list[dict[str, Any]]:
+    return [
+        {"name": "top_k", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TOP_K}},
+        {"name": "return_preprocessed", "in": "query", "required": False,
+         "schema": {"type": "boolean"}},
+        {"name": "version", "in": "query", "required": False,
+         "schema": {"type": "string"}, "description": "a version number or a label"},
+    ]  # fmt: skip
+
+
+def _responses(route: Route, settings: Settings) -> dict[str, Any]:
+    ok = {"description": "OK", "content": {route.media_type: {"schema": _answer_schema(route)}}}
+    answers: dict[str, Any] = {"200": ok}
+    codes = [500]
+    if route.kind == "api":
+        codes += [400, 404, 503, 504]
+        if route.endpoint in ("predict", "classify"):
+            codes.append(413)
+        if route.endpoint == "classify":
+            codes.append(415)
+        if settings.rate_limit_per_second > 0:
+            codes.append(429)
+    elif route.endpoint == "readyz":
+        codes.append(503)
+    if _keys_on(settings) and (route.kind == "api" or route.name not in settings.open_routes):
+        codes.append(401)
+    for code in sorted(set(codes)):
+        answer: dict[str, Any] = {
+            "description": _DESCRIPTIONS[code],
+            "content": {"application/json": {"schema": ERROR}},
+        }
+        if code in (429, 503):
+            answer["headers"] = _RETRY_AFTER
+        if route.endpoint == "readyz" and code == 503:
+            answer["content"] = {"application/json": {"schema": _ref("NotReady")}}
+        answers[str(code)] = answer
+    return answers
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer_schema(route: Route) -> dict[str, Any]:
+    if route.media_type != "application/json":
+        return {"type": "string"}
+    return _ref(
+        {
+            "status": "ModelStatus",
+            "metadata": "ModelMetadata",
+            "predict": "PredictAnswer",
+            "classify": "ClassifyAnswer",
+            "healthz": "Alive",
+            "readyz": "Ready",
+            "stats": "Stats",
+            "openapi": "Document",
+        }[route.endpoint]
+    )
+
+
+def _tensor(signature: Signature, most: int) -> dict[str, Any]:
+    """A batch for ``signature``: 1 to ``most`` examples of its input shape, float32 values."""
+    schema: dict[str, Any] = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    for size in reversed(signature.input_shape):
+        schema = {"type": "array", "minItems": size, "maxItems": size, "items": schema}
+    return {"type": "array", "minItems": 1, "maxItems": most, "items": schema}
+
+
+def _predict_variant(signature: Signature, most: int) -> dict[str, Any]:
+    tensor = _tensor(signature, most)
+    names = [signature.name] + ([""] if signature.name == "serving_default" else [])
+    return {
+        "type": "object",
+        "properties": {
+            "signature_name": {"type": "string", "enum": names},
+            "instances": {
+                "anyOf": [
+                    tensor,
+                    {**tensor, "items": {
+                        "type": "object", "required": [INPUT_NAME],
+                        "properties": {INPUT_NAME: tensor["items"]},
+                        "additionalProperties": False,
+                    }},
+                ]
+            },
+            "inputs": {
+                "anyOf": [
+                    tensor,
+                    {"type": "object", "required": [INPUT_NAME],
+                     "properties": {INPUT_NAME: tensor}, "additionalProperties": False},
+                ]
+            },
+        },
+        # TF Serving's rule: exactly one of the two formats.
+        "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+        **({} if signature.name != "predict_images" else {"required": ["signature_name"]}),
+    }  # fmt: skip
+
+
+def _predict_body(settings: Settings) -> dict[str, Any]:
+    most = settings.max_images_per_request
+    variants = [_predict_variant(s, most) for s in SIGNATURES.values()]
+    return {
+        "required": True,
+        "description": "Exactly one of instances (row format) or inputs (columnar); "
+        f"1 to {most} examples. Other members are ignored, as TF Serving ignores them.",
+        "content": {"application/json": {"schema": {"oneOf": variants}}},
+    }
+
+
+def _classify_body(settings: Settings) -> dict[str, Any]:
+    most = settings.max_images_per_request
+    raw = {"type": "string", "format": "digit-image",
+           "description": f"an image file ({ACCEPTED}), any size up to "
+           f"{settings.max_image_side} px a side"}  # fmt: skip
+    frames = {"type": "string", "format": "digit-frames",
+              "description": f"N×784 bytes: N 28×28 uint8 frames, 1 ≤ N ≤ {most}"}  # fmt: skip
+    return {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["images"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "images": {"type": "array", "items": {"oneOf": [_PIXELS, _B64]}},
-                        "top_k": {"type": "integer", "minimum": 0, "maximum": 10},
-                        "return_preprocessed": {"type": "boolean"},
-                        "version": {
-                            "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}],
-                            "description": "version number or label",
-                        },
-                    },
-                }
-            },
-            **{t: {"schema": {"type": "string", "format": "binary"}} for t in MEDIA_TYPES},
-            "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary", "description": "N×784 uint8"}
-            },
+            "application/json": {"schema": _ref("ClassifyRequest")},
+            **{media: {"schema": raw} for media in MEDIA_TYPES},
+            "application/octet-stream": {"schema": frames},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {
-                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                    },
-                }
+                    "required": ["file"],
+                    "properties": {"file": {"type": "array", "minItems": 1, "maxItems": most,
+                                            "items": raw}},
+                },
             },
         },
-    }
-}
+    }  # fmt: skip
 
-PREDICT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "Exactly one of instances (row format) or inputs (columnar).",
-                    "properties": {
-                        "signature_name": {
-                            "type": "string",
-                            "enum": ["serving_default", "predict_images"],
-                        },
-                        "instances": {"type": "array"},
-                        "inputs": {"oneOf": [{"type": "array"}, {"type": "object"}]},
-                    },
-                }
-            }
+
+def _pixels(value: dict[str, Any], description: str) -> dict[str, Any]:
+    row = {"type": "array", "minItems": 1, "items": value}
+    return {"type": "array", "minItems": 1, "items": row, "description": description}
+
+
+def _classify_request(settings: Settings) -> dict[str, Any]:
+    rows_rule = "every row as long as the first"
+    image = {
+        "anyOf": [
+            _pixels({"type": "integer", "minimum": 0, "maximum": 255},
+                    f"a 2-D pixel array of whole numbers 0-255 ({rows_rule}); 28×28 is used as is"),
+            _pixels({"type": "number", "minimum": 0, "maximum": 1},
+                    f"a 2-D pixel array of numbers 0.0-1.0 ({rows_rule})"),
+            {"type": "object", "required": ["b64"], "additionalProperties": False,
+             "properties": {"b64": {"type": "string", "format": "digit-image-base64",
+                                    "description": f"a base64 image file ({ACCEPTED})"}}},
+        ]
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["images"],
+        "additionalProperties": False,
+        "properties": {
+            "images": {"type": "array", "minItems": 1,
+                       "maxItems": settings.max_images_per_request, "items": image},
+            "top_k": {"type": "integer", "minimum": 0, "maximum": MAX_TOP_K},
+            "return_preprocessed": {"type": "boolean"},
+            "version": {"type": ["integer", "string", "null"],
+                        "description": "a version number or a label; null or absent: the default"},
         },
+    }  # fmt: skip
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    probabilities = {"type": "array", "minItems": CLASSES, "maxItems": CLASSES,
+                     "items": {"type": "number", "minimum": 0, "maximum": 1}}  # fmt: skip
+    rows = {"type": "array", "items": probabilities}
+    return {
+        "Error": _object({"error": {"type": "string"}}),
+        "ModelStatus": _object({"model_version_status": {"type": "array", "items": _object({
+            "version": {"type": "string"},
+            "state": {"type": "string", "enum": list(STATES)},
+            "status": _object({"error_code": {"type": "string"},
+                               "error_message": {"type": "string"}}),
+        })}}),
+        "ModelMetadata": _object({
+            "model_spec": _object({"name": {"type": "string"}, "signature_name": {"type": "string"},
+                                   "version": {"type": "string"}}),
+            "metadata": _object({"signature_def": _object({"signature_def": {"type": "object"}})}),
+        }),
+        "PredictAnswer": {"oneOf": [_object({"predictions": rows}), _object({"outputs": rows})]},
+        "ClassifyRequest": _classify_request(settings),
+        "ClassifyAnswer": _object({
+            "model_name": {"type": "string"},
+            "model_version": {"type": "integer"},
+            "predictions": {"type": "array", "items": _object(
+                {"digit": {"type": "integer", "minimum": 0, "maximum": CLASSES - 1},
+                 "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                 "probabilities": probabilities},
+                optional={"top_k": {"type": "array", "items": _object(
+                              {"digit": {"type": "integer"}, "probability": {"type": "number"}})},
+                          "preprocessed": {"type": "array", "items": {"type": "array"}}},
+            )},
+        }),
+        "Alive": _object({"status": {"type": "string", "enum": ["alive"]}}),
+        "Ready": _object({"ready": {"type": "boolean", "enum": [True]}, "model": {"type": "string"},
+                          "versions": {"type": "array", "items": {"type": "integer"}}}),
+        "NotReady": _object({"ready": {"type": "boolean", "enum": [False]},
+                             "reason": {"type": "string"}}),
+        "Stats": _object({
+            "window_seconds": {"type": "number"}, "requests": {"type": "integer"},
+            "requests_per_second": {"type": "number"},
+            "p50_ms": {"type": ["number", "null"]}, "p99_ms": {"type": ["number", "null"]},
+        }),
+        "Document": {"type": "object", "required": ["openapi", "paths"]},
+    }  # fmt: skip
+
+
+def _object(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
     }
-}
+
 
 DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MNIST digit service: API</title>

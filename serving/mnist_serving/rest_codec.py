@@ -14,9 +14,17 @@ from typing import Any
 import numpy as np
 import orjson
 
+from mnist_contract.model import (
+    INPUT_NAME,
+    MODEL_NAME,
+    PREDICT_METHOD,
+    SIGNATURES,
+    top_k_problem,
+)
+from mnist_contract.model import top_k as rank
 from mnist_serving.core import ClassifyResult, DigitImage, PredictResult
 from mnist_serving.errors import InvalidInput, PayloadTooLarge
-from mnist_serving.model_store import ServedVersion, VersionStatus
+from mnist_serving.repositories import ServedVersion, VersionStatus
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -107,7 +115,7 @@ def _rows(instances: Any) -> dict[str, np.ndarray]:
                     f"instance {i} does not have the same named inputs as instance 0 ({sorted(names)})"
                 )
         return {name: _array([row[name] for row in instances], name) for name in names}
-    return {"images": _array(instances, "instances")}
+    return {INPUT_NAME: _array(instances, "instances")}
 
 
 def _columns(inputs: Any) -> dict[str, np.ndarray]:
@@ -115,7 +123,7 @@ def _columns(inputs: Any) -> dict[str, np.ndarray]:
         if not inputs:
             raise InvalidInput("'inputs' object names no input")
         return {name: _array(value, name) for name, value in inputs.items()}
-    return {"images": _array(inputs, "inputs")}
+    return {INPUT_NAME: _array(inputs, "inputs")}
 
 
 def _array(value: Any, what: str) -> np.ndarray:
@@ -153,7 +161,7 @@ def render_status(statuses: list[VersionStatus]) -> dict[str, Any]:
     }
 
 
-def _tensor_info(shape: list[int]) -> dict[str, Any]:
+def _tensor_info(shape: tuple[int, ...]) -> dict[str, Any]:
     return {
         "dtype": "DT_FLOAT",
         "tensor_shape": {
@@ -165,24 +173,20 @@ def _tensor_info(shape: list[int]) -> dict[str, Any]:
 
 
 def signature_defs() -> dict[str, Any]:
-    """The two signatures as TF Serving's metadata JSON describes them."""
-
-    def sig(in_shape: list[int], out_name: str) -> dict[str, Any]:
-        return {
-            "inputs": {"images": _tensor_info(in_shape)},
-            "outputs": {out_name: _tensor_info([-1, 10])},
-            "method_name": "tensorflow/serving/predict",
-        }
-
+    """The signature table (:data:`mnist_contract.model.SIGNATURES`) as TF Serving's JSON."""
     return {
-        "serving_default": sig([-1, 28, 28, 1], "probabilities"),
-        "predict_images": sig([-1, 784], "scores"),
+        name: {
+            "inputs": {INPUT_NAME: _tensor_info(s.batched_input_shape)},
+            "outputs": {s.output: _tensor_info(s.batched_output_shape)},
+            "method_name": PREDICT_METHOD,
+        }
+        for name, s in SIGNATURES.items()
     }
 
 
 def render_metadata(served: ServedVersion) -> dict[str, Any]:
     return {
-        "model_spec": {"name": "mnist", "signature_name": "", "version": str(served.version)},
+        "model_spec": {"name": MODEL_NAME, "signature_name": "", "version": str(served.version)},
         "metadata": {"signature_def": {"signature_def": signature_defs()}},
     }
 
@@ -258,12 +262,11 @@ def parse_octet_stream(body: bytes) -> list[DigitImage]:
 def parse_options(raw: dict[str, Any]) -> tuple[int, bool, str | None]:
     """(top_k, return_preprocessed, version) from JSON fields or query parameters."""
     top_k = raw.get("top_k", 0)
-    if isinstance(top_k, str):
-        if not (top_k.isascii() and top_k.isdigit()):
-            raise InvalidInput(f"top_k must be an integer 0-10, got {top_k!r}")
-        top_k = int(top_k)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= 10:
-        raise InvalidInput(f"top_k must be an integer 0-10, got {top_k!r}")
+    if isinstance(top_k, str) and top_k.isascii() and top_k.isdigit():
+        top_k = int(top_k)  # a query parameter
+    problem = top_k_problem(top_k)
+    if problem:
+        raise InvalidInput(problem)
     flag = raw.get("return_preprocessed", False)
     if isinstance(flag, str):
         if flag.lower() not in ("true", "false", "1", "0"):
@@ -286,14 +289,13 @@ def render_classify(result: ClassifyResult, top_k: int, preprocessed: bool) -> d
             "probabilities": c.probabilities,
         }
         if top_k:
-            order = np.argsort(-c.probabilities, kind="stable")[:top_k]
             item["top_k"] = [
-                {"digit": int(d), "probability": float(c.probabilities[d])} for d in order
+                {"digit": d, "probability": p} for d, p in rank(c.probabilities, top_k)
             ]
         if preprocessed:
             item["preprocessed"] = c.frame
         predictions.append(item)
-    return {"model_name": "mnist", "model_version": result.version, "predictions": predictions}
+    return {"model_name": MODEL_NAME, "model_version": result.version, "predictions": predictions}
 
 
 def maybe_gzip(body: bytes, encoding: str | None, limit: int) -> bytes:

@@ -9,13 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mnist_serving.model_config import VersionPolicy
+from mnist_contract.layout import model_base
+from mnist_contract.model import MODEL_NAME
+from mnist_serving.model_config import ModelConfig, ModelConfigError, VersionPolicy
 
-MODEL_NAME = "mnist"
+# Routes that are not the inference APIs; with API keys on, those not listed in open_routes
+# need a key too.
 OPERATIONAL_ROUTES = ("healthz", "readyz", "metrics", "docs", "demo", "stats")
+
+
+def _policy(value: object) -> object:
+    return VersionPolicy.parse(value) if isinstance(value, str) else value
+
+
+Policy = Annotated[
+    VersionPolicy, NoDecode, BeforeValidator(_policy), PlainSerializer(VersionPolicy.describe)
+]
 
 
 class SettingsError(ValueError):
@@ -81,7 +93,7 @@ class Settings(BaseSettings):
     """PEM certificate (chain) for TLS on REST and gRPC; needs ``tls_key_file`` too."""
     tls_key_file: Path | None = None
     """PEM private key matching ``tls_cert_file``."""
-    version_policy: str = "latest:1"
+    version_policy: Policy = VersionPolicy()
     """Versions to serve: ``latest:N`` (the N newest), ``all``, or ``specific:3,4``."""
     version_labels: dict[str, int] = Field(default_factory=dict)
     """Version labels, e.g. ``{"stable": 3}`` (env: ``MNIST_VERSION_LABELS='{"stable": 3}'``)."""
@@ -100,12 +112,15 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(20, ge=1)
     """Requests a key may send at once before the per-second rate applies."""
     open_routes: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["healthz", "readyz", "metrics", "docs", "demo", "stats"]
+        default_factory=lambda: list(OPERATIONAL_ROUTES)
     )
     """Operational routes that need no key when keys are on (healthz, readyz, metrics, docs, demo, stats)."""
     warmup: bool = True
     """Replay the version's warm-up records before reporting ready."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """How much the gateway logs."""
+    ready_file: Path | None = None
+    """Once serving, write this JSON file with the bound REST and gRPC ports (removed on exit)."""
 
     @field_validator("open_routes", mode="before")
     @classmethod
@@ -140,37 +155,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"target {target!r} is not host:port")
         return targets
 
-    @field_validator("version_labels")
-    @classmethod
-    def _labels_are_positive(cls, labels: dict[str, int]) -> dict[str, int]:
-        for label, version in labels.items():
-            if version < 1:
-                raise ValueError(f"label {label!r} points at version {version}; versions are ≥ 1")
-        return labels
-
-    @field_validator("version_policy")
-    @classmethod
-    def _policy_parses(cls, text: str) -> str:
-        VersionPolicy.parse(text)
-        return text
-
     @model_validator(mode="after")
-    def _canary_has_a_label(self) -> Settings:
-        if (
-            self.canary_weight
-            and "canary" not in self.version_labels
-            and not self.model_config_file
-        ):
-            raise ValueError("canary_weight is set but no 'canary' label says where to send it")
+    def _model_config_holds(self) -> Settings:
+        """Labels and canary by the same rule as the config file (a file, when given, is read
+        at start and brings its own canary share)."""
+        try:
+            self.model_config_defaults()
+        except ModelConfigError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("TLS needs both tls_cert_file and tls_key_file")
-        for path in (self.tls_cert_file, self.tls_key_file):
-            if path is not None and not path.is_file():
-                raise ValueError(f"TLS file {path} does not exist")
         return self
 
     @model_validator(mode="after")
@@ -185,26 +183,9 @@ class Settings(BaseSettings):
 
     @property
     def model_base(self) -> Path:
-        return self.model_dir / MODEL_NAME
+        return model_base(self.model_dir)
 
-    def check_model_present(self) -> None:
-        """Fail at start, naming the path looked at and how to make a model there."""
-        if self.backend == "tfserving":
-            return  # the model lives on the TF Serving side
-        base = self.model_base.resolve()
-        versions = (
-            [
-                p
-                for p in base.iterdir()
-                if p.is_dir() and p.name.isascii() and p.name.isdigit() and int(p.name) > 0
-            ]
-            if base.is_dir()
-            else []
-        )
-        if not versions:
-            raise SettingsError(
-                f"no model version found under {base} (looked for numbered folders like "
-                f"{base / '1'}); train one with `mnist-train --model-dir {self.model_dir}` "
-                "(or `make serve`, which trains first), or point --model-dir / MNIST_MODEL_DIR "
-                "at a folder that holds mnist/<N>/"
-            )
+    def model_config_defaults(self) -> ModelConfig:
+        """The policy, labels and canary share given as settings."""
+        canary = 0.0 if self.model_config_file else self.canary_weight
+        return ModelConfig(self.version_policy, dict(self.version_labels), canary)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_client.protos import tensorflow_serving_pb2 as tfs
-from mnist_client.tensors import tensor_to_array
+from mnist_contract.layout import WARMUP_FILE
+from mnist_contract.model import SERVING_DEFAULT
+from mnist_contract.protos import tensorflow_serving_pb2 as tfs
+from mnist_contract.tensors import tensor_to_array
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_RECORDS = 1000  # TF Serving's own cap
 
 
@@ -55,7 +56,7 @@ def warmup_batches(version_dir: Path) -> list[tuple[str, np.ndarray]]:
         if not log.HasField("predict_log"):
             continue
         request = log.predict_log.request
-        signature = request.model_spec.signature_name or "serving_default"
+        signature = request.model_spec.signature_name or SERVING_DEFAULT.name
         for tensor in request.inputs.values():
             batches.append((signature, tensor_to_array(tensor)))
     return batches

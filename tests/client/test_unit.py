@@ -27,7 +27,7 @@ from mnist_client import (
 )
 from mnist_client._codec import to_items
 from mnist_client._errors import from_grpc, from_http
-from mnist_client.protos import digits_pb2
+from mnist_contract.protos import digits_pb2
 
 
 def test_public_api_is_what_we_mean_it_to_be() -> None:
@@ -81,7 +81,7 @@ def test_every_array_shape_becomes_uint8_frames(array, count) -> None:
 def test_float_pixels_are_scaled_and_ranges_checked() -> None:
     (item,) = to_items(np.full((28, 28), 0.5))
     assert item.frame is not None and item.frame.max() == 128
-    with pytest.raises(InvalidInput, match="float pixels must be 0-1"):
+    with pytest.raises(InvalidInput, match=r"float pixels must be 0\.0-1\.0"):
         to_items(np.full((28, 28), 2.0))
     with pytest.raises(InvalidInput, match="integer pixels must be 0-255"):
         to_items(np.full((28, 28), 300))
@@ -343,5 +343,5 @@ def test_configuration_errors_are_clear() -> None:
         MnistClient("http://")
     with pytest.raises(InvalidInput, match="http:// or https://"):
         MnistClient("ftp://x")
-    with pytest.raises(InvalidInput, match="top_k must be 0-10"):
+    with pytest.raises(InvalidInput, match="top_k must be an integer 0-10"):
         MnistClient("http://x").classify(np.zeros((28, 28)), top_k=11)

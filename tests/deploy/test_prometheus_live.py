@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from tests.conftest import free_port
 from tests.serving.conftest import Server, start_server, stop_server
 

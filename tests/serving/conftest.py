@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
-import os
-import re
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,64 +13,33 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_serving.app import build_app
+from benchmarks.support import Server, start_gateway, stop_gateway
+from mnist_serving.build import build_gateway
+from mnist_serving.repositories.local import Loader
 from mnist_serving.settings import Settings
 
+__all__ = ["Server", "in_process", "start_server", "stop_server"]
+start_server = start_gateway
+stop_server = stop_gateway
 
-@pytest.fixture
-async def api(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The REST app in-process with its model loaded (lifespan run by hand)."""
-    app = build_app(Settings(model_dir=model_dir, version_labels={"stable": 1}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+
+@contextlib.asynccontextmanager
+async def in_process(
+    settings: Settings, load: Loader | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway's REST app in this process (no sockets) with its model loaded."""
+    gateway = build_gateway(settings, load=load)
+    async with gateway.model_loaded():
+        transport = httpx.ASGITransport(app=gateway.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client
 
 
-@dataclass
-class Server:
-    url: str
-    grpc: str  # host:port
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def start_server(
-    model_dir: Path, *flags: str, env: dict[str, str] | None = None, grpc_port: int = 0
-) -> Server:
-    """``mnist-serve`` on a free port (port 0; the real one is read from its ready line).
-
-    Output goes to a file, not a pipe: a pipe nobody drains would block the server.
-    """
-    log = Path(tempfile.mkstemp(prefix="gateway-", suffix=".log")[1])
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir),
-             "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", str(grpc_port),
-             "--log-level", "warning", *flags],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        match = re.search(
-            r"ready on (https?://\S+), gRPC ([\w.:]+)", log.read_text(errors="replace")
-        )
-        if match:
-            return Server(match.group(1), match.group(2), process, log)
-        time.sleep(0.1)
-    process.kill()
-    process.wait()
-    raise AssertionError("gateway did not start:\n" + log.read_text(errors="replace"))
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-    server.log.unlink(missing_ok=True)
+@pytest.fixture
+async def api(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The REST app in-process with the trained model loaded."""
+    async with in_process(Settings(model_dir=model_dir, version_labels={"stable": 1})) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import grpc
 import httpx
 import pytest
 
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from tests.conftest import free_port
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.serving.traffic import Traffic, percentiles, rss_mb

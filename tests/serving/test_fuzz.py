@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from mnist_client.protos import digits_pb2
-from mnist_client.protos import tensorflow_pb2 as tf_pb
-from mnist_client.protos import tensorflow_serving_pb2 as tfs
+from mnist_contract.protos import digits_pb2
+from mnist_contract.protos import tensorflow_pb2 as tf_pb
+from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from tests.serving.conftest import Server, start_server, stop_server
 
 # Examples per property; the benchmark (benchmarks/reliability.py) runs more.

@@ -18,8 +18,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
-from mnist_client.protos import tensorflow_serving_pb2 as ours
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
+from mnist_contract.protos import tensorflow_serving_pb2 as ours
 from tests.conftest import free_port
 from tests.serving.conftest import Server, png_bytes, start_server, stop_server
 
@@ -246,7 +246,7 @@ def test_our_protos_match_the_official_field_numbers() -> None:
     from tensorflow_serving.apis import get_model_status_pb2 as status_pb2
     from tensorflow_serving.apis import model_pb2, prediction_log_pb2
 
-    from mnist_client.protos import tensorflow_pb2 as our_tf
+    from mnist_contract.protos import tensorflow_pb2 as our_tf
 
     pairs = [
         (ours.ModelSpec, model_pb2.ModelSpec),

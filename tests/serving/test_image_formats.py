@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_client.preprocess import ImageError, decode_image, image_format, to_mnist_frame
+from mnist_contract.preprocess import ImageError, decode_image, image_format, to_mnist_frame
 
 # A test digit the fixture model reads correctly from a plain PNG (checked below).
 DIGIT_INDEX = 0
@@ -187,7 +187,7 @@ def test_formats_pillow_could_read_but_we_do_not_are_refused() -> None:
 
 
 def test_size_limits_hold_for_every_format() -> None:
-    from mnist_client.preprocess import ImageLimits
+    from mnist_contract.preprocess import ImageLimits
 
     big = Image.new("L", (300, 200), 255)
     for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"):

@@ -11,10 +11,9 @@ import httpx
 import pytest
 
 from mnist_client import MnistClient
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
-from mnist_serving.app import build_app
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from mnist_serving.settings import Settings
-from tests.serving.conftest import png_bytes, start_server, stop_server
+from tests.serving.conftest import in_process, png_bytes, start_server, stop_server
 
 
 async def test_json_nested_past_the_limit_is_refused_by_name(api) -> None:
@@ -28,20 +27,18 @@ async def test_json_nested_past_the_limit_is_refused_by_name(api) -> None:
 
 
 async def test_a_request_past_the_time_limit_gets_504(model_dir, digits) -> None:
-    app = build_app(Settings(model_dir=model_dir, request_timeout_ms=10, grpc_port=-1))
     files = [("file", (f"{i}.png", png_bytes(digits["x_test"][i % 100]), "image/png"))
              for i in range(1000)]  # fmt: skip
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            r = await client.post("/v1/digits:classify", files=files)
-            assert r.status_code == 504
-            assert "request_timeout_ms" in r.json()["error"]
-            small = await client.post(
-                "/v1/digits:classify", content=digits["x_test"][0].tobytes(),
-                headers={"Content-Type": "application/octet-stream"},
-            )  # fmt: skip
-            assert small.status_code == 200  # the server carried on
+    settings = Settings(model_dir=model_dir, request_timeout_ms=10, grpc_port=-1)
+    async with in_process(settings) as client:
+        r = await client.post("/v1/digits:classify", files=files)
+        assert r.status_code == 504
+        assert "request_timeout_ms" in r.json()["error"]
+        small = await client.post(
+            "/v1/digits:classify", content=digits["x_test"][0].tobytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )  # fmt: skip
+        assert small.status_code == 200  # the server carried on
 
 
 def test_grpc_request_past_the_time_limit_is_deadline_exceeded(model_dir, digits) -> None:

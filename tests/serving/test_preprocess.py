@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_client.preprocess import ImageError, ImageLimits, decode_image, to_mnist_frame
+from mnist_contract.preprocess import ImageError, ImageLimits, decode_image, to_mnist_frame
 
 
 def _png(array: np.ndarray) -> bytes:

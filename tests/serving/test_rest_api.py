@@ -315,16 +315,10 @@ async def test_classify_errors_name_the_problem(api, kwargs, status, message) ->
 
 
 async def test_too_many_images(model_dir) -> None:
-    import httpx
-
-    from mnist_serving.app import build_app
     from mnist_serving.settings import Settings
+    from tests.serving.conftest import in_process
 
-    app = build_app(Settings(model_dir=model_dir, max_images_per_request=4))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
-    ):
+    async with in_process(Settings(model_dir=model_dir, max_images_per_request=4)) as c:
         r = await c.post(
             "/v1/digits:classify",
             content=bytes(784 * 5),

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
-from mnist_serving.app import build_app
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
+from mnist_serving.build import build_gateway
 from mnist_serving.errors import RateLimited, Unauthenticated
 from mnist_serving.security import AccessControl, KeyFileError, bearer_or_api_key, load_keys
 from mnist_serving.settings import Settings, SettingsError
-from tests.serving.conftest import start_server, stop_server
+from tests.serving.conftest import in_process, start_server, stop_server
 
 ALICE = "alice-key-0123456789abcdef"
 BOB = "bob-key-0123456789abcdef00"
@@ -56,18 +55,15 @@ def test_authentication_and_token_buckets() -> None:
 
 def test_a_bad_key_file_stops_the_server_with_a_message(model_dir, tmp_path) -> None:
     with pytest.raises(SettingsError, match="cannot read API keys"):
-        build_app(Settings(model_dir=model_dir, api_keys_file=tmp_path / "nope"))
+        build_gateway(Settings(model_dir=model_dir, api_keys_file=tmp_path / "nope"))
 
 
 async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> None:
     settings = Settings(model_dir=model_dir, api_keys={"alice": ALICE, "bob": BOB},
                         rate_limit_per_second=0.5, rate_limit_burst=2, open_routes=["healthz"])  # fmt: skip
-    app = build_app(settings)
     body = digits["x_test"][:1].tobytes()
     octet = {"Content-Type": "application/octet-stream"}
-    transport = httpx.ASGITransport(app=app)
-    client = httpx.AsyncClient(transport=transport, base_url="http://t")
-    async with app.router.lifespan_context(app), client as c:
+    async with in_process(settings) as c:
         missing = await c.post("/v1/digits:classify", content=body, headers=octet)
         assert missing.status_code == 401 and missing.json() == {
             "error": "missing API key (send Authorization: Bearer <key>)"

@@ -20,7 +20,7 @@ import grpc
 import httpx
 import numpy as np
 
-from mnist_client.protos import digits_pb2, digits_pb2_grpc
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 
 Send = Callable[[], Awaitable[tuple[str, int]]]  # → (outcome, model version or -1)
 

@@ -1,6 +1,6 @@
 """How the exported model reads digits that are not MNIST's test set, as people send them.
 
-Two checks, both through the digits API's own preprocessing (:mod:`mnist_client.preprocess`,
+Two checks, both through the digits API's own preprocessing (:mod:`mnist_contract.preprocess`,
 the code the gateway runs on an uploaded file), on the exported LiteRT model:
 
 - ``other_writers``: the UCI optical digits (1,797 digits by 43 writers, none of them MNIST's,
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from mnist_client.preprocess import decode_image, to_mnist_frame
+from mnist_contract.preprocess import decode_image, to_mnist_frame
 from mnist_training.data import MnistData
 from mnist_training.export import tflite_predict
 from mnist_training.fit import scale

@@ -11,22 +11,26 @@ A version folder holds::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mnist_contract.model import (
+    INPUT_NAME,
+    MODEL_NAME,
+    PREDICT_IMAGES,
+    SERVING_DEFAULT,
+    SIGNATURES,
+    Signature,
+)
 from mnist_training.errors import ExportError
 
 if TYPE_CHECKING:
     import keras
 
-SERVING_DEFAULT = "serving_default"
-PREDICT_IMAGES = "predict_images"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-TFLITE_FILE = "model.tflite"
-KERAS_FILE = "model.keras"
 # LiteRT and TensorFlow use different kernels; beyond this they are not the same model.
 PARITY_TOLERANCE = 1e-4
 
@@ -39,31 +43,40 @@ class ParityReport:
 
 
 def write_saved_model(model: keras.Model, target: Path) -> None:
-    """The SavedModel with both signatures of the fixed public interface."""
+    """The SavedModel with both signatures of the fixed public interface (``mnist_contract``)."""
     import keras
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        name=SERVING_DEFAULT,
-        fn=lambda images: {"probabilities": model(images, training=False)},
-        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images")],
-    )
-    # The classic TF Serving MNIST example's contract: flat 784-pixel rows in, "scores" out.
-    archive.add_endpoint(
-        name=PREDICT_IMAGES,
-        fn=lambda images: {"scores": model(tf.reshape(images, [-1, 28, 28, 1]), training=False)},
-        input_signature=[tf.TensorSpec([None, 784], tf.float32, name="images")],
-    )
+    for signature in SIGNATURES.values():
+        archive.add_endpoint(
+            name=signature.name,
+            fn=_endpoint(model, signature),
+            input_signature=[
+                tf.TensorSpec([None, *signature.input_shape], tf.float32, name=INPUT_NAME)
+            ],
+        )
     archive.write_out(str(target), verbose=False)
+
+
+def _endpoint(model: keras.Model, signature: Signature) -> Callable[[Any], dict[str, Any]]:
+    """The signature's function: its input reshaped to the model's [N,28,28,1], one output."""
+    import tensorflow as tf
+
+    def run(images: Any) -> dict[str, Any]:
+        if signature.input_shape != SERVING_DEFAULT.input_shape:  # no reshape op when it is one
+            images = tf.reshape(images, [-1, *SERVING_DEFAULT.input_shape])
+        return {signature.output: model(images, training=False)}
+
+    return run
 
 
 def write_tflite(saved_model: Path, target: Path) -> None:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        str(saved_model), signature_keys=[SERVING_DEFAULT]
+        str(saved_model), signature_keys=[SERVING_DEFAULT.name]
     )
     target.write_bytes(converter.convert())
 
@@ -72,9 +85,9 @@ def saved_model_predict(saved_model: Path, images: np.ndarray, batch: int = 1000
     """``serving_default`` of the exported SavedModel on float32 [N,28,28,1] images."""
     import tensorflow as tf
 
-    fn = tf.saved_model.load(str(saved_model)).signatures[SERVING_DEFAULT]
+    fn = tf.saved_model.load(str(saved_model)).signatures[SERVING_DEFAULT.name]
     parts = [
-        fn(images=tf.constant(images[i : i + batch]))["probabilities"].numpy()
+        fn(**{INPUT_NAME: tf.constant(images[i : i + batch])})[SERVING_DEFAULT.output].numpy()
         for i in range(0, len(images), batch)
     ]
     return np.concatenate(parts)
@@ -84,8 +97,8 @@ def tflite_predict(tflite: Path, images: np.ndarray) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(tflite), num_threads=2)
-    runner = interpreter.get_signature_runner(SERVING_DEFAULT)
-    return np.asarray(runner(images=images)["probabilities"])
+    runner = interpreter.get_signature_runner(SERVING_DEFAULT.name)
+    return np.asarray(runner(**{INPUT_NAME: images})[SERVING_DEFAULT.output])
 
 
 def check_parity(reference: np.ndarray, candidate: np.ndarray) -> ParityReport:
@@ -112,20 +125,19 @@ def write_warmup_requests(target: Path, images: np.ndarray, labels: np.ndarray) 
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     picks = [int(np.argmax(labels == d)) for d in range(10) if (labels == d).any()]
+    shaped = images[picks].astype(np.float32)
+    # One request per digit on the default signature, then all of them on the flat one.
+    batches = [(SERVING_DEFAULT, shaped[i : i + 1]) for i in range(len(picks))]
+    batches.append((PREDICT_IMAGES, shaped))
     requests: list[predict_pb2.PredictRequest] = []
-    for i in picks:
-        image = images[i : i + 1].astype(np.float32)
-        req = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name="mnist", signature_name=SERVING_DEFAULT)
+    for signature, batch in batches:
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=signature.name)
         )
-        req.inputs["images"].CopyFrom(tf.make_tensor_proto(image.reshape(1, 28, 28, 1)))
-        requests.append(req)
-    flat = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name="mnist", signature_name=PREDICT_IMAGES)
-    )
-    batch = images[picks].astype(np.float32).reshape(len(picks), 784)
-    flat.inputs["images"].CopyFrom(tf.make_tensor_proto(batch))
-    requests.append(flat)
+        request.inputs[INPUT_NAME].CopyFrom(
+            tf.make_tensor_proto(batch.reshape(-1, *signature.input_shape))
+        )
+        requests.append(request)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(target)) as writer:

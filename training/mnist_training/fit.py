@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mnist_contract.pixels import model_input
 from mnist_training.augment import dataset
 from mnist_training.model import build_model
 
@@ -27,7 +28,7 @@ Say = Callable[[str], None]
 
 def scale(x: np.ndarray) -> np.ndarray:
     """uint8 N×28×28 → float32 N×28×28×1 in [0, 1], the model's input."""
-    return (x.astype(np.float32) / 255.0)[..., np.newaxis]
+    return model_input(x)
 
 
 def fit(

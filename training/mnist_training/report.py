@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 
-CARD_FILE = "model_card.json"
-
 
 @dataclass(frozen=True)
 class Evaluation:

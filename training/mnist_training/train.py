@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mnist_contract.layout import KERAS_FILE, MODEL_CARD_FILE, TFLITE_FILE, WARMUP_FILE
+from mnist_contract.model import INPUT_NAME, MODEL_NAME, SIGNATURES
 from mnist_training import evaluate, export, report, versions
 from mnist_training.data import MnistData, load_mnist
 from mnist_training.errors import TrainingError
@@ -109,31 +111,29 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
     with versions.staging_dir(base) as staged:
         say("export: SavedModel, LiteRT flatbuffer, warm-up requests, model card, plots")
         export.write_saved_model(model, staged)
-        model.save(staged / export.KERAS_FILE)  # for Keras users and the peer benchmarks
+        model.save(staged / KERAS_FILE)  # for Keras users and the peer benchmarks
         probs = export.saved_model_predict(staged, x_test)
         evaluation = report.Evaluation.from_probabilities(probs, data.y_test)
-        export.write_tflite(staged, staged / export.TFLITE_FILE)
-        parity = export.check_parity(
-            probs, export.tflite_predict(staged / export.TFLITE_FILE, x_test)
-        )
-        warmups = export.write_warmup_requests(staged / export.WARMUP_FILE, x_test, data.y_test)
+        export.write_tflite(staged, staged / TFLITE_FILE)
+        parity = export.check_parity(probs, export.tflite_predict(staged / TFLITE_FILE, x_test))
+        warmups = export.write_warmup_requests(staged / WARMUP_FILE, x_test, data.y_test)
         say(
             "checks: other writers' digits and photo-like renderings, through the digits API's preprocessing"
         )
         most = None if config.limit is None else max(100, config.limit // 5)
-        robustness = evaluate.robustness(staged / export.TFLITE_FILE, data, config.seed, most)
+        robustness = evaluate.robustness(staged / TFLITE_FILE, data, config.seed, most)
         card = _card(config, recipe, data, history, evaluation, parity, warmups, train_seconds)
         card["evaluations"] = {"mnist_test": round(evaluation.accuracy, 6), **robustness}
         if config.plots:
             _plots(model, history, evaluation, x_test, staged)
-        report.write_card(staged / report.CARD_FILE, card)
+        report.write_card(staged / MODEL_CARD_FILE, card)
         target = versions.publish(staged, base, config.version)
     version = int(target.name)
     card["version"] = version
     total = time.perf_counter() - started
     card["job_seconds"] = round(total, 1)  # data checks, training, export and checks
     # The version number is only known once claimed; record it without a second rename.
-    report.write_card(target / report.CARD_FILE, card)
+    report.write_card(target / MODEL_CARD_FILE, card)
     say(
         f"done: version {version} → {target}  test accuracy {evaluation.accuracy:.4f}  "
         f"loss {evaluation.loss:.4f}  {evaluate.format_summary(robustness)}  "
@@ -168,7 +168,7 @@ def _card(
         learning_rate=recipe.learning_rate,
     )
     return {
-        "model_name": versions.MODEL_NAME,
+        "model_name": MODEL_NAME,
         "version": None,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "architecture": "Conv2D(32)→MaxPool→Conv2D(64)→MaxPool→Conv2D(128)→Flatten→Dense(10)",
@@ -196,8 +196,11 @@ def _card(
         "litert_parity": asdict(parity),
         "warmup_requests": warmups,
         "signatures": {
-            export.SERVING_DEFAULT: {"images": [-1, 28, 28, 1], "probabilities": [-1, 10]},
-            export.PREDICT_IMAGES: {"images": [-1, 784], "scores": [-1, 10]},
+            s.name: {
+                INPUT_NAME: list(s.batched_input_shape),
+                s.output: list(s.batched_output_shape),
+            }
+            for s in SIGNATURES.values()
         },
         "training_seconds": round(train_seconds, 2),
     }

@@ -17,25 +17,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from mnist_contract.layout import model_base, version_dirs
 from mnist_training.errors import ExportError
 
-MODEL_NAME = "mnist"
+__all__ = ["check_version_free", "existing_versions", "model_base", "next_version", "publish"]
 STAGING_PREFIX = ".staging-"
-
-
-def model_base(model_dir: Path) -> Path:
-    return model_dir / MODEL_NAME
 
 
 def existing_versions(base: Path) -> list[int]:
     """Versions present under ``base``, oldest first (only positive all-digit names count)."""
-    if not base.is_dir():
-        return []
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and _is_version(p.name))
-
-
-def _is_version(name: str) -> bool:
-    return name.isascii() and name.isdigit() and int(name) > 0
+    return sorted(version_dirs(base))
 
 
 def next_version(base: Path) -> int:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from mnist_contract.layout import TFLITE_FILE
+from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
 from mnist_serving.runtimes import Session
-
-TFLITE_FILE = "model.tflite"
 
 
 class LiteRTRuntime:
@@ -31,9 +31,9 @@ class LiteRTRuntime:
 
     def session(self) -> Session:
         interpreter = Interpreter(model_content=self._model, num_threads=self.threads)
-        runner = interpreter.get_signature_runner("serving_default")
+        runner = interpreter.get_signature_runner(SERVING_DEFAULT.name)
 
         def run(images: np.ndarray) -> np.ndarray:
-            return np.asarray(runner(images=images)["probabilities"])
+            return np.asarray(runner(**{INPUT_NAME: images})[SERVING_DEFAULT.output])
 
         return run

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
 from mnist_serving.runtimes import Session
 
 
@@ -19,7 +20,7 @@ class SavedModelRuntime:
 
         self._tf = tf
         self.version = int(version_dir.name)
-        self._fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+        self._fn = tf.saved_model.load(str(version_dir)).signatures[SERVING_DEFAULT.name]
 
     healthy = True
 
@@ -30,6 +31,7 @@ class SavedModelRuntime:
         tf = self._tf
 
         def run(images: np.ndarray) -> np.ndarray:
-            return np.asarray(self._fn(images=tf.constant(images))["probabilities"])
+            answer = self._fn(**{INPUT_NAME: tf.constant(images)})
+            return np.asarray(answer[SERVING_DEFAULT.output])
 
         return run

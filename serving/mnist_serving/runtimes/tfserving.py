@@ -15,14 +15,16 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 
-from mnist_client.protos import tensorflow_serving_pb2 as tfs
-from mnist_client.protos import tensorflow_serving_pb2_grpc as tfs_grpc
-from mnist_client.tensors import TensorError, array_to_tensor, tensor_to_array
+from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
+from mnist_contract.protos import tensorflow_serving_pb2 as tfs
+from mnist_contract.protos import tensorflow_serving_pb2_grpc as tfs_grpc
+from mnist_contract.tensors import TensorError, array_to_tensor, tensor_to_array
 from mnist_serving.errors import (
     BackendUnavailable,
     DeadlineExceeded,
@@ -75,7 +77,7 @@ class TFServingRuntime:
         max_message_bytes: int,
         metrics: Metrics | None = None,
     ) -> None:
-        options = [
+        self._options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             # Reconnect quickly after a replica restarts (gRPC's default backoff reaches 120 s).
@@ -84,12 +86,22 @@ class TFServingRuntime:
             # A dns:/// target naming a headless Service balances per call over every pod.
             ("grpc.lb_policy_name", "round_robin"),
         ]
+        self.addresses = list(targets)
         self.model_name = model_name
         self.timeout_s = timeout_s
         self._metrics = metrics
-        self._targets = []
-        for address in targets:
-            channel = grpc.aio.insecure_channel(address, options=options)
+        self._targets: list[Target] = []
+        self._turn = itertools.count()
+        self._watcher: asyncio.Task[None] | None = None
+        self._health_listeners: list[Callable[[bool], None]] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open a channel per target (inside the running loop, which grpc.aio binds to), poll
+        them once, then keep polling."""
+        for address in self.addresses:
+            channel = grpc.aio.insecure_channel(address, options=self._options)
             self._targets.append(
                 Target(
                     address,
@@ -98,12 +110,6 @@ class TFServingRuntime:
                     tfs_grpc.ModelServiceStub(channel),
                 )
             )
-        self._turn = itertools.count()
-        self._watcher: asyncio.Task[None] | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    async def start(self) -> None:
         await self.refresh()
         self._watcher = asyncio.create_task(self._watch(), name="tfserving-watch")
 
@@ -123,6 +129,10 @@ class TFServingRuntime:
     def version(self) -> int:
         return max((t.version for t in self._targets if t.healthy), default=0)
 
+    def watch_health(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(healthy)`` whenever the runtime's overall health may have changed."""
+        self._health_listeners.append(listener)
+
     def describe(self) -> dict[str, bool]:
         return {t.address: t.healthy for t in self._targets}
 
@@ -140,11 +150,15 @@ class TFServingRuntime:
         self._mark(target, bool(available), max(available, default=0))
 
     def _mark(self, target: Target, healthy: bool, version: int) -> None:
-        if healthy != target.healthy:
+        changed = healthy != target.healthy
+        if changed:
             log.warning("TF Serving target %s is %s", target.address, "back" if healthy else "down")
         target.healthy, target.version = healthy, version
         if self._metrics is not None:
             self._metrics.backend_up.labels(target.address).set(1 if healthy else 0)
+        if changed:
+            for listener in self._health_listeners:
+                listener(self.healthy)
 
     async def _watch(self) -> None:
         while True:
@@ -159,9 +173,11 @@ class TFServingRuntime:
     async def _predict(self, images: np.ndarray) -> np.ndarray:
         deadline = time.monotonic() + self.timeout_s
         request = tfs.PredictRequest(
-            model_spec=tfs.ModelSpec(name=self.model_name, signature_name="serving_default")
+            model_spec=tfs.ModelSpec(name=self.model_name, signature_name=SERVING_DEFAULT.name)
         )
-        request.inputs["images"].CopyFrom(array_to_tensor(np.ascontiguousarray(images, np.float32)))
+        request.inputs[INPUT_NAME].CopyFrom(
+            array_to_tensor(np.ascontiguousarray(images, np.float32))
+        )
         backoff = 0.01
         last: ServingError | None = None
         while True:
@@ -188,7 +204,7 @@ class TFServingRuntime:
                 backoff *= 2
                 continue
             try:
-                return tensor_to_array(answer.outputs["probabilities"]).astype(np.float32)
+                return tensor_to_array(answer.outputs[SERVING_DEFAULT.output]).astype(np.float32)
             except (KeyError, TensorError) as exc:
                 raise ServingError(f"TF Serving at {target.address} answered badly: {exc}") from exc
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_client.protos import tensorflow_pb2 as tf_pb
+from mnist_contract.protos import tensorflow_pb2 as tf_pb
 
 # DataType → (numpy dtype, name of the *_val field holding it)
 _DTYPES: dict[tf_pb.DataType, tuple[np.dtype[Any], str]] = {

@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from mnist_client.protos import digits_pb2 as mnist__client_dot_protos_dot_digits__pb2
+from mnist_contract.protos import digits_pb2 as mnist__contract_dot_protos_dot_digits__pb2
 
 
 class DigitClassifierStub:
@@ -18,8 +18,8 @@ class DigitClassifierStub:
         """
         self.Classify = channel.unary_unary(
                 '/mnist.v1.DigitClassifier/Classify',
-                request_serializer=mnist__client_dot_protos_dot_digits__pb2.ClassifyRequest.SerializeToString,
-                response_deserializer=mnist__client_dot_protos_dot_digits__pb2.ClassifyResponse.FromString,
+                request_serializer=mnist__contract_dot_protos_dot_digits__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=mnist__contract_dot_protos_dot_digits__pb2.ClassifyResponse.FromString,
                 _registered_method=True)
 
 
@@ -37,8 +37,8 @@ def add_DigitClassifierServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Classify': grpc.unary_unary_rpc_method_handler(
                     servicer.Classify,
-                    request_deserializer=mnist__client_dot_protos_dot_digits__pb2.ClassifyRequest.FromString,
-                    response_serializer=mnist__client_dot_protos_dot_digits__pb2.ClassifyResponse.SerializeToString,
+                    request_deserializer=mnist__contract_dot_protos_dot_digits__pb2.ClassifyRequest.FromString,
+                    response_serializer=mnist__contract_dot_protos_dot_digits__pb2.ClassifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -66,8 +66,8 @@ class DigitClassifier:
             request,
             target,
             '/mnist.v1.DigitClassifier/Classify',
-            mnist__client_dot_protos_dot_digits__pb2.ClassifyRequest.SerializeToString,
-            mnist__client_dot_protos_dot_digits__pb2.ClassifyResponse.FromString,
+            mnist__contract_dot_protos_dot_digits__pb2.ClassifyRequest.SerializeToString,
+            mnist__contract_dot_protos_dot_digits__pb2.ClassifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

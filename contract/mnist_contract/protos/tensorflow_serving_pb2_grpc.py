@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from mnist_client.protos import tensorflow_serving_pb2 as mnist__client_dot_protos_dot_tensorflow__serving__pb2
+from mnist_contract.protos import tensorflow_serving_pb2 as mnist__contract_dot_protos_dot_tensorflow__serving__pb2
 
 
 class PredictionServiceStub:
@@ -18,13 +18,13 @@ class PredictionServiceStub:
         """
         self.Predict = channel.unary_unary(
                 '/tensorflow.serving.PredictionService/Predict',
-                request_serializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.PredictRequest.SerializeToString,
-                response_deserializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.PredictResponse.FromString,
+                request_serializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.PredictRequest.SerializeToString,
+                response_deserializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.PredictResponse.FromString,
                 _registered_method=True)
         self.GetModelMetadata = channel.unary_unary(
                 '/tensorflow.serving.PredictionService/GetModelMetadata',
-                request_serializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataRequest.SerializeToString,
-                response_deserializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataResponse.FromString,
+                request_serializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataRequest.SerializeToString,
+                response_deserializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataResponse.FromString,
                 _registered_method=True)
 
 
@@ -48,13 +48,13 @@ def add_PredictionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Predict': grpc.unary_unary_rpc_method_handler(
                     servicer.Predict,
-                    request_deserializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.PredictRequest.FromString,
-                    response_serializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.PredictResponse.SerializeToString,
+                    request_deserializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.PredictRequest.FromString,
+                    response_serializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.PredictResponse.SerializeToString,
             ),
             'GetModelMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelMetadata,
-                    request_deserializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataRequest.FromString,
-                    response_serializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataResponse.SerializeToString,
+                    request_deserializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataRequest.FromString,
+                    response_serializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -82,8 +82,8 @@ class PredictionService:
             request,
             target,
             '/tensorflow.serving.PredictionService/Predict',
-            mnist__client_dot_protos_dot_tensorflow__serving__pb2.PredictRequest.SerializeToString,
-            mnist__client_dot_protos_dot_tensorflow__serving__pb2.PredictResponse.FromString,
+            mnist__contract_dot_protos_dot_tensorflow__serving__pb2.PredictRequest.SerializeToString,
+            mnist__contract_dot_protos_dot_tensorflow__serving__pb2.PredictResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -109,8 +109,8 @@ class PredictionService:
             request,
             target,
             '/tensorflow.serving.PredictionService/GetModelMetadata',
-            mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataRequest.SerializeToString,
-            mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataResponse.FromString,
+            mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataRequest.SerializeToString,
+            mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -133,8 +133,8 @@ class ModelServiceStub:
         """
         self.GetModelStatus = channel.unary_unary(
                 '/tensorflow.serving.ModelService/GetModelStatus',
-                request_serializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusRequest.SerializeToString,
-                response_deserializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusResponse.FromString,
+                request_serializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusRequest.SerializeToString,
+                response_deserializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusResponse.FromString,
                 _registered_method=True)
 
 
@@ -152,8 +152,8 @@ def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetModelStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelStatus,
-                    request_deserializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusRequest.FromString,
-                    response_serializer=mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusResponse.SerializeToString,
+                    request_deserializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusRequest.FromString,
+                    response_serializer=mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,8 +181,8 @@ class ModelService:
             request,
             target,
             '/tensorflow.serving.ModelService/GetModelStatus',
-            mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusRequest.SerializeToString,
-            mnist__client_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusResponse.FromString,
+            mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusRequest.SerializeToString,
+            mnist__contract_dot_protos_dot_tensorflow__serving__pb2.GetModelStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

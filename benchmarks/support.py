@@ -1,0 +1,120 @@
+"""Running gateways and reading processes: shared by the benchmarks and the tests.
+
+    server = start_gateway(Path("models"), "--max-batch-size", "64")
+    ...  # server.url, server.grpc, server.process.pid
+    stop_gateway(server)
+
+The gateway writes its bound ports to ``--ready-file`` once it serves; nothing here reads them
+from a printed line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_FOLDERS = ("contract", "serving", "client", "training")
+
+
+@dataclass
+class Server:
+    url: str
+    grpc: str  # host:port ("" when gRPC is off)
+    process: subprocess.Popen[bytes]
+    log: Path
+    seconds_to_ready: float = 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def source_path(code: Path) -> dict[str, str]:
+    """An environment whose ``PYTHONPATH`` runs the packages of source tree ``code`` (another
+    revision, for a side-by-side comparison) instead of the installed ones."""
+    folders = os.pathsep.join(str(code / name) for name in SOURCE_FOLDERS)
+    return {"PYTHONPATH": folders}
+
+
+def start_gateway(
+    model_dir: Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    grpc_port: int = 0,
+    timeout: float = 60.0,
+) -> Server:
+    """``mnist-serve`` on free ports; returns once its ready file says it serves.
+
+    Output goes to a file, not a pipe: a pipe nobody drains would block the server.
+    """
+    log = Path(tempfile.mkstemp(prefix="gateway-", suffix=".log")[1])
+    ready = log.with_suffix(".ready.json")
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir),
+               "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", str(grpc_port),
+               "--log-level", "warning", "--ready-file", str(ready), *flags]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if ready.exists():
+            ports = json.loads(ready.read_text())
+            grpc = f"127.0.0.1:{ports['grpc_port']}" if ports["grpc_port"] else ""
+            return Server(ports["rest_url"], grpc, process, log, time.perf_counter() - started)
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError("gateway did not start:\n" + log.read_text(errors="replace"))
+
+
+def stop_gateway(server: Server, timeout: float = 15.0) -> int:
+    """SIGTERM (a drain), then SIGKILL past ``timeout``; the exit code."""
+    server.process.terminate()
+    try:
+        code = server.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        code = server.process.wait()
+    server.log.unlink(missing_ok=True)
+    server.log.with_suffix(".ready.json").unlink(missing_ok=True)
+    return code
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_mb(pid: int, *, peak: bool = False, children: bool = False) -> float:
+    """Resident memory (``peak``: the high-water mark) of a process, with its children."""
+    pids = [pid]
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    if children and listing.exists():
+        pids += [int(p) for p in listing.read_text().split()]
+    total = 0
+    for one in pids:
+        try:
+            total += _status_kib(one, "VmHWM" if peak else "VmRSS")
+        except FileNotFoundError:
+            continue
+    return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

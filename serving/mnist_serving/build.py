@@ -1,0 +1,112 @@
+"""Where a gateway is put together: settings → start-up parts → metrics → repository → core →
+adapters → :class:`~mnist_serving.gateway.Gateway`. The implementations are chosen here and
+nowhere else (which repository, which runtime, how batches are formed)::
+
+    gateway = build_gateway(Settings(model_dir=Path("models")))
+    exit_code = await gateway.serve()     # or: async with gateway.model_loaded(): ... ASGI
+"""
+
+from __future__ import annotations
+
+import functools
+
+from prometheus_client import CollectorRegistry
+
+from mnist_serving.batching import BatchConfig, Batcher
+from mnist_serving.core import InferenceCore
+from mnist_serving.gateway import Gateway
+from mnist_serving.grpc_server import GrpcServer
+from mnist_serving.loader import load_version
+from mnist_serving.metrics import Metrics, create_metrics
+from mnist_serving.readiness import Readiness
+from mnist_serving.repositories import ModelRepository
+from mnist_serving.repositories.local import BatcherFactory, Loader, LocalRepository
+from mnist_serving.rest import create_app
+from mnist_serving.runtimes import Runtime, Session
+from mnist_serving.security import AccessControl
+from mnist_serving.settings import Settings
+from mnist_serving.startup import StartupParts, prepare
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    load: Loader | None = None,
+) -> Gateway:
+    """A gateway for ``settings``. ``load`` replaces the version loader (a test's fake
+    runtime); ``registry`` the metrics registry (a fresh one per gateway by default)."""
+    parts = prepare(settings)
+    metrics = create_metrics(registry)
+    readiness = Readiness()
+    repository = build_repository(settings, parts, metrics, readiness, load)
+    access = AccessControl(parts.keys, settings.rate_limit_per_second, settings.rate_limit_burst)
+    core = InferenceCore(settings, metrics, repository, access, readiness)
+    grpc = GrpcServer(core, settings, readiness) if settings.grpc_port >= 0 else None
+    return Gateway(settings, core, create_app(core), grpc, parts.tls)
+
+
+def build_repository(
+    settings: Settings,
+    parts: StartupParts,
+    metrics: Metrics,
+    readiness: Readiness,
+    load: Loader | None = None,
+) -> ModelRepository:
+    make_batcher = batcher_factory(settings, metrics)
+    if settings.backend == "tfserving":
+        # Imported only when chosen: the local path never loads the forwarding client.
+        from mnist_serving.repositories.tfserving import TFServingRepository
+        from mnist_serving.runtimes.tfserving import TFServingRuntime
+
+        runtime = TFServingRuntime(
+            settings.tfserving_targets,
+            settings.tfserving_model_name,
+            settings.tfserving_timeout_ms / 1000,
+            settings.grpc_max_message_bytes,
+            metrics,
+        )
+        return TFServingRepository(
+            runtime,
+            parts.model_config.config.labels,
+            sessions=settings.num_batch_threads,
+            make_batcher=make_batcher,
+            metrics=metrics,
+            on_ready=readiness.set_model_ready,
+        )
+    return LocalRepository(
+        settings.model_base,
+        parts.model_config,
+        load=load or version_loader(settings),
+        make_batcher=make_batcher,
+        metrics=metrics,
+        poll_seconds=settings.model_poll_seconds,
+        on_ready=readiness.set_model_ready,
+    )
+
+
+def version_loader(settings: Settings) -> Loader:
+    """Load → check → warm up one version folder with the configured runtime."""
+    return functools.partial(
+        load_version,
+        kind=settings.runtime,
+        threads=settings.runtime_threads,
+        sessions=settings.num_batch_threads,
+        warmup=settings.warmup,
+    )
+
+
+def batcher_factory(settings: Settings, metrics: Metrics) -> BatcherFactory:
+    config = BatchConfig(
+        settings.max_batch_size,
+        settings.batch_timeout_micros,
+        settings.max_enqueued_batches,
+        settings.num_batch_threads,
+    )
+
+    async def make(runtime: Runtime, sessions: list[Session]) -> Batcher:
+        batcher = Batcher(sessions, config, metrics, runtime.name)
+        await batcher.start()
+        return batcher
+
+    return make

@@ -1,0 +1,237 @@
+"""The :class:`Gateway`: one object owns the process's serving lifecycle.
+
+It loads the model (through the repository), binds and starts the REST server (uvicorn, on a
+socket bound here) and the gRPC server, announces the bound ports (a line for people, the
+``--ready-file`` JSON for tools), and on SIGTERM/SIGINT drains: readiness off at once (gRPC
+health follows), no new connections, requests in progress finish, the model is unloaded, exit
+0. A second signal stops without waiting. Nothing of uvicorn is patched: a small subclass of
+its server leaves the signals to the gateway and says when it listens, and it serves a socket
+bound here, so a supervisor can run several gateways in worker processes on shared sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+import uvicorn
+from starlette.types import ASGIApp
+
+from mnist_serving.core import InferenceCore
+from mnist_serving.grpc_server import GrpcServer
+from mnist_serving.settings import Settings
+from mnist_serving.startup import Tls
+
+log = logging.getLogger(__name__)
+GRPC_GRACE_SECONDS = 5.0
+REST_GRACE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class BoundPorts:
+    """What ``--ready-file`` holds once the gateway serves."""
+
+    pid: int
+    rest_url: str
+    rest_port: int
+    grpc_port: int | None  # None: gRPC off
+    tls: bool
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: a free port); IPv6 when the host is one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=reuse_port)
+    sock.set_inheritable(True)
+    return sock
+
+
+class RestServer(uvicorn.Server):
+    """uvicorn's server, leaving SIGTERM/SIGINT to the gateway and saying when it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the Gateway owns the signals and the drain
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        core: InferenceCore,
+        app: ASGIApp,
+        grpc_server: GrpcServer | None,
+        tls: Tls | None,
+    ) -> None:
+        self.settings = settings
+        self.core = core
+        self.app = app
+        self._grpc = grpc_server
+        self._tls = tls
+        self._rest: RestServer | None = None
+        self._rest_task: asyncio.Task[None] | None = None
+        self._rest_socket: socket.socket | None = None
+        self._stop = asyncio.Event()
+        self.ports: BoundPorts | None = None
+
+    # -- for in-process use (tests, embedding): the model without the servers ---------------
+
+    @contextlib.asynccontextmanager
+    async def model_loaded(self) -> AsyncIterator[InferenceCore]:
+        """The model loaded around the block; :attr:`app` answers in-process meanwhile."""
+        await self.core.repository.start()
+        try:
+            yield self.core
+        finally:
+            await self.core.repository.close()
+
+    # -- the process lifecycle ------------------------------------------------------------
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> int:
+        """Start, serve until SIGTERM/SIGINT, drain; the exit code (0 after a clean drain)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start(sockets)
+            await self._stop.wait()
+        finally:
+            await self.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        return 0
+
+    def request_stop(self) -> None:
+        """Begin the drain; asked twice, stop without waiting for requests in progress."""
+        if self._stop.is_set() and self._rest is not None:
+            self._rest.force_exit = True
+        self.core.readiness.drain()
+        self._stop.set()
+
+    async def start(self, sockets: list[socket.socket] | None = None) -> BoundPorts:
+        """Load the model, then bind and start REST and gRPC; the ports once serving."""
+        await self.core.repository.start()
+        # Move everything built at start-up out of the collector's sight: full collections then
+        # scan only per-request garbage, which keeps their pauses out of the latency tail.
+        gc.collect()
+        gc.freeze()
+        s = self.settings
+        self._rest_socket = sockets[0] if sockets else bind_socket(s.host, s.rest_port)
+        await self._start_rest(self._rest_socket)
+        grpc_port = await self._start_grpc()
+        self.ports = self._ports(grpc_port)
+        self._announce(self.ports)
+        return self.ports
+
+    async def _start_rest(self, sock: socket.socket) -> None:
+        self._rest = RestServer(self._uvicorn_config())
+        self._rest_task = asyncio.create_task(self._rest.serve([sock]), name="rest-server")
+        listening = asyncio.create_task(self._rest.listening.wait())
+        await asyncio.wait({self._rest_task, listening}, return_when=asyncio.FIRST_COMPLETED)
+        if self._rest_task.done():
+            listening.cancel()
+            self._rest_task.result()  # raises what stopped it
+            raise RuntimeError("the REST server stopped while starting")
+
+    async def _start_grpc(self) -> int | None:
+        if self._grpc is None:
+            return None
+        credentials = None
+        if self._tls is not None:
+            credentials = grpc.ssl_server_credentials([(self._tls.key, self._tls.cert)])
+        port = self._grpc.bind(self.settings.host, self.settings.grpc_port, credentials)
+        await self._grpc.start()
+        return port
+
+    async def stop(self) -> None:
+        """Drain and unload: readiness off, REST closed gracefully, then gRPC once the requests
+        in progress are answered (both bounded), then the model closed."""
+        self.core.readiness.drain()
+        if self._rest is not None and self._rest_task is not None:
+            self._rest.should_exit = True
+            await self._rest_task
+        if self._grpc is not None:
+            await self.core.wait_idle(GRPC_GRACE_SECONDS)
+            await self._grpc.stop(GRPC_GRACE_SECONDS)
+        await self.core.repository.close()
+        if self.settings.ready_file is not None:
+            self.settings.ready_file.unlink(missing_ok=True)
+
+    # -- details --------------------------------------------------------------------------
+
+    def _uvicorn_config(self) -> uvicorn.Config:
+        s = self.settings
+        return uvicorn.Config(
+            self.app,
+            log_level=s.log_level,
+            access_log=False,
+            http="httptools",
+            lifespan="off",  # the gateway, not the ASGI lifespan, loads the model
+            timeout_graceful_shutdown=REST_GRACE_SECONDS,
+            ssl_certfile=self._tls.cert_file if self._tls else None,
+            ssl_keyfile=self._tls.key_file if self._tls else None,
+        )
+
+    def _ports(self, grpc_port: int | None) -> BoundPorts:
+        assert self._rest_socket is not None
+        port = int(self._rest_socket.getsockname()[1])
+        host = self.settings.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        scheme = "https" if self._tls else "http"
+        return BoundPorts(
+            os.getpid(), f"{scheme}://{shown}:{port}", port, grpc_port, bool(self._tls)
+        )
+
+    def _announce(self, ports: BoundPorts) -> None:
+        """A line for people; the ready file (written whole, then renamed) for tools."""
+        host = ports.rest_url.rsplit(":", 1)[0].split("//", 1)[1]
+        grpc_text = f", gRPC {host}:{ports.grpc_port}" if ports.grpc_port else ", gRPC off"
+        grpc_text += " (TLS)" if ports.grpc_port and ports.tls else ""
+        base = ports.rest_url
+        print(
+            f"mnist-serve: ready on {base}{grpc_text}  "
+            f"(API docs {base}/docs, metrics {base}/metrics)",
+            flush=True,
+        )
+        target = self.settings.ready_file
+        if target is not None:
+            write_atomically(target, json.dumps(asdict(ports), indent=2) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the whole new one, never half of it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def run(gateway: Gateway) -> int:
+    """Serve on a fresh event loop (uvloop where installed) until told to stop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it on Linux and macOS
+        return asyncio.run(gateway.serve())
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(gateway.serve())
+    uvloop.install()
+    return asyncio.run(gateway.serve())
