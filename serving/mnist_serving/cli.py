@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import ValidationError
 
 from mnist_serving.build import build_gateway
+from mnist_serving.errors import StartupError
 from mnist_serving.gateway import run
 from mnist_serving.model_config import VersionPolicy
 from mnist_serving.settings import Settings, SettingsError
@@ -88,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return run(gateway)
+    try:
+        return run(gateway)
+    except StartupError as exc:
+        print(f"mnist-serve: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -76,6 +76,11 @@ class DeadlineExceeded(ServingError):
     http_status = 504
 
 
+class StartupError(RuntimeError):
+    """The gateway cannot start serving (no version loads, a port is taken); not a request
+    error: the command prints it and exits 1."""
+
+
 def servable_not_found(what: str) -> NotFound:
     """TF Serving's words for a model, version or label that is not served: clients written
     for TF Serving match on them, so every protocol answers with this one text."""

@@ -29,6 +29,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from mnist_serving.core import InferenceCore
+from mnist_serving.errors import StartupError
 from mnist_serving.grpc_server import GrpcServer
 from mnist_serving.settings import Settings
 from mnist_serving.startup import Tls
@@ -52,7 +53,12 @@ class BoundPorts:
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket on ``host:port`` (0: a free port); IPv6 when the host is one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=reuse_port)
+    try:
+        sock = socket.create_server(
+            (host, port), family=family, backlog=2048, reuse_port=reuse_port
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.set_inheritable(True)
     return sock
 
@@ -173,8 +179,8 @@ class Gateway:
             await self.core.wait_idle(GRPC_GRACE_SECONDS)
             await self._grpc.stop(GRPC_GRACE_SECONDS)
         await self.core.repository.close()
-        if self.settings.ready_file is not None:
-            self.settings.ready_file.unlink(missing_ok=True)
+        if self.settings.ready_file is not None and self.ports is not None:
+            self.settings.ready_file.unlink(missing_ok=True)  # ours: written when serving
 
     # -- details --------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos.pool import POOL
 from mnist_serving import grpc_codec as codec
 from mnist_serving.core import InferenceCore, RequestTracker
-from mnist_serving.errors import InvalidInput, ServingError
+from mnist_serving.errors import InvalidInput, ServingError, StartupError
 from mnist_serving.readiness import Readiness
 from mnist_serving.repositories import VersionSpec
 from mnist_serving.security import bearer_or_api_key
@@ -197,7 +197,7 @@ class GrpcServer:
         else:
             bound = int(server.add_insecure_port(address))
         if bound == 0:
-            raise OSError(f"cannot bind gRPC to {address}")
+            raise StartupError(f"cannot listen for gRPC on {address} (in use or not an address)")
         return bound
 
     async def start(self) -> None:

@@ -51,6 +51,9 @@ class BulkHistogram(Collector):
         registry.register(self)
 
     def observe_many(self, values: np.ndarray) -> None:
+        # NaN (a model fed absurd inputs answers it) belongs in no bucket and would make the
+        # sum NaN for good; it is left out, as a value that is not a measurement.
+        values = values[~np.isnan(values)]
         slots = np.searchsorted(self._upper, values, side="left")  # first bucket with v <= le
         counts = np.bincount(slots, minlength=len(self._upper))
         with self._lock:

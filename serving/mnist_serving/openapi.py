@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from mnist_contract.model import CLASSES, INPUT_NAME, MAX_TOP_K, SIGNATURES, Signature
+from mnist_contract.model import CLASSES, INPUT_NAME, MAX_TOP_K, MODEL_NAME, SIGNATURES, Signature
 from mnist_contract.preprocess import ACCEPTED, MEDIA_TYPES
 from mnist_serving.repositories import STATES
 
@@ -44,7 +44,7 @@ def document(routes: tuple[Route, ...], settings: Settings) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         if route.in_document:
-            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, settings)
+            paths.setdefault(route.template, {})[route.method.lower()] = _operation(route, settings)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -74,7 +74,7 @@ def _operation(route: Route, settings: Settings) -> dict[str, Any]:
         "tags": [route.tag],
         "responses": _responses(route, settings),
     }
-    parameters = [_path_parameter(name) for name in re.findall(r"{(\w+)}", route.path)]
+    parameters = [_path_parameter(name) for name in re.findall(r"{(\w+)}", route.template)]
     if route.endpoint == "classify":
         parameters += _classify_query()
         operation["requestBody"] = _classify_body(settings)
@@ -88,29 +88,38 @@ def _operation(route: Route, settings: Settings) -> dict[str, Any]:
 
 
 def _operation_id(route: Route) -> str:
-    words = re.sub(r"[{}]", "", route.path).replace(":", "/").split("/")
+    words = re.sub(r"[{}]", "", route.template).replace(":", "/").split("/")
     return "_".join([route.method.lower(), *(w for w in words if w and w != "v1")])
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
     schemas = {
-        "model": {"type": "string", "minLength": 1, "description": "the model name: mnist"},
+        "model": {"type": "string", "enum": [MODEL_NAME], "description": "the model's name"},
         # Positive int64, as TF Serving has them (19 digits may pass its bound; 18 cannot).
         "version": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
-        "label": {"type": "string", "minLength": 1, "description": "a version label, e.g. stable"},
+        "label": {"type": "string", "pattern": "^[^/:]+$", "description": "a label, e.g. stable"},
     }
     return {"name": name, "in": "path", "required": True, "schema": schemas[name]}
 
 
+def _options() -> dict[str, Any]:
+    """The digits API's options, as query parameters and multipart text parts take them."""
+    return {
+        "top_k": {"type": "integer", "minimum": 0, "maximum": MAX_TOP_K},
+        # Text, as a query or form part carries it: true/false in any case, or 1/0.
+        "return_preprocessed": {
+            "type": "string",
+            "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$",
+        },
+        "version": {"type": "string", "description": "a version number or a label"},
+    }
+
+
 def _classify_query() -> list[dict[str, Any]]:
     return [
-        {"name": "top_k", "in": "query", "required": False,
-         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TOP_K}},
-        {"name": "return_preprocessed", "in": "query", "required": False,
-         "schema": {"type": "boolean"}},
-        {"name": "version", "in": "query", "required": False,
-         "schema": {"type": "string"}, "description": "a version number or a label"},
-    ]  # fmt: skip
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in _options().items()
+    ]
 
 
 def _responses(route: Route, settings: Settings) -> dict[str, Any]:
@@ -203,13 +212,12 @@ def _predict_variant(signature: Signature, most: int) -> dict[str, Any]:
 
 
 def _predict_body(settings: Settings) -> dict[str, Any]:
-    most = settings.max_images_per_request
-    variants = [_predict_variant(s, most) for s in SIGNATURES.values()]
     return {
         "required": True,
         "description": "Exactly one of instances (row format) or inputs (columnar); "
-        f"1 to {most} examples. Other members are ignored, as TF Serving ignores them.",
-        "content": {"application/json": {"schema": {"oneOf": variants}}},
+        f"1 to {settings.max_images_per_request} examples. Other members are ignored, as TF "
+        "Serving ignores them.",
+        "content": {"application/json": {"schema": _ref("PredictRequest")}},
     }
 
 
@@ -230,8 +238,13 @@ def _classify_body(settings: Settings) -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {"file": {"type": "array", "minItems": 1, "maxItems": most,
-                                            "items": raw}},
+                    "description": "Image parts (any name but the options'), and the options "
+                    "as text parts.",
+                    "properties": {
+                        "file": {"type": "array", "minItems": 1, "maxItems": most, "items": raw},
+                        **_options(),
+                    },
+                    "additionalProperties": False,
                 },
             },
         },
@@ -274,7 +287,9 @@ def _classify_request(settings: Settings) -> dict[str, Any]:
 def _schemas(settings: Settings) -> dict[str, Any]:
     probabilities = {"type": "array", "minItems": CLASSES, "maxItems": CLASSES,
                      "items": {"type": "number", "minimum": 0, "maximum": 1}}  # fmt: skip
-    rows = {"type": "array", "items": probabilities}
+    # The model's answer as it is: null where inputs far outside [0, 1] drove it to NaN.
+    outputs = {**probabilities, "items": {"type": ["number", "null"]}}
+    rows = {"type": "array", "items": outputs}
     return {
         "Error": _object({"error": {"type": "string"}}),
         "ModelStatus": _object({"model_version_status": {"type": "array", "items": _object({
@@ -288,6 +303,11 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                                    "version": {"type": "string"}}),
             "metadata": _object({"signature_def": _object({"signature_def": {"type": "object"}})}),
         }),
+        "PredictRequest": {
+            "oneOf": [
+                _predict_variant(s, settings.max_images_per_request) for s in SIGNATURES.values()
+            ]
+        },
         "PredictAnswer": {"oneOf": [_object({"predictions": rows}), _object({"outputs": rows})]},
         "ClassifyRequest": _classify_request(settings),
         "ClassifyAnswer": _object({

@@ -13,14 +13,14 @@ becomes its status with ``{"error": message}``; anything else is logged and answ
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
@@ -30,12 +30,12 @@ from mnist_serving import openapi
 from mnist_serving import rest_codec as codec
 from mnist_serving.core import DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
-    InvalidInput,
     PayloadTooLarge,
     ServingError,
     Unauthenticated,
     UnsupportedMediaType,
 )
+from mnist_serving.multipart import parse_form
 from mnist_serving.repositories import VersionSpec, parse_version
 from mnist_serving.security import bearer_or_api_key
 from mnist_serving.static import DEMO_HTML
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 ACCEPTED_TYPES = ", ".join((JSON, *MEDIA_TYPES, "multipart/form-data", "application/octet-stream"))
-MAX_MULTIPART_FILES = 100_000  # the image-count limit refuses past its own bound, with its message
 
 
 @dataclass(frozen=True)
@@ -61,13 +60,28 @@ class Route:
     media_type: str = JSON  # of the success answer
     in_document: bool = True
 
+    @property
+    def template(self) -> str:
+        """The path as OpenAPI writes it: ``{model}``, without Starlette's ``:segment``."""
+        return re.sub(r"{(\w+):\w+}", r"{\1}", self.path)
+
+
+class _Segment(StringConvertor):
+    """A path segment without ':': ``/v1/models/mnist:predict`` is the predict route, never
+    the status route of a model named ``mnist:predict``."""
+
+    regex = "[^/:]+"
+
+
+register_url_convertor("segment", _Segment())
+
 
 def _tfserving_routes() -> list[Route]:
     rows = []
     for prefix, which in (
-        ("/v1/models/{model}", "the default version"),
-        ("/v1/models/{model}/versions/{version}", "one version"),
-        ("/v1/models/{model}/labels/{label}", "a labelled version"),
+        ("/v1/models/{model:segment}", "the default version"),
+        ("/v1/models/{model:segment}/versions/{version:segment}", "one version"),
+        ("/v1/models/{model:segment}/labels/{label:segment}", "a labelled version"),
     ):
         rows += [
             Route("GET", prefix, "status", "status", f"Model status ({which})", "TF Serving"),
@@ -198,8 +212,9 @@ class RestEndpoints:
         if content_type == "application/octet-stream":
             return codec.parse_octet_stream(await read_body(request, self.limit)), query
         if content_type == "multipart/form-data":
-            images, fields = await _multipart(request, await read_body(request, self.limit))
-            return images, {**query, **fields}
+            body = await read_body(request, self.limit)
+            form = parse_form(request.headers.get("content-type", ""), body)
+            return [DigitImage(encoded=data) for data in form.files], {**query, **form.options}
         if not content_type:
             raise UnsupportedMediaType(f"missing Content-Type; send {ACCEPTED_TYPES}")
         raise UnsupportedMediaType(
@@ -234,33 +249,6 @@ class RestEndpoints:
         return Response(DEMO_HTML, media_type="text/html")
 
 
-async def _multipart(request: Request, body: bytes) -> tuple[list[DigitImage], dict[str, str]]:
-    """File parts as images, text parts as options, from a size-checked (and gunzipped) body."""
-
-    async def stream() -> Any:
-        yield body
-
-    parser = MultiPartParser(
-        Headers(raw=request.headers.raw), stream(), max_files=MAX_MULTIPART_FILES, max_fields=100
-    )
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise InvalidInput(f"malformed multipart body ({exc.message})") from exc
-    try:
-        images = [
-            DigitImage(encoded=await value.read())
-            for _name, value in form.multi_items()
-            if not isinstance(value, str)
-        ]
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    finally:
-        await form.close()
-    if not images:
-        raise InvalidInput("multipart body holds no file parts (send images as files)")
-    return images, fields
-
-
 def _api_handler(
     core: InferenceCore,
     route: Route,
@@ -291,8 +279,9 @@ def _operational_handler(
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None  # Allow on 405
     message = {404: "no such route", 405: "method not allowed"}.get(status, "bad request")
-    return json_response({"error": f"{message}: see /docs for the API"}, status)
+    return json_response({"error": f"{message}: see /docs for the API"}, status, headers)
 
 
 def create_app(core: InferenceCore) -> Starlette:

@@ -304,7 +304,7 @@ def test_kubernetes_containers_parse_as_real_settings_and_probes_hit_real_routes
     assert settings.backend == "tfserving"
     ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
     assert ports["http"] == settings.rest_port and ports["grpc"] == settings.grpc_port
-    routes = {route.path for route in ROUTES}
+    routes = {route.template for route in ROUTES}
     for probe in ("readinessProbe", "livenessProbe"):
         check = gateway[probe]["httpGet"]
         assert check["path"] in routes, f"gateway {probe} asks {check['path']}, not a route"

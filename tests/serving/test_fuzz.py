@@ -1,7 +1,7 @@
 """Generated bad input against a real gateway: property-based (hypothesis) bodies for REST and
-gRPC, schema-driven requests (schemathesis, from the gateway's own OpenAPI document), and
-random bytes as protobuf. The property: no 5xx / INTERNAL / UNKNOWN, every refusal a 4xx with
-a JSON ``error`` (or a gRPC status with a message), and the server still answers afterwards.
+gRPC, and random bytes as protobuf (schema-driven requests are in ``test_openapi.py``). The
+property: no 5xx / INTERNAL / UNKNOWN, every refusal a 4xx with a JSON ``error`` (or a gRPC
+status with a message), and the server still answers afterwards.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ from collections.abc import Iterator
 import grpc
 import httpx
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
 
 from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import tensorflow_pb2 as tf_pb
@@ -138,48 +135,6 @@ def test_classify_fuzz(http: httpx.Client, figures) -> None:
     run()
     assert counter["requests"] >= EXAMPLES // 2
     figures.setdefault("fuzz", {})["rest_classify_hypothesis"] = counter["requests"]
-
-
-def test_openapi_schema_driven_fuzz(target: Server, http: httpx.Client, figures) -> None:
-    """Every operation in /openapi.json, with valid-by-schema and invalid-by-schema requests."""
-    schema = schemathesis.openapi.from_dict(http.get("/openapi.json").json())
-    counter: dict[str, int] = {}
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 14
-    for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode)
-
-            @settings(
-                FUZZ,
-                max_examples=max(10, EXAMPLES // 8),
-                suppress_health_check=[*FUZZ.suppress_health_check, HealthCheck.filter_too_much],
-            )
-            @given(case=strategy)
-            def run(case: schemathesis.Case) -> None:
-                kwargs = case.as_transport_kwargs(base_url=target.url)
-                response = http.request(
-                    kwargs["method"], kwargs["url"], headers=kwargs.get("headers"),
-                    params=kwargs.get("params"), content=_content(kwargs),
-                )  # fmt: skip
-                check(response, counter)
-
-            try:
-                run()
-            except Unsatisfiable:
-                # Nothing in this operation can be made invalid (no parameters, no body).
-                assert mode is GenerationMode.NEGATIVE
-    assert counter["requests"] >= len(operations) * 5
-    figures.setdefault("fuzz", {})["rest_openapi_schemathesis"] = counter["requests"]
-
-
-def _content(kwargs: dict[str, object]) -> bytes | None:
-    if "json" in kwargs:
-        return json.dumps(kwargs["json"]).encode()
-    data = kwargs.get("data")
-    if isinstance(data, str):
-        return data.encode()
-    return data if isinstance(data, bytes) else None
 
 
 # -- gRPC ------------------------------------------------------------------------------------

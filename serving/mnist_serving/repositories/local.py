@@ -22,7 +22,7 @@ from pathlib import Path
 from mnist_contract.layout import version_dirs
 from mnist_contract.model import MODEL_NAME
 from mnist_serving.batching import Batcher
-from mnist_serving.errors import BackendUnavailable, servable_not_found
+from mnist_serving.errors import BackendUnavailable, StartupError, servable_not_found
 from mnist_serving.loader import LoadedVersion, VersionRejected
 from mnist_serving.metrics import Metrics
 from mnist_serving.model_config import ModelConfig, ModelConfigError, parse_model_config
@@ -122,7 +122,7 @@ class LocalRepository:
         await self.sync()
         if not self._served:
             problems = "; ".join(s.error for s in self._status.values() if s.error)
-            raise RuntimeError(
+            raise StartupError(
                 f"no version under {self._base} could be loaded"
                 + (f": {problems}" if problems else "")
             )
