@@ -1,0 +1,54 @@
+"""The contract package's rules, each written once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from mnist_contract.layout import is_version_name, model_base, version_dirs
+from mnist_contract.model import top_k, top_k_problem
+from mnist_contract.pixels import PixelError, model_input, to_uint8
+from mnist_serving.metrics import BulkHistogram
+
+
+def test_the_pixel_rule() -> None:
+    assert to_uint8(np.array([[0.0, 1.0]])).tolist() == [[0, 255]]
+    assert to_uint8(np.array([[0, 255]], np.int64)).dtype == np.uint8
+    with pytest.raises(
+        PixelError, match="integer pixels must be 0-255, found values from 0 to 300"
+    ):
+        to_uint8(np.array([[0, 300]]))
+    with pytest.raises(PixelError, match=r"float pixels must be 0\.0-1\.0"):
+        to_uint8(np.array([[0.5, 2.0]]))
+    with pytest.raises(PixelError, match="NaN"):
+        to_uint8(np.array([[np.nan]]))
+    with pytest.raises(PixelError, match="must be numbers"):
+        to_uint8(np.array([["a"]]))
+    scaled = model_input(np.full((2, 28, 28), 255, np.uint8))
+    assert scaled.shape == (2, 28, 28, 1) and scaled.dtype == np.float32 and scaled.max() == 1.0
+
+
+def test_the_top_k_rule() -> None:
+    assert top_k([0.1, 0.5, 0.5, 0.2], 3) == [(1, 0.5), (2, 0.5), (3, 0.2)]
+    assert top_k_problem(10) is None and top_k_problem(0) is None
+    for bad in (11, -1, True, "3", 2.0):
+        assert top_k_problem(bad) is not None
+
+
+def test_the_version_folder_rule(tmp_path) -> None:
+    base = model_base(tmp_path)
+    for name in ("1", "12", "0", "-3", "²", ".staging-4", "007x"):
+        (base / name).mkdir(parents=True)
+    (base / "5").write_text("a file, not a folder")
+    assert sorted(version_dirs(base)) == [1, 12]
+    assert is_version_name(str(2**63 - 1)) and not is_version_name(str(2**63))
+    assert version_dirs(tmp_path / "missing") == {}
+
+
+def test_nan_confidences_are_left_out_of_the_histogram() -> None:
+    registry = CollectorRegistry()
+    histogram = BulkHistogram("h", "help", (0.5, 1.0), registry)
+    histogram.observe_many(np.array([0.2, np.nan, 0.9], np.float32))
+    assert registry.get_sample_value("h_count") == 2
+    assert registry.get_sample_value("h_sum") == pytest.approx(1.1)

@@ -1,0 +1,41 @@
+"""The REST adapter in-process (ASGI, no sockets) on a fake runtime."""
+
+from __future__ import annotations
+
+from mnist_serving.settings import Settings
+from tests.fakes import digit_image, loader, version_folders
+from tests.serving.conftest import in_process
+
+
+async def test_routes_answer_from_the_table(tmp_path) -> None:
+    settings = Settings(model_dir=version_folders(tmp_path, 1), version_labels={"stable": 1})
+    async with in_process(settings, load=loader()) as api:
+        ready = await api.get("/readyz")
+        assert ready.json() == {"ready": True, "model": "mnist", "versions": [1]}
+        frames = b"".join(digit_image(d).tobytes() for d in (4, 9))
+        octet = {"Content-Type": "application/octet-stream"}
+        answer = await api.post("/v1/digits:classify?top_k=2", content=frames, headers=octet)
+        assert [p["digit"] for p in answer.json()["predictions"]] == [4, 9]
+        status = await api.get("/v1/models/mnist/labels/stable")
+        assert status.json()["model_version_status"][0]["state"] == "AVAILABLE"
+        other = await api.get("/v1/models/other/versions/3")
+        assert other.status_code == 404 and "Specific(other, 3)" in other.json()["error"]
+        wrong = await api.get("/v1/models/mnist:predict")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+        missing = await api.get("/nowhere")
+        assert missing.status_code == 404 and missing.json()["error"].startswith("no such route")
+        metrics = await api.get("/metrics")
+        assert (
+            'mnist_requests_total{code="OK",protocol="rest",route="classify"} 1.0' in metrics.text
+        )
+
+
+async def test_operational_routes_need_a_key_unless_open(tmp_path) -> None:
+    key = "ci-key-0123456789abcdef"
+    settings = Settings(model_dir=version_folders(tmp_path, 1), api_keys={"ci": key},
+                        open_routes=["healthz"])  # fmt: skip
+    async with in_process(settings, load=loader()) as api:
+        assert (await api.get("/healthz")).status_code == 200
+        assert (await api.get("/metrics")).status_code == 401
+        keyed = await api.get("/metrics", headers={"Authorization": f"Bearer {key}"})
+        assert keyed.status_code == 200
