@@ -1,6 +1,6 @@
 """The floor for the chain benchmark: a gRPC forwarder with no logic at all.
 
-    python benchmarks/bare_grpc_proxy.py [--sync] TARGET   # prints "ready on gRPC 127.0.0.1:PORT"
+    python -m benchmarks.bare_grpc_proxy [--sync] TARGET   # prints "ready on gRPC 127.0.0.1:PORT"
 
 Every unary call is passed to TARGET as opaque bytes (no parsing, no checks, no metrics) with
 ``grpc.aio`` on uvloop, as the gateway runs, or with ``--sync`` by grpc's thread-pool server

@@ -1,8 +1,8 @@
 """A change's effect on the gateway, measured side by side with a base revision in one run.
 
-    python benchmarks/compare_revisions.py --base HEAD~1 --model-dir models --seconds 4 --rounds 4
+    python -m benchmarks.compare_revisions --base HEAD~1 --model-dir models --seconds 4 --rounds 4
 
-Exports the base revision's ``serving`` and ``client`` packages with ``git archive`` and
+Exports the base revision's source packages (those of ``SOURCE_FOLDERS`` it has) with ``git archive`` and
 starts its gateway beside this working tree's (both LiteRT, free loopback ports). Each round
 measures every point on both, in alternating order, so the machine's drift hits both alike;
 the table gives each point's median over the rounds.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 from io import BytesIO
@@ -21,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from grpc_benchmark import ROOT, bodies, measure, stop
-from rest_benchmark import start
+from benchmarks.grpc_benchmark import bodies, measure
+from benchmarks.support import ROOT, SOURCE_FOLDERS, source_path, start_gateway, stop_gateway
 
 POINTS = [  # (request, concurrency)
     ("REST digits octet, 1", 1), ("REST digits octet, 1", 4), ("REST digits octet, 1", 8),
@@ -33,10 +31,14 @@ POINTS = [  # (request, concurrency)
 
 
 def export(revision: str, into: Path) -> Path:
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-tree", "--name-only", revision],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    folders = [name for name in SOURCE_FOLDERS if name in listed]
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", revision, "serving", "client"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+        ["git", "-C", str(ROOT), "archive", revision, *folders], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
@@ -57,20 +59,22 @@ def main() -> None:
                               check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         gateways = {
-            f"base {base_sha}": start(args.model_dir, code=export(args.base, Path(tmp)))[:3],
-            "this tree": start(args.model_dir, code=ROOT)[:3],
+            f"base {base_sha}": start_gateway(
+                args.model_dir, env=source_path(export(args.base, Path(tmp)))
+            ),
+            "this tree": start_gateway(args.model_dir, env=source_path(ROOT)),
         }
         results: dict[tuple[str, int, str], list[dict]] = {}
         try:
             for round_ in range(args.rounds):
                 order = list(gateways.items())
                 for name, c in POINTS:
-                    for label, (_, url, target) in order if round_ % 2 else order[::-1]:
-                        r = measure((url, target), specs[name], c, args.seconds)
+                    for label, server in order if round_ % 2 else order[::-1]:
+                        r = measure((server.url, server.grpc), specs[name], c, args.seconds)
                         results.setdefault((name, c, label), []).append(r)
         finally:
-            for proc, _, _ in gateways.values():
-                stop(proc)
+            for server in gateways.values():
+                stop_gateway(server)
     base, this = gateways
     print(f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians:\n")
     print(f"| request | conc. | {base} p50 / p99 ms | {this} p50 / p99 ms | p50 ratio | "

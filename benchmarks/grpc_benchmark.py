@@ -1,6 +1,7 @@
 """gRPC beside REST, and the latency the gateway adds in front of a backend (chain B → A).
 
-    python benchmarks/grpc_benchmark.py --model-dir models --seconds 6 > docs/grpc-benchmark.md
+    python -m benchmarks.grpc_benchmark --model-dir models --seconds 6 \
+        > benchmarks/results/grpc-benchmark.md
 
 A is ``mnist-serve`` with the embedded LiteRT runtime; B is ``mnist-serve --backend tfserving``
 forwarding to A's gRPC port, standing in for TF Serving (the same wire protocol). Beside them,
@@ -26,18 +27,14 @@ from pathlib import Path
 from urllib.request import urlopen
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
-from loadgen import run_grpc_load, run_load
 from prometheus_client.parser import text_string_to_metric_families
-from rest_benchmark import start
 
+from benchmarks.loadgen import run_grpc_load, run_load
+from benchmarks.support import ROOT, cpu_seconds, start_gateway, stop_gateway
 from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import array_to_tensor
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASSIFY = "/mnist.v1.DigitClassifier/Classify"
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 
@@ -87,12 +84,6 @@ def medians(points: list[dict], *keys: str) -> list[float]:
     return [statistics.median(r[key] for r in points) for key in keys]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def gateway_spans(url: str) -> tuple[float, float, float, float]:
     """From a gateway's /metrics: (seconds, count) of its inference requests as the core
     timed them, and (seconds, count) of its model or backend calls."""
@@ -136,9 +127,10 @@ def chain_point(
 
 
 def start_helper(script: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a helper from this folder that prints "ready on gRPC HOST:PORT": (process, target)."""
+    """Start a helper module of this package (``hop_floor``, ``bare_grpc_proxy``) that prints
+    "ready on gRPC HOST:PORT": (process, target)."""
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / script), *args], stdout=subprocess.PIPE
+        [sys.executable, "-m", f"benchmarks.{script}", *args], stdout=subprocess.PIPE, cwd=ROOT
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -168,15 +160,16 @@ def main() -> None:
         digits = d["x_test"][:256]
     specs = bodies(digits)
 
-    a_proc, a_url, a_grpc, _ = start(args.model_dir)
-    b_proc, b_url, b_grpc, _ = start(
-        args.model_dir, "--backend", "tfserving", "--tfserving-targets", a_grpc
-    )
-    b4_proc, b4_url, b4_grpc, _ = start(
-        args.model_dir, "--backend", "tfserving", "--tfserving-targets", a_grpc,
+    a = start_gateway(args.model_dir)
+    b = start_gateway(args.model_dir, "--backend", "tfserving", "--tfserving-targets", a.grpc)
+    b4 = start_gateway(
+        args.model_dir, "--backend", "tfserving", "--tfserving-targets", a.grpc,
         "--num-batch-threads", "4",
     )  # fmt: skip
-    bare_proc, bare_grpc = start_helper("bare_grpc_proxy.py", a_grpc)
+    a_proc, a_url, a_grpc = a.process, a.url, a.grpc
+    b_proc, b_url, b_grpc = b.process, b.url, b.grpc
+    b4_url, b4_grpc = b4.url, b4.grpc
+    bare_proc, bare_grpc = start_helper("bare_grpc_proxy", a_grpc)
     # whose CPU time a path's point is charged to: the process the load generator talks to
     procs = {"A alone": a_proc, "B → A": b_proc, "bare proxy → A": bare_proc}
     paths = {
@@ -219,8 +212,9 @@ def main() -> None:
                     r = measure(server, specs["gRPC Classify raw, 1"], c, args.seconds / 2)
                     rows.append({"table": "threads", "path": label, "round": round_, **r})
     finally:
-        for proc in (a_proc, b_proc, b4_proc, bare_proc):
-            stop(proc)
+        for gateway in (a, b, b4):
+            stop_gateway(gateway)
+        stop(bare_proc)
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
           "load generator on the same machine\n")  # fmt: skip
     print("| request | concurrency | req/s | images/s | p50 ms | p95 ms | p99 ms | errors |")

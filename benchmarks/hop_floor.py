@@ -1,6 +1,6 @@
 """What one Python gRPC hop costs on this machine, with no model and no gateway logic at all.
 
-    python benchmarks/hop_floor.py --seconds 4 --rounds 5 > docs/hop-floor.md
+    python -m benchmarks.hop_floor --seconds 4 --rounds 5 > benchmarks/results/hop-floor.md
 
 A trivial echo server answers a 3 KB unary call (the size of one MNIST image as a float32
 tensor); the same call goes to it directly and through ``bare_grpc_proxy.py`` in its two
@@ -17,14 +17,13 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import grpc
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bare_grpc_proxy import _same
-from grpc_benchmark import cpu_seconds, start_helper, stop
+from benchmarks.bare_grpc_proxy import _same
+from benchmarks.grpc_benchmark import start_helper, stop
+from benchmarks.support import cpu_seconds
 
 METHOD = "/floor.Echo/Call"
 BODY = b"\x01" * 3136  # 784 float32 pixels
@@ -65,9 +64,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    echo, echo_target = start_helper("hop_floor.py", "--serve-echo")
-    aio, aio_target = start_helper("bare_grpc_proxy.py", echo_target)
-    sync, sync_target = start_helper("bare_grpc_proxy.py", "--sync", echo_target)
+    echo, echo_target = start_helper("hop_floor", "--serve-echo")
+    aio, aio_target = start_helper("bare_grpc_proxy", echo_target)
+    sync, sync_target = start_helper("bare_grpc_proxy", "--sync", echo_target)
     paths = {
         "echo alone": (echo, echo_target),
         "grpc.aio forwarder → echo": (aio, aio_target),

@@ -2,7 +2,7 @@
 request after another for a fixed time. Plain asyncio sockets and pre-built request bytes, so
 the generator costs far less CPU per request than the server it measures.
 
-    python benchmarks/loadgen.py http://127.0.0.1:8080/v1/digits:classify body.bin \
+    python -m benchmarks.loadgen http://127.0.0.1:8080/v1/digits:classify body.bin \
         --content-type application/octet-stream --concurrency 32 --seconds 10
 """
 

@@ -1,6 +1,6 @@
 """Side by side on this machine: our gateway, a naive FastAPI baseline, KServe and MLServer.
 
-    python benchmarks/peers_benchmark.py --model-dir models --seconds 6 \\
+    python -m benchmarks.peers_benchmark --model-dir models --seconds 6 \\
         > docs/peers-benchmark.md       # also writes docs/peers.png
 
 Each peer gets its own virtual environment under ``benchmarks/.venvs/`` (made on first use)
@@ -31,11 +31,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import run_load
-from rest_benchmark import raw_ceiling
+from benchmarks.loadgen import run_load
+from benchmarks.rest_benchmark import raw_ceiling
+from benchmarks.support import ROOT, free_port, rss_mb
+from mnist_contract.layout import KERAS_FILE, model_base, version_dirs
 
-ROOT = Path(__file__).resolve().parents[1]
 PEERS_DIR = Path(__file__).parent / "peers"
 VENVS = Path(__file__).parent / ".venvs"
 TF = "tensorflow==2.21.0"
@@ -84,18 +84,10 @@ def versions(python: Path, names: list[str]) -> str:
     return ", ".join(line for line in freeze.splitlines() if line.split("==")[0].lower() in wanted)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(peer: Peer, version_dir: Path, model_dir: Path) -> None:
     python = venv_python(peer)
     port = free_port()
-    env = {**os.environ, "MODEL": str(version_dir / "model.keras"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "MODEL": str(version_dir / KERAS_FILE), "TF_CPP_MIN_LOG_LEVEL": "2"}
     if peer.name == "ours":
         cmd = [str(python), "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
                "127.0.0.1", "--rest-port", str(port), "--grpc-port", "-1", "--log-level", "warning"]  # fmt: skip
@@ -126,23 +118,6 @@ def start(peer: Peer, version_dir: Path, model_dir: Path) -> None:
             pass
         time.sleep(0.1)
     raise SystemExit(f"{peer.name} not ready after 180 s:\n{peer.log.read_text()[-3000:]}")
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak RSS of a process and its children (MLServer and uvicorn fork workers)."""
-    total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            continue
-    return total / 1024
 
 
 def body(peer: Peer, images: np.ndarray) -> bytes:
@@ -181,10 +156,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "peers.png")
     args = parser.parse_args()
-    version_dir = max(
-        (p for p in (args.model_dir / "mnist").iterdir() if p.name.isdigit()),
-        key=lambda p: int(p.name),
-    )
+    versions = version_dirs(model_base(args.model_dir))
+    version_dir = versions[max(versions)]
     with np.load(args.data) as d:
         digits, labels = d["x_test"][:256], d["y_test"][:256]
     rows: list[dict] = []
@@ -221,7 +194,9 @@ def main() -> None:
             before["batch_256_images_per_s"],
             after["batch_256_images_per_s"],
         ]
-        memory = {p.name: peak_rss_mb(p.process.pid) for p in PEERS if p.process}
+        memory = {
+            p.name: rss_mb(p.process.pid, peak=True, children=True) for p in PEERS if p.process
+        }
         installed = {
             p.name: versions(venv_python(p), [*p.packages, "mnist-serving", "ai-edge-litert"])
             for p in PEERS

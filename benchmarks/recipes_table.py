@@ -4,7 +4,7 @@
         --model-dir runs/robust-$s --no-plots; done
     for s in 1 2 3 4 5; do mnist-train --recipe seed --data ../shared/data/mnist.npz \\
         --seed $s --model-dir runs/seed-$s --no-plots; done
-    python benchmarks/recipes_table.py runs/*/mnist/1
+    python -m benchmarks.recipes_table runs/*/mnist/1
 
 Each card holds the recipe, the seed, the MNIST test accuracy, the other writers' and photo
 accuracy (measured by the job through the digits API's preprocessing) and the job's wall time.

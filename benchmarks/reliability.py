@@ -2,7 +2,7 @@
 plus an overload run with the raw-socket load generator (cheap enough per request that the
 gateway, not the generator, is what saturates on a 2-core machine).
 
-    python benchmarks/reliability.py --model-dir models --out docs/reliability-figures.json
+    python -m benchmarks.reliability --model-dir models --out docs/reliability-figures.json
 
 Everything targets 127.0.0.1 and stops by itself.
 """
@@ -20,11 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import run_load
-from rest_benchmark import start
+from benchmarks.loadgen import run_load
+from benchmarks.support import ROOT, rss_mb, start_gateway, stop_gateway
 
-ROOT = Path(__file__).resolve().parent.parent
 FAULT_TESTS = [
     "tests/serving/test_faults.py",
     "tests/serving/test_lifecycle.py::test_a_new_version_swaps_in_under_load_without_a_failed_request",
@@ -44,13 +42,6 @@ def run_fault_tests(out: Path, phase: float, examples: int) -> None:
                    cwd=ROOT, env=env, check=True)  # fmt: skip
 
 
-def current_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 1) if values else float("nan")
 
@@ -62,13 +53,14 @@ def overload(model_dir: Path, seconds: float) -> dict[str, object]:
         body = data["x_test"][:32].tobytes()
     results: dict[str, object] = {}
     for cap in (4, 0):
-        proc, url, _grpc, _ready = start(
+        server = start_gateway(
             model_dir, "--max-batch-size", "32", "--max-enqueued-batches", "2",
             "--max-images-per-request", "32", "--max-in-flight-requests", str(cap),
         )  # fmt: skip
+        proc, url = server.process, server.url
         try:
             rows = []
-            rss_start = current_rss_mb(proc.pid)
+            rss_start = rss_mb(proc.pid)
             for callers in (2, 32, 128):
                 r = asyncio.run(run_load(f"{url}/v1/digits:classify", body,
                                          "application/octet-stream", callers, seconds))  # fmt: skip
@@ -85,11 +77,10 @@ def overload(model_dir: Path, seconds: float) -> dict[str, object]:
             results[f"in_flight_cap_{cap}"] = {
                 "rows": rows,
                 "rss_mb_start": round(rss_start, 1),
-                "rss_mb_end": round(current_rss_mb(proc.pid), 1),
+                "rss_mb_end": round(rss_mb(proc.pid), 1),
             }
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop_gateway(server, timeout=30)
     return results
 
 

@@ -1,6 +1,7 @@
 """REST throughput and latency of the gateway, beside the raw LiteRT ceiling, in one run.
 
-    python benchmarks/rest_benchmark.py --model-dir models --seconds 8 > docs/rest-benchmark.md
+    python -m benchmarks.rest_benchmark --model-dir models --seconds 8 \
+        > benchmarks/results/rest-benchmark.md
 
 Starts ``mnist-serve`` (LiteRT, then ``--runtime savedmodel``) on a free loopback port, drives
 it with ``benchmarks/loadgen.py`` (closed loop, keep-alive connections) and prints a markdown
@@ -14,17 +15,16 @@ import asyncio
 import json
 import os
 import platform
-import re
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import run_load
+from benchmarks.loadgen import run_load
+from benchmarks.support import rss_mb, start_gateway, stop_gateway
+from mnist_contract.layout import TFLITE_FILE, model_base, version_dirs
+from mnist_contract.model import SERVING_DEFAULT
+from mnist_contract.pixels import model_input
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,12 +33,11 @@ def raw_ceiling(model_dir: Path, seconds: float) -> dict[str, float]:
     """Images/s of the LiteRT interpreter alone: batches of 256 and of 1."""
     from ai_edge_litert.interpreter import Interpreter
 
-    version = max(
-        (p for p in (model_dir / "mnist").iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+    versions = version_dirs(model_base(model_dir))
+    newest = versions[max(versions)]
+    runner = Interpreter(model_path=str(newest / TFLITE_FILE), num_threads=2).get_signature_runner(
+        SERVING_DEFAULT.name
     )
-    runner = Interpreter(
-        model_path=str(version / "model.tflite"), num_threads=2
-    ).get_signature_runner("serving_default")
     out = {}
     for batch in (256, 1):
         x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
@@ -51,45 +50,8 @@ def raw_ceiling(model_dir: Path, seconds: float) -> dict[str, float]:
     return out
 
 
-def start(
-    model_dir: Path, *flags: str, code: Path | None = None
-) -> tuple[subprocess.Popen[bytes], str, str, float]:
-    """Start mnist-serve on free ports: (process, REST URL, gRPC host:port, seconds to ready).
-
-    ``code``: a source tree whose ``serving`` and ``client`` packages to run instead of the
-    installed ones (another revision, for a side-by-side comparison)."""
-    log = Path(tempfile.mkstemp(suffix=".log")[1])
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
-             "127.0.0.1", "--rest-port", "0", "--grpc-port", "0", "--log-level", "warning", *flags],
-            stdout=out, stderr=subprocess.STDOUT, env=_pythonpath(code),
-        )  # fmt: skip
-    while proc.poll() is None:
-        m = re.search(r"ready on (http://\S+), gRPC (\S+)", log.read_text())
-        if m:
-            return proc, m.group(1), m.group(2), time.perf_counter() - started
-        time.sleep(0.05)
-    raise SystemExit(log.read_text())
-
-
-def _pythonpath(code: Path | None) -> dict[str, str] | None:
-    if code is None:
-        return None
-    return dict(os.environ, PYTHONPATH=f"{code / 'serving'}{os.pathsep}{code / 'client'}")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def scenarios(digits: np.ndarray) -> list[tuple[str, str, bytes, str, int, list[int]]]:
-    one = (digits[:1].astype(np.float32) / 255)[..., None]
-    many = (digits[:256].astype(np.float32) / 255)[..., None]
+    one, many = model_input(digits[:1]), model_input(digits[:256])
     predict = "/v1/models/mnist:predict"
     classify = "/v1/digits:classify"
     return [
@@ -112,17 +74,17 @@ def main() -> None:
     rows = []
     ceiling = raw_ceiling(args.model_dir, args.seconds / 2)
     for runtime in ("litert", "savedmodel"):
-        proc, url, _grpc, ready_s = start(args.model_dir, "--runtime", runtime)
+        server = start_gateway(args.model_dir, "--runtime", runtime)
+        url, ready_s = server.url, server.seconds_to_ready
         try:
             for name, path, body, ctype, per, levels in scenarios(digits):
                 asyncio.run(run_load(url + path, body, ctype, 4, 1))  # warm the connections
                 for c in levels:
                     res = asyncio.run(run_load(url + path, body, ctype, c, args.seconds))
                     rows.append({"runtime": runtime, "scenario": name, **res.summary(per)})
-            peak = rss_mb(proc.pid)
+            peak = rss_mb(server.process.pid, peak=True)
         finally:
-            proc.terminate()
-            proc.wait()
+            stop_gateway(server)
         rows.append(
             {
                 "runtime": runtime,

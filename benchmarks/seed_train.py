@@ -1,6 +1,6 @@
 """The seed's plain training script, as a tutorial writes it: the baseline for the job's overhead.
 
-python benchmarks/seed_train.py ../shared/data/mnist.npz
+python -m benchmarks.seed_train ../shared/data/mnist.npz
 """
 
 import sys

@@ -10,7 +10,7 @@ echo "machine: $(nproc) cores, $(python -c 'import platform;print(platform.proce
 python -c 'import tensorflow as tf, keras; print("tensorflow", tf.__version__, "keras", keras.__version__)'
 for round in 1 2; do
   echo "== round $round: seed script"
-  /usr/bin/time -f "seed wall %e s, peak RSS %M KB" python benchmarks/seed_train.py "$data" 2>&1 | grep -E "^seed"
+  /usr/bin/time -f "seed wall %e s, peak RSS %M KB" python -m benchmarks.seed_train "$data" 2>&1 | grep -E "^seed"
   echo "== round $round: mnist-train"
   /usr/bin/time -f "mnist-train wall %e s, peak RSS %M KB" mnist-train --recipe seed --data "$data" --model-dir "$out" 2>&1 \
     | grep -E "^(done|mnist-train wall|data)"

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.conftest import free_port
+from benchmarks.support import free_port
 from tests.deploy.stack import ROOT, Dockerfile, mounts, service_dockerfile, tool
 
 BIN = Path(sys.executable).parent

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import yaml
 
+from benchmarks.support import free_port
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
-from tests.conftest import free_port
 from tests.serving.conftest import Server, start_server, stop_server
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -4,7 +4,6 @@ byte for byte in both server models, and the chain's decomposition reads a gatew
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,24 +11,22 @@ import grpc
 import httpx
 import pytest
 
+from benchmarks.grpc_benchmark import gateway_spans, start_helper, stop
 from tests.serving.conftest import Server, start_server, stop_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from grpc_benchmark import gateway_spans, start_helper, stop
 
 METHOD = "/floor.Echo/Call"
 
 
 @pytest.fixture(scope="module")
 def echo() -> Iterator[str]:
-    proc, target = start_helper("hop_floor.py", "--serve-echo")
+    proc, target = start_helper("hop_floor", "--serve-echo")
     yield target
     stop(proc)
 
 
 @pytest.mark.parametrize("mode", [[], ["--sync"]], ids=["grpc.aio", "sync"])
 def test_the_bare_forwarder_passes_calls_on_byte_for_byte(echo: str, mode: list[str]) -> None:
-    proc, target = start_helper("bare_grpc_proxy.py", *mode, echo)
+    proc, target = start_helper("bare_grpc_proxy", *mode, echo)
     try:
         with grpc.insecure_channel(target) as channel:
             call = channel.unary_unary(METHOD)  # no (de)serializers: bytes in, bytes out

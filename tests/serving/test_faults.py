@@ -17,10 +17,10 @@ import grpc
 import httpx
 import pytest
 
+from benchmarks.support import free_port, rss_mb
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
-from tests.conftest import free_port
 from tests.serving.conftest import Server, start_server, stop_server
-from tests.serving.traffic import Traffic, percentiles, rss_mb
+from tests.serving.traffic import Traffic, percentiles
 
 # Seconds per phase (before / during / after a fault); the benchmark runs longer phases.
 PHASE = float(os.environ.get("MNIST_FAULT_PHASE_SECONDS", "1.5"))

@@ -18,9 +18,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from benchmarks.support import free_port
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from mnist_contract.protos import tensorflow_serving_pb2 as ours
-from tests.conftest import free_port
 from tests.serving.conftest import Server, png_bytes, start_server, stop_server
 
 

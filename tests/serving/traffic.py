@@ -124,12 +124,3 @@ def percentiles(outcomes: list[Outcome]) -> dict[str, float]:
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "max_ms": round(float(np.max(ms)), 2),
     }
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")

@@ -6,7 +6,7 @@ environment; :data:`ENVIRONMENT` lists every variable they read, with what it do
 
 ENVIRONMENT = {
     "MNIST_LOADTEST_TARGET": "gateway (default) | tfserving: which API the users speak",
-    "MNIST_LOADTEST_DATA": "an mnist.npz with x_test (default: the committed fixture)",
+    "MNIST_LOADTEST_DATA": "an mnist.npz with x_test (default: 512 test digits in the package)",
     "MNIST_LOADTEST_GRPC": "host:port for the gRPC users (default: the --host's host, port 8081)",
     "MNIST_LOADTEST_BATCH": "images per batch request (default 32)",
     "MNIST_LOADTEST_STEPS": 'e.g. "8,16,32,64": a step-load shape, users rising in steps',

@@ -9,8 +9,10 @@ Request names group results: ``<api> <transport> [<images>]``, e.g. ``digits res
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -24,29 +26,40 @@ from mnist_client import _rest as rest_protocol
 from mnist_client._codec import to_items
 from mnist_client._config import Api
 
-# grpcio and gevent must agree on who waits, or the first gRPC call blocks every greenlet.
-grpc_gevent.init_gevent()
-
-_FIXTURE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "mnist-small.npz"
+# 512 real MNIST test digits shipped with the package, so an installed wheel can load-test.
+PACKAGED_DIGITS = resources.files("mnist_client.loadtest") / "digits.npz"
 
 
-def _digits() -> np.ndarray:
-    path = Path(os.environ.get("MNIST_LOADTEST_DATA", _FIXTURE))
-    if not path.is_file():
-        raise SystemExit(f"no digits at {path}: set MNIST_LOADTEST_DATA to an mnist.npz")
-    with np.load(path) as data:
+def _on_locust_init(**_kwargs: Any) -> None:
+    # grpcio and gevent must agree on who waits, or the first gRPC call blocks every greenlet;
+    # done when Locust starts, not when this module is imported.
+    grpc_gevent.init_gevent()
+
+
+events.init.add_listener(_on_locust_init)
+
+
+@functools.cache
+def digits() -> np.ndarray:
+    """The digits the users send: ``MNIST_LOADTEST_DATA`` (an mnist.npz), else the packaged
+    ones; read once, when the first user needs them."""
+    chosen = os.environ.get("MNIST_LOADTEST_DATA")
+    source = Path(chosen) if chosen else PACKAGED_DIGITS
+    if not source.is_file():
+        raise SystemExit(f"no digits at {source}: set MNIST_LOADTEST_DATA to an mnist.npz")
+    with source.open("rb") as stream, np.load(stream) as data:
         return np.asarray(data["x_test"])
 
 
-DIGITS = _digits()
 BATCH = int(os.environ.get("MNIST_LOADTEST_BATCH", "32"))
 TARGET = os.environ.get("MNIST_LOADTEST_TARGET", "gateway")
 API: Api = "tfserving" if TARGET == "tfserving" else "digits"
 
 
 def _pick(rng: np.random.Generator, n: int) -> np.ndarray:
-    start = int(rng.integers(0, len(DIGITS) - n))
-    return DIGITS[start : start + n]
+    pool = digits()
+    start = int(rng.integers(0, len(pool) - n))
+    return pool[start : start + n]
 
 
 class RestUser(FastHttpUser):
