@@ -1,7 +1,7 @@
 """Side by side on this machine: our gateway, a naive FastAPI baseline, KServe and MLServer.
 
     python -m benchmarks.peers_benchmark --model-dir models --seconds 6 \\
-        > docs/peers-benchmark.md       # also writes docs/peers.png
+        > benchmarks/results/peers-benchmark.md       # also writes docs/peers.png
 
 Each peer gets its own virtual environment under ``benchmarks/.venvs/`` (made on first use)
 and loads the same trained model the way its users would: the Keras file (``model.keras``)

@@ -2,7 +2,7 @@
 plus an overload run with the raw-socket load generator (cheap enough per request that the
 gateway, not the generator, is what saturates on a 2-core machine).
 
-    python -m benchmarks.reliability --model-dir models --out docs/reliability-figures.json
+    python -m benchmarks.reliability --model-dir models --out benchmarks/results/reliability-figures.json
 
 Everything targets 127.0.0.1 and stops by itself.
 """
@@ -87,7 +87,7 @@ def overload(model_dir: Path, seconds: float) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs/reliability-figures.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/reliability-figures.json")
     parser.add_argument("--phase-seconds", type=float, default=4.0)
     parser.add_argument("--fuzz-examples", type=int, default=1500)
     parser.add_argument("--overload-seconds", type=float, default=6.0)
