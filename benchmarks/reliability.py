@@ -87,7 +87,9 @@ def overload(model_dir: Path, seconds: float) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/reliability-figures.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks/results/reliability-figures.json"
+    )
     parser.add_argument("--phase-seconds", type=float, default=4.0)
     parser.add_argument("--fuzz-examples", type=int, default=1500)
     parser.add_argument("--overload-seconds", type=float, default=6.0)
