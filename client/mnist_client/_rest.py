@@ -11,6 +11,7 @@ import base64
 import json
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import numpy as np
@@ -94,20 +95,26 @@ def _verify(config: ClientConfig) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=config.ca_file)
 
 
-def _limits() -> httpx.Limits:
-    return httpx.Limits(max_keepalive_connections=32, max_connections=64)
+def _options(config: ClientConfig, transport: Any) -> dict[str, Any]:
+    """What both httpx clients are made with: base URL, timeout, pool, TLS trust."""
+    return {
+        "base_url": config.url,
+        "timeout": config.timeout,
+        "limits": httpx.Limits(max_keepalive_connections=32, max_connections=64),
+        "transport": transport,
+        "verify": _verify(config),
+    }
+
+
+def _ready_path(config: ClientConfig) -> str:
+    """The gateway's readiness route, or plain TF Serving's model status."""
+    return "/readyz" if config.api == "digits" else f"/v1/models/{config.model}"
 
 
 class RestTransport:
     def __init__(self, config: ClientConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
-        self._http = httpx.Client(
-            base_url=config.url,
-            timeout=config.timeout,
-            limits=_limits(),
-            transport=transport,
-            verify=_verify(config),
-        )
+        self._http = httpx.Client(**_options(config, transport))
 
     def send(self, call: RestCall) -> RestAnswer:
         try:
@@ -118,12 +125,7 @@ class RestTransport:
 
     def ready(self) -> bool:
         try:
-            return (
-                self._http.get(
-                    "/readyz" if self.config.api == "digits" else f"/v1/models/{self.config.model}"
-                ).status_code
-                == 200
-            )
+            return self._http.get(_ready_path(self.config)).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -136,13 +138,7 @@ class AsyncRestTransport:
         self, config: ClientConfig, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.config = config
-        self._http = httpx.AsyncClient(
-            base_url=config.url,
-            timeout=config.timeout,
-            limits=_limits(),
-            transport=transport,
-            verify=_verify(config),
-        )
+        self._http = httpx.AsyncClient(**_options(config, transport))
 
     async def send(self, call: RestCall) -> RestAnswer:
         try:
@@ -153,8 +149,7 @@ class AsyncRestTransport:
 
     async def ready(self) -> bool:
         try:
-            path = "/readyz" if self.config.api == "digits" else f"/v1/models/{self.config.model}"
-            return (await self._http.get(path)).status_code == 200
+            return (await self._http.get(_ready_path(self.config))).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -9,11 +9,11 @@ import numpy as np
 
 from mnist_contract.model import (
     INPUT_NAME,
-    MAX_TOP_K,
     MODEL_NAME,
     PREDICT_METHOD,
     SIGNATURES,
     top_k,
+    top_k_problem,
 )
 from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import tensorflow_error_pb2 as tf_error
@@ -134,8 +134,9 @@ def _model_spec(spec: tfs.ModelSpec, version: int) -> None:
 
 
 def classify_images(request: digits_pb2.ClassifyRequest) -> list[DigitImage]:
-    if request.top_k > MAX_TOP_K:
-        raise InvalidInput(f"top_k must be an integer 0-{MAX_TOP_K}, got {request.top_k}")
+    problem = top_k_problem(request.top_k)
+    if problem:
+        raise InvalidInput(problem)
     return [_digit_image(i, image) for i, image in enumerate(request.images)]
 
 

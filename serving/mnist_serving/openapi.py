@@ -15,7 +15,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from mnist_contract.model import CLASSES, INPUT_NAME, MAX_TOP_K, MODEL_NAME, SIGNATURES, Signature
+from mnist_contract.model import (
+    CLASSES,
+    INPUT_NAME,
+    MAX_TOP_K,
+    MODEL_NAME,
+    SERVING_DEFAULT,
+    SIGNATURES,
+    Signature,
+)
 from mnist_contract.preprocess import ACCEPTED, MEDIA_TYPES
 from mnist_serving.repositories import STATES
 
@@ -182,7 +190,9 @@ def _tensor(signature: Signature, most: int) -> dict[str, Any]:
 
 def _predict_variant(signature: Signature, most: int) -> dict[str, Any]:
     tensor = _tensor(signature, most)
-    names = [signature.name] + ([""] if signature.name == "serving_default" else [])
+    # The default signature is also what an empty or absent signature_name means.
+    default = signature.name == SERVING_DEFAULT.name
+    names = [signature.name] + ([""] if default else [])
     return {
         "type": "object",
         "properties": {
@@ -207,7 +217,7 @@ def _predict_variant(signature: Signature, most: int) -> dict[str, Any]:
         },
         # TF Serving's rule: exactly one of the two formats.
         "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
-        **({} if signature.name != "predict_images" else {"required": ["signature_name"]}),
+        **({} if default else {"required": ["signature_name"]}),
     }  # fmt: skip
 
 
