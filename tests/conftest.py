@@ -52,3 +52,18 @@ def figures() -> Iterator[dict[str, Any]]:
         path = Path(target)
         old = json.loads(path.read_text()) if path.is_file() else {}
         path.write_text(json.dumps({**old, **found}, indent=2) + "\n")
+
+
+# Fixtures that mean a test runs against the trained model or real processes.
+END_TO_END_FIXTURES = frozenset({"model_dir", "fixture_npz", "server", "target"})
+END_TO_END_MODULES = frozenset({"tests.client.test_install", "tests.load.test_benchmark_tools"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test on a trained model or real servers ``end_to_end``, so that
+    ``pytest -m "not end_to_end"`` is the quick loop of unit tests on fakes."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        module = getattr(item, "module", None)
+        if fixtures & END_TO_END_FIXTURES or getattr(module, "__name__", "") in END_TO_END_MODULES:
+            item.add_marker(pytest.mark.end_to_end)
