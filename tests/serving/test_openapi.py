@@ -63,18 +63,40 @@ def test_the_served_document_is_the_one_built_from_the_table(server: Server) -> 
     assert served == document(ROUTES, _settings())
 
 
-def test_schemathesis_with_all_checks_finds_nothing(server: Server) -> None:
+# The three predict routes share one body schema, and schemathesis's coverage phase spends ~37 s
+# on each (784 numbers per example). The default-version route gets every phase; the pinned and
+# labelled ones, whose path parameters the status and metadata routes cover in full, get the
+# examples and fuzzing phases with every check.
+PINNED_PREDICT = r"^/v1/models/\{model\}/(versions|labels)/\{\w+\}:predict$"
+
+
+def _schemathesis(url: str, *selection: str) -> str:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.serving.schemathesis_hooks",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
     command = [
         str(Path(sys.executable).with_name("st")), "--config-file", str(HERE / "schemathesis.toml"),
-        "run", f"{server.url}/openapi.json", "--checks", "all", "--max-examples", EXAMPLES,
-        "--workers", "2", "--seed", "20261201", "--no-color",
+        "run", f"{url}/openapi.json", "--checks", "all", "--max-examples", EXAMPLES,
+        "--workers", "2", "--seed", "20261201", "--no-color", *selection,
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-6000:]
+    return report
+
+
+def _tested(report: str) -> int:
     selected = re.search(r"Selected: (\d+)/(\d+)", report)
     tested = re.search(r"Tested: (\d+)", report)
     assert selected and tested, report[-3000:]
-    assert int(tested.group(1)) == int(selected.group(2)) >= 15  # every operation was tried
+    assert tested.group(1) == selected.group(1)  # every selected operation was tried
+    return int(tested.group(1))
+
+
+def test_schemathesis_with_all_checks_finds_nothing(server: Server) -> None:
+    everything = _tested(_schemathesis(server.url, "--exclude-path-regex", PINNED_PREDICT))
+    pinned = _tested(
+        _schemathesis(server.url, "--include-path-regex", PINNED_PREDICT,
+                      "--phases", "examples,fuzzing")
+    )  # fmt: skip
+    # schemathesis leaves out the one operation that serves the document it is reading.
+    assert pinned == 2 and everything + pinned == sum(r.in_document for r in ROUTES) - 1
