@@ -58,7 +58,8 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
             (host, port), family=family, backlog=2048, reuse_port=reuse_port
         )
     except OSError as exc:
-        raise StartupError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError(f"cannot listen on {host}:{port} ({reason})") from None
     sock.set_inheritable(True)
     return sock
 

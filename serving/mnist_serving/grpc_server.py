@@ -192,10 +192,13 @@ class GrpcServer:
         """Bind ``host:port`` (0: a free port); the port bound."""
         address = f"{host}:{port}"
         self.server = server = self._build()
-        if credentials is not None:
-            bound = int(server.add_secure_port(address, credentials))
-        else:
-            bound = int(server.add_insecure_port(address))
+        try:  # grpcio raises RuntimeError on a port in use, some versions return 0 instead
+            if credentials is not None:
+                bound = int(server.add_secure_port(address, credentials))
+            else:
+                bound = int(server.add_insecure_port(address))
+        except RuntimeError:
+            bound = 0
         if bound == 0:
             raise StartupError(f"cannot listen for gRPC on {address} (in use or not an address)")
         return bound

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 
@@ -87,6 +88,23 @@ def test_cli_refuses_bad_settings(model_dir) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2 and "max_batch_size" in result.stderr
+
+
+@pytest.mark.parametrize("taken", ["--rest-port", "--grpc-port"])
+def test_a_port_in_use_stops_the_start_with_one_line(model_dir, taken) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        ports = {"--rest-port": "0", "--grpc-port": "0", taken: port}
+        result = subprocess.run(
+            [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir),
+             "--host", "127.0.0.1", *(x for pair in ports.items() for x in pair)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_environment_variables_configure_the_server(model_dir, digits) -> None:
