@@ -47,7 +47,7 @@ def test_client_only_install_has_no_tensorflow_and_works(tmp_path, model_dir, fi
         text=True,
         check=True,
     ).stdout.lower()
-    assert "tensorflow" not in listed and "keras" not in listed and "fastapi" not in listed
+    assert "tensorflow" not in listed and "keras" not in listed and "starlette" not in listed
     gateway = start_server(model_dir)
     try:
         run = subprocess.run(
