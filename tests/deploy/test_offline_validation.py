@@ -323,3 +323,18 @@ def test_kubernetes_containers_parse_as_real_settings_and_probes_hit_real_routes
         tfserving["readinessProbe"]["exec"]["command"]
     )
     assert settings.tfserving_targets[0].endswith(f":{tf_ports['grpc']}")
+
+
+def test_every_image_that_installs_the_project_copies_all_its_source_folders() -> None:
+    """pip installs what the image was given: a source folder left out of a COPY is a package
+    missing at run time (the build itself succeeds)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = set(project["tool"]["setuptools"]["packages"]["find"]["where"])
+    for path in sorted(DEPLOY.glob("*/Dockerfile")):
+        text = path.read_text()
+        if not re.search(r'pip install[^\n]*"\.\[', text):
+            continue
+        copied = set(re.findall(r"^COPY (\S+) \1$", text, re.M))
+        assert folders <= copied, f"{path}: COPY {sorted(folders - copied)} too"
