@@ -19,8 +19,8 @@ from mnist_serving.grpc_server import GrpcServer
 from mnist_serving.loader import load_version
 from mnist_serving.metrics import Metrics, create_metrics
 from mnist_serving.readiness import Readiness
-from mnist_serving.repositories import ModelRepository
-from mnist_serving.repositories.local import BatcherFactory, Loader, LocalRepository
+from mnist_serving.repositories import BatcherFactory, ModelRepository
+from mnist_serving.repositories.local import Loader, LocalRepository
 from mnist_serving.rest import create_app
 from mnist_serving.runtimes import Runtime, Session
 from mnist_serving.security import AccessControl

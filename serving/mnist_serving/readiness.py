@@ -28,20 +28,22 @@ class Readiness:
         return self._draining
 
     def set_model_ready(self, ready: bool) -> None:
-        self._change(lambda: setattr(self, "_model_ready", ready))
+        before = self.ready
+        self._model_ready = ready
+        self._notify(before)
 
     def drain(self) -> None:
         """Not ready from now on: balancers stop sending while requests in progress finish."""
-        self._change(lambda: setattr(self, "_draining", True))
+        before = self.ready
+        self._draining = True
+        self._notify(before)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(ready)`` now and on every change."""
         self._listeners.append(listener)
         listener(self.ready)
 
-    def _change(self, update: Callable[[], None]) -> None:
-        before = self.ready
-        update()
+    def _notify(self, before: bool) -> None:
         if self.ready != before:
             for listener in self._listeners:
                 listener(self.ready)

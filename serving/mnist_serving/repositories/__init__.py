@@ -11,7 +11,7 @@ The core only sees :class:`ModelRepository`; a new backend is a new implementati
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,13 +21,15 @@ from mnist_contract.model import MODEL_NAME
 from mnist_serving.batching import Batcher
 from mnist_serving.errors import InvalidInput, NotFound
 from mnist_serving.metrics import Metrics
-from mnist_serving.runtimes import Runtime
+from mnist_serving.runtimes import Runtime, Session
 
 # TF Serving's ModelVersionStatus.State names, in the order a version passes through them.
 LOADING, AVAILABLE, UNLOADING, END = "LOADING", "AVAILABLE", "UNLOADING", "END"
 STATES = (LOADING, AVAILABLE, UNLOADING, END)
 # Told whether the repository can serve now, each time that may have changed.
 ReadyListener = Callable[[bool], None]
+# A started batcher over a runtime's sessions (both repositories batch the same way).
+BatcherFactory = Callable[[Runtime, list[Session]], Awaitable[Batcher]]
 
 
 @dataclass

@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_contract.layout import version_dirs
 from mnist_contract.model import MODEL_NAME
-from mnist_serving.batching import Batcher
 from mnist_serving.errors import BackendUnavailable, StartupError, servable_not_found
 from mnist_serving.loader import LoadedVersion, VersionRejected
 from mnist_serving.metrics import Metrics
@@ -31,6 +30,7 @@ from mnist_serving.repositories import (
     END,
     LOADING,
     UNLOADING,
+    BatcherFactory,
     ReadyListener,
     ServedVersion,
     VersionSpec,
@@ -38,14 +38,11 @@ from mnist_serving.repositories import (
     announce_versions,
     label_target,
 )
-from mnist_serving.runtimes import Runtime, Session
 
 log = logging.getLogger(__name__)
 Fingerprint = tuple[tuple[str, int, int], ...]
 # Load one version folder (in a worker thread): raises VersionRejected when it cannot serve.
 Loader = Callable[[Path], LoadedVersion]
-# A started batcher over a runtime's sessions.
-BatcherFactory = Callable[[Runtime, list[Session]], Awaitable[Batcher]]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from mnist_serving.errors import servable_not_found
 from mnist_serving.metrics import Metrics
 from mnist_serving.repositories import (
     AVAILABLE,
+    BatcherFactory,
     ReadyListener,
     ServedVersion,
     VersionSpec,
@@ -23,7 +24,6 @@ from mnist_serving.repositories import (
     announce_versions,
     label_target,
 )
-from mnist_serving.repositories.local import BatcherFactory
 from mnist_serving.runtimes.tfserving import TFServingRuntime
 
 log = logging.getLogger(__name__)
