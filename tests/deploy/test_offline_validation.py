@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.deploy.stack import (
@@ -236,6 +237,7 @@ def test_kubernetes_manifests_render_and_validate_offline() -> None:
     assert all(d["metadata"].get("namespace") in ("mnist", None) for d in docs)
 
 
+@pytest.mark.end_to_end  # a real pip install into a fresh venv
 def test_dockerfile_install_steps_work_and_keep_tensorflow_out_of_the_gateway(tmp_path) -> None:
     """The gateway image's install step (pip install ".[serve]") in a fresh venv, as the
     Dockerfile runs it: the entry point starts and TensorFlow is not installed."""
