@@ -5,7 +5,8 @@
     python3 dev.py test    # system tools the tests drive (apt, as root), venv + install, then
                            # format/lint/type checks, proto drift, tests
 
-Everything goes into ./.venv (made on first use, refreshed when pyproject.toml changes).
+Everything goes into ./.venv (made on first use, refreshed when pyproject.toml changes); the
+tests also make ./.venv-clients for other projects' clients (tests/external/requirements.txt).
 Standard library only: this script runs before anything is installed.
 """
 
@@ -23,6 +24,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed-pyproject"
+# Other projects' clients (Triton's, KServe's), which the tests drive against the gateway; their
+# pins clash with TensorFlow's, so they get an environment of their own.
+CLIENTS_VENV = ROOT / ".venv-clients"
+CLIENTS_REQUIREMENTS = ROOT / "tests" / "external" / "requirements.txt"
 SHARED_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
 # The version-folder rule comes from the contract package; its layout module is standard
 # library only, so it is read from the source tree before anything is installed.
@@ -47,6 +52,19 @@ def ensure_venv() -> None:
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
     STAMP.write_text(digest)
+
+
+def ensure_clients_venv() -> None:
+    stamp = CLIENTS_VENV / ".installed-requirements"
+    digest = hashlib.sha256(CLIENTS_REQUIREMENTS.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    python = CLIENTS_VENV / BIN.name / "python"
+    if not python.exists():
+        print(f"creating {CLIENTS_VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(CLIENTS_VENV)
+    run(python, "-m", "pip", "install", "--quiet", "-r", CLIENTS_REQUIREMENTS)
+    stamp.write_text(digest)
 
 
 def has_model(model_dir: Path) -> bool:
@@ -93,6 +111,7 @@ def ensure_system_tools() -> None:
 def test(args: list[str]) -> None:
     ensure_system_tools()
     ensure_venv()
+    ensure_clients_venv()
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "ruff", "check", ".")
     run(BIN / "mypy")

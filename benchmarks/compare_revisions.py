@@ -18,10 +18,15 @@ import tempfile
 from io import BytesIO
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.grpc_benchmark import bodies, measure
-from benchmarks.support import ROOT, SOURCE_FOLDERS, source_path, start_gateway, stop_gateway
+from benchmarks.support import (
+    ROOT,
+    SOURCE_FOLDERS,
+    benchmark_digits,
+    source_path,
+    start_gateway,
+    stop_gateway,
+)
 
 POINTS = [  # (request, concurrency)
     ("REST digits octet, 1", 1), ("REST digits octet, 1", 4), ("REST digits octet, 1", 8),
@@ -52,9 +57,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    source = args.data if args.data.exists() else ROOT / "tests" / "fixtures" / "mnist-small.npz"
-    with np.load(source) as d:
-        specs = bodies(d["x_test"][:256])
+    specs = bodies(benchmark_digits(args.data))
     base_sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
                               check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,7 +30,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.loadgen import run_grpc_load, run_load
-from benchmarks.support import ROOT, cpu_seconds, start_gateway, stop_gateway
+from benchmarks.support import ROOT, benchmark_digits, cpu_seconds, start_gateway, stop_gateway
 from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import array_to_tensor
@@ -155,9 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--rounds", type=int, default=4, help="rounds of the chain comparison")
     args = parser.parse_args()
-    source = args.data if args.data.exists() else ROOT / "tests" / "fixtures" / "mnist-small.npz"
-    with np.load(source) as d:
-        digits = d["x_test"][:256]
+    digits = benchmark_digits(args.data)
     specs = bodies(digits)
 
     a = start_gateway(args.model_dir)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.loadgen import run_load
-from benchmarks.support import rss_mb, start_gateway, stop_gateway
+from benchmarks.support import benchmark_digits, rss_mb, start_gateway, stop_gateway
 from mnist_contract.layout import TFLITE_FILE, model_base, version_dirs
 from mnist_contract.model import SERVING_DEFAULT
 from mnist_contract.pixels import model_input
@@ -68,9 +68,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist.npz")
     parser.add_argument("--seconds", type=float, default=8)
     args = parser.parse_args()
-    source = args.data if args.data.exists() else ROOT / "tests" / "fixtures" / "mnist-small.npz"
-    with np.load(source) as d:
-        digits = d["x_test"][:256]
+    digits = benchmark_digits(args.data)
     rows = []
     ceiling = raw_ceiling(args.model_dir, args.seconds / 2)
     for runtime in ("litert", "savedmodel"):

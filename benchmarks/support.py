@@ -19,6 +19,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_FOLDERS = ("contract", "serving", "client", "training")
@@ -31,6 +35,34 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     seconds_to_ready: float = 0.0
+
+
+def wait_for_ok(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 60) -> None:
+    """Poll ``url`` until it answers 200, failing with the log's tail if ``process`` exits or
+    ``seconds`` pass first (for servers that announce nothing but a ready route)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{url}: the server exited:\n" + log.read_text()[-3000:])
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer 200 in {seconds:g} s:\n" + log.read_text()[-3000:])
+
+
+def benchmark_digits(data: Path, count: int = 256) -> np.ndarray:
+    """``count`` test digits from ``data`` (an mnist.npz), or from the committed fixture when
+    ``data`` is not there."""
+    import numpy as np
+
+    source = data if data.exists() else ROOT / "tests" / "fixtures" / "mnist-small.npz"
+    with np.load(source) as d:
+        return np.asarray(d["x_test"][:count])
 
 
 def free_port() -> int:

@@ -50,7 +50,9 @@ class BaseClient:
         Args:
             url: ``http://host:port`` for REST, ``grpc://host:port`` (or ``transport="grpc"``);
                 ``https://`` and ``grpcs://`` use TLS.
-            api: ``"digits"`` for the gateway, ``"tfserving"`` for plain TF Serving.
+            api: the protocol: ``"digits"`` for the gateway's digits API, ``"tfserving"`` for
+                TF Serving's API (plain TF Serving, or the gateway), ``"v2"`` for the Open
+                Inference Protocol (the gateway, Triton, KServe, MLServer).
             timeout: seconds per request.
             retries: extra attempts on overload, unavailability and connection errors.
             backoff: first retry delay in seconds; doubles each time, with jitter, up to

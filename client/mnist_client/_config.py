@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from mnist_client._errors import InvalidInput
 
 Transport = Literal["rest", "grpc"]
-Api = Literal["digits", "tfserving"]
+Api = Literal["digits", "tfserving", "v2"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class ClientConfig:
             if scheme not in ("http", "https"):
                 raise InvalidInput(f"REST needs an http:// or https:// URL, got {url!r}")
             target = f"{scheme}://{parts.netloc}"
-        if api not in ("digits", "tfserving"):
-            raise InvalidInput(f"api must be 'digits' or 'tfserving', got {api!r}")
+        if api not in ("digits", "tfserving", "v2"):
+            raise InvalidInput(f"api must be 'digits', 'tfserving' or 'v2', got {api!r}")
         if timeout <= 0 or retries < 0 or backoff < 0 or chunk_size < 1:
             raise InvalidInput("timeout and chunk_size must be positive; retries and backoff ≥ 0")
         return cls(

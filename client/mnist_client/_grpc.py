@@ -2,17 +2,21 @@
 
 Against the gateway it uses ``mnist.v1.DigitClassifier/Classify`` (raw 28×28 bytes or image files
 bytes per image); against plain TF Serving, ``tensorflow.serving.PredictionService/Predict``
-with a ``tensor_content`` tensor. Answers are read from ``float_val`` or ``tensor_content``.
+with a ``tensor_content`` tensor (answers read from ``float_val`` or ``tensor_content``); against
+any Open Inference Protocol server, ``inference.GRPCInferenceService/ModelInfer`` with raw
+contents.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from mnist_client import _v2
 from mnist_client._codec import (
     Item,
     Prediction,
@@ -22,7 +26,8 @@ from mnist_client._codec import (
 from mnist_client._config import ClientConfig
 from mnist_client._errors import ConnectionFailed, MnistError, from_grpc
 from mnist_contract.model import CLASSES, INPUT_NAME, SERVING_DEFAULT
-from mnist_contract.protos import digits_pb2, digits_pb2_grpc
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc, open_inference_pb2
+from mnist_contract.protos import open_inference_pb2_grpc as v2_grpc
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos import tensorflow_serving_pb2_grpc as tfs_grpc
 from mnist_contract.tensors import TensorError, array_to_tensor, tensor_to_array
@@ -37,13 +42,15 @@ _OPTIONS = [
 
 @dataclass(frozen=True)
 class GrpcCall:
-    method: str  # "classify" or "predict"
+    method: str  # "classify", "predict" or "infer"
     request: Any
     metadata: tuple[tuple[str, str], ...]
 
 
 def build(items: list[Item], top_k: int, config: ClientConfig) -> GrpcCall:
     metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else ()
+    if config.api == "v2":
+        return GrpcCall("infer", _v2.grpc_request(items, config.model), metadata)
     if config.api == "tfserving":
         request = tfs.PredictRequest()
         request.model_spec.name = config.model
@@ -60,6 +67,8 @@ def build(items: list[Item], top_k: int, config: ClientConfig) -> GrpcCall:
 
 
 def parse(answer: Any, top_k: int, config: ClientConfig) -> list[Prediction]:
+    if isinstance(answer, open_inference_pb2.ModelInferResponse):
+        return _v2.parse_grpc(answer, top_k)
     if isinstance(answer, tfs.PredictResponse):
         try:
             probs = tensor_to_array(answer.outputs[SERVING_DEFAULT.output])
@@ -94,30 +103,47 @@ def _channel(config: ClientConfig, api: Any) -> Any:
     return api.secure_channel(config.url, credentials, options=_OPTIONS)
 
 
+def _methods(channel: Any) -> dict[str, Any]:
+    return {
+        "classify": digits_pb2_grpc.DigitClassifierStub(channel).Classify,
+        "predict": tfs_grpc.PredictionServiceStub(channel).Predict,
+        "infer": v2_grpc.GRPCInferenceServiceStub(channel).ModelInfer,
+    }
+
+
+def _readiness(channel: Any, config: ClientConfig) -> tuple[Any, Any, Callable[[Any], bool]]:
+    """(call, request, answer → ready?): V2's ModelReady for V2 servers (Triton and KServe
+    have no gRPC health service), the standard health check otherwise."""
+    if config.api == "v2":
+        check = v2_grpc.GRPCInferenceServiceStub(channel).ModelReady
+        request = open_inference_pb2.ModelReadyRequest(name=config.model)
+        return check, request, lambda answer: bool(answer.ready)
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    serving = health_pb2.HealthCheckResponse.SERVING
+    check = health_pb2_grpc.HealthStub(channel).Check
+    return check, health_pb2.HealthCheckRequest(), lambda answer: answer.status == serving
+
+
 class GrpcTransport:
     def __init__(self, config: ClientConfig, channel: grpc.Channel | None = None) -> None:
         self.config = config
         self._channel = channel or _channel(config, grpc)
-        self._classify = digits_pb2_grpc.DigitClassifierStub(self._channel).Classify
-        self._predict = tfs_grpc.PredictionServiceStub(self._channel).Predict
+        self._methods = _methods(self._channel)
 
     def send(self, call: GrpcCall) -> Any:
-        method = self._classify if call.method == "classify" else self._predict
+        method = self._methods[call.method]
         try:
             return method(call.request, timeout=self.config.timeout, metadata=call.metadata)
         except grpc.RpcError as exc:
             raise _error(exc, self.config) from None
 
     def ready(self) -> bool:
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+        check, request, is_ready = _readiness(self._channel, self.config)
         try:
-            answer = health_pb2_grpc.HealthStub(self._channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=self.config.timeout
-            )
+            return is_ready(check(request, timeout=self.config.timeout))
         except grpc.RpcError:
             return False
-        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     def close(self) -> None:
         self._channel.close()
@@ -127,26 +153,21 @@ class AsyncGrpcTransport:
     def __init__(self, config: ClientConfig, channel: grpc.aio.Channel | None = None) -> None:
         self.config = config
         self._channel = channel or _channel(config, grpc.aio)
-        self._classify = digits_pb2_grpc.DigitClassifierStub(self._channel).Classify
-        self._predict = tfs_grpc.PredictionServiceStub(self._channel).Predict
+        self._methods = _methods(self._channel)
 
     async def send(self, call: GrpcCall) -> Any:
-        method = self._classify if call.method == "classify" else self._predict
+        method = self._methods[call.method]
         try:
             return await method(call.request, timeout=self.config.timeout, metadata=call.metadata)
         except grpc.RpcError as exc:
             raise _error(exc, self.config) from None
 
     async def ready(self) -> bool:
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+        check, request, is_ready = _readiness(self._channel, self.config)
         try:
-            answer = await health_pb2_grpc.HealthStub(self._channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=self.config.timeout
-            )
+            return is_ready(await check(request, timeout=self.config.timeout))
         except grpc.RpcError:
             return False
-        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -2,7 +2,8 @@
 
 Against the gateway it uses ``POST /v1/digits:classify`` (raw frames as one
 ``application/octet-stream`` body; anything with image files as JSON with ``b64``); against
-plain TF Serving, ``POST /v1/models/<model>:predict`` with ``instances``.
+plain TF Serving, ``POST /v1/models/<model>:predict`` with ``instances``; against any Open
+Inference Protocol server, ``POST /v2/models/<model>/infer`` with binary tensors.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from mnist_client import _v2
 from mnist_client._codec import (
     Item,
     Prediction,
@@ -31,6 +33,7 @@ from mnist_client._errors import (
     ServerError,
     from_http,
 )
+from mnist_contract.open_inference import HEADER_LENGTH
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,16 @@ class RestAnswer:
     status: int
     body: bytes
     retry_after: str | None
+    header_length: str | None = None  # V2's Inference-Header-Content-Length
 
 
 def build(items: list[Item], top_k: int, config: ClientConfig) -> RestCall:
     headers = {"Accept": "application/json"}
     if config.api_key:
         headers["Authorization"] = f"Bearer {config.api_key}"
+    if config.api == "v2":
+        content, v2_headers = _v2.rest_body(items)
+        return RestCall(f"/v2/models/{config.model}/infer", content, {**headers, **v2_headers})
     if config.api == "tfserving":
         body = {"instances": frames_for_tfserving(items).tolist()}
         headers["Content-Type"] = "application/json"
@@ -73,6 +80,8 @@ def build(items: list[Item], top_k: int, config: ClientConfig) -> RestCall:
 def parse(answer: RestAnswer, top_k: int, config: ClientConfig) -> list[Prediction]:
     if answer.status != 200:
         raise from_http(answer.status, answer.body, answer.retry_after)
+    if config.api == "v2":
+        return _v2.parse_rest(answer.body, answer.header_length, top_k)
     try:
         doc = json.loads(answer.body)
         if config.api == "tfserving":
@@ -107,8 +116,17 @@ def _options(config: ClientConfig, transport: Any) -> dict[str, Any]:
 
 
 def _ready_path(config: ClientConfig) -> str:
-    """The gateway's readiness route, or plain TF Serving's model status."""
+    """The gateway's readiness route, plain TF Serving's model status, or V2's model ready."""
+    if config.api == "v2":
+        return f"/v2/models/{config.model}/ready"
     return "/readyz" if config.api == "digits" else f"/v1/models/{config.model}"
+
+
+def _answer(r: httpx.Response) -> RestAnswer:
+    headers = r.headers
+    return RestAnswer(
+        r.status_code, r.content, headers.get("retry-after"), headers.get(HEADER_LENGTH)
+    )
 
 
 class RestTransport:
@@ -121,7 +139,7 @@ class RestTransport:
             r = self._http.post(call.path, content=call.content, headers=call.headers)
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.config) from None
-        return RestAnswer(r.status_code, r.content, r.headers.get("retry-after"))
+        return _answer(r)
 
     def ready(self) -> bool:
         try:
@@ -145,7 +163,7 @@ class AsyncRestTransport:
             r = await self._http.post(call.path, content=call.content, headers=call.headers)
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.config) from None
-        return RestAnswer(r.status_code, r.content, r.headers.get("retry-after"))
+        return _answer(r)
 
     async def ready(self) -> bool:
         try:

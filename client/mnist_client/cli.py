@@ -45,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transport", choices=("rest", "grpc"), default=None)
     parser.add_argument(
         "--api",
-        choices=("digits", "tfserving"),
+        choices=("digits", "tfserving", "v2"),
         default="digits",
-        help="'digits' for the gateway, 'tfserving' for plain TF Serving",
+        help="the protocol: 'digits' (the gateway's digits API), 'tfserving' (TF Serving's "
+        "API), 'v2' (the Open Inference Protocol: the gateway, Triton, KServe, MLServer)",
     )
     parser.add_argument("--top-k", type=int, default=0, help="also list the K likeliest digits")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -48,7 +48,7 @@ from mnist_serving.settings import Settings
 from mnist_serving.window import RecentTraffic
 
 T = TypeVar("T")
-INFERENCE_ROUTES = frozenset({"predict", "classify"})
+INFERENCE_ROUTES = frozenset({"predict", "classify", "infer"})
 REFUSAL_REASONS: dict[type[ServingError], str] = {
     Overloaded: "queue_full",
     TooManyInFlight: "in_flight_limit",
@@ -401,6 +401,19 @@ class InferenceCore:
 
     def metadata(self, spec: VersionSpec) -> ServedVersion:
         return self.repository.resolve(spec)
+
+    def served_versions(self, spec: VersionSpec) -> list[int]:
+        """The versions serving (the one asked for, when one is), newest first."""
+        if not spec.is_default:
+            return [self.repository.resolve(spec).version]
+        return sorted((v.version for v in self.repository.versions), reverse=True)
+
+    def model_ready(self, spec: VersionSpec) -> bool:
+        """Whether the version asked for (the default one when none is) takes requests now;
+        :class:`~mnist_serving.errors.NotFound` for a version or label not served."""
+        if not spec.is_default:
+            self.repository.resolve(spec)
+        return self.ready
 
 
 def pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -16,20 +16,23 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, Literal, NoReturn, TypeAlias
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from mnist_contract.model import SERVING_DEFAULT
+from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
 from mnist_contract.protos import digits_pb2
+from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos.pool import POOL
+from mnist_serving import SERVER_VERSION
 from mnist_serving import grpc_codec as codec
+from mnist_serving import v2_codec as v2
 from mnist_serving.core import InferenceCore, RequestTracker
-from mnist_serving.errors import InvalidInput, ServingError, StartupError
+from mnist_serving.errors import InvalidInput, NotFound, ServingError, StartupError
 from mnist_serving.readiness import Readiness
 from mnist_serving.repositories import VersionSpec
 from mnist_serving.security import bearer_or_api_key
@@ -43,8 +46,16 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 class Method:
     name: str  # the RPC's name
     request: type[Message]
-    route: str  # the route label in metrics
+    route: str  # the route label in metrics; for probes, the open_routes name
     endpoint: str  # the GrpcEndpoints method that answers
+    protocol: str = "grpc"  # the protocol label in metrics
+    # "probe": answered without counting, keyed only when not an open route (as REST's probes)
+    kind: Literal["api", "probe"] = "api"
+
+
+def _v2(name: str, request: type[Message], route: str, endpoint: str) -> Method:
+    kind: Literal["api", "probe"] = "probe" if route in ("healthz", "readyz") else "api"
+    return Method(name, request, route, endpoint, "v2_grpc", kind)
 
 
 SERVICES: dict[str, tuple[Method, ...]] = {
@@ -57,6 +68,14 @@ SERVICES: dict[str, tuple[Method, ...]] = {
     ),
     "mnist.v1.DigitClassifier": (
         Method("Classify", digits_pb2.ClassifyRequest, "classify", "classify"),
+    ),
+    "inference.GRPCInferenceService": (
+        _v2("ServerLive", v2_pb.ServerLiveRequest, "healthz", "v2_live"),
+        _v2("ServerReady", v2_pb.ServerReadyRequest, "readyz", "v2_ready"),
+        _v2("ModelReady", v2_pb.ModelReadyRequest, "model_ready", "v2_model_ready"),
+        _v2("ServerMetadata", v2_pb.ServerMetadataRequest, "server_metadata", "v2_server_metadata"),
+        _v2("ModelMetadata", v2_pb.ModelMetadataRequest, "model_metadata", "v2_model_metadata"),
+        _v2("ModelInfer", v2_pb.ModelInferRequest, "infer", "v2_infer"),
     ),
 }
 
@@ -99,6 +118,38 @@ class GrpcEndpoints:
         images = codec.classify_images(request)
         result = await self.core.classify(images, VersionSpec.from_text(request.version), tracker)
         return codec.classify_response(request, result)
+
+    # -- the Open Inference Protocol (V2) --------------------------------------------------
+
+    async def v2_live(self, _request: Message, _tracker: RequestTracker) -> Message:
+        return v2_pb.ServerLiveResponse(live=True)
+
+    async def v2_ready(self, _request: Message, _tracker: RequestTracker) -> Message:
+        return v2_pb.ServerReadyResponse(ready=self.core.ready)
+
+    async def v2_model_ready(self, request: v2_pb.ModelReadyRequest, _: RequestTracker) -> Message:
+        spec = v2.version_spec(request.name, request.version)
+        try:
+            ready = self.core.model_ready(spec)
+        except NotFound:  # a version not served is not ready, as Triton answers it
+            ready = False
+        return v2_pb.ModelReadyResponse(ready=ready)
+
+    async def v2_server_metadata(self, _request: Message, _tracker: RequestTracker) -> Message:
+        doc = v2.server_metadata(SERVER_VERSION)
+        return v2_pb.ServerMetadataResponse(**doc)
+
+    async def v2_model_metadata(
+        self, request: v2_pb.ModelMetadataRequest, _tracker: RequestTracker
+    ) -> Message:
+        spec = v2.version_spec(request.name, request.version)
+        return v2.model_metadata_message(self.core.served_versions(spec))
+
+    async def v2_infer(self, request: v2_pb.ModelInferRequest, tracker: RequestTracker) -> Message:
+        spec, call = v2.parse_grpc(request)
+        work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
+        result = await self.core.bounded(work, call.timeout_s)
+        return v2.render_grpc(call, result)
 
 
 class _Undecodable:
@@ -174,8 +225,14 @@ class GrpcServer:
         async def handle(request: Any, context: Context) -> Message:
             metadata = dict(context.invocation_metadata() or ())
             key = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
+            if method.kind == "probe":
+                try:
+                    self.core.authorize(method.route, key)
+                    return await answer(request, RequestTracker())
+                except Exception as exc:  # noqa: BLE001 - mapped once, in abort
+                    await abort(context, exc)
             try:
-                async with self.core.request("grpc", method.route, key) as tracker:
+                async with self.core.request(method.protocol, method.route, key) as tracker:
                     if isinstance(request, _Undecodable):
                         raise InvalidInput(
                             f"the request is not a valid {request.type_name} message"

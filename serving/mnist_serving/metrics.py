@@ -31,7 +31,7 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
-PROTOCOLS = ("rest", "grpc")
+PROTOCOLS = ("rest", "grpc", "v2_rest", "v2_grpc")
 REFUSAL_REASONS = ("queue_full", "in_flight_limit", "rate_limited", "unauthenticated")
 
 

@@ -24,6 +24,7 @@ from mnist_contract.model import (
     SIGNATURES,
     Signature,
 )
+from mnist_contract.open_inference import HEADER_LENGTH, IMAGE_SHAPES
 from mnist_contract.preprocess import ACCEPTED, MEDIA_TYPES
 from mnist_serving.repositories import STATES
 
@@ -88,6 +89,8 @@ def _operation(route: Route, settings: Settings) -> dict[str, Any]:
         operation["requestBody"] = _classify_body(settings)
     if route.endpoint == "predict":
         operation["requestBody"] = _predict_body(settings)
+    if route.endpoint == "v2_infer":
+        operation["requestBody"] = _v2_body(settings)
     if parameters:
         operation["parameters"] = parameters
     if _keys_on(settings) and (route.kind == "api" or route.name not in settings.open_routes):
@@ -106,6 +109,11 @@ def _path_parameter(name: str) -> dict[str, Any]:
         # Positive int64, as TF Serving has them (19 digits may pass its bound; 18 cannot).
         "version": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
         "label": {"type": "string", "pattern": "^[^/:]+$", "description": "a label, e.g. stable"},
+        "model_version": {
+            "type": "string",
+            "pattern": "^([1-9][0-9]{0,17}|[^/:0-9][^/:]*)$",
+            "description": "a version number, or a label such as stable",
+        },
     }
     return {"name": name, "in": "path", "required": True, "schema": schemas[name]}
 
@@ -131,18 +139,23 @@ def _classify_query() -> list[dict[str, Any]]:
 
 
 def _responses(route: Route, settings: Settings) -> dict[str, Any]:
-    ok = {"description": "OK", "content": {route.media_type: {"schema": _answer_schema(route)}}}
+    content: dict[str, Any] = {route.media_type: {"schema": _answer_schema(route)}}
+    ok = {"description": "OK", "content": content}
+    if route.endpoint == "v2_infer":
+        content["application/octet-stream"] = {"schema": {
+            "type": "string", "description": f"binary outputs: the JSON answer ({HEADER_LENGTH} "
+            "bytes), then each binary output's bytes"}}  # fmt: skip
     answers: dict[str, Any] = {"200": ok}
     codes = [500]
     if route.kind == "api":
         codes += [400, 404, 503, 504]
-        if route.endpoint in ("predict", "classify"):
+        if route.endpoint in ("predict", "classify", "v2_infer"):
             codes.append(413)
         if route.endpoint == "classify":
             codes.append(415)
         if settings.rate_limit_per_second > 0:
             codes.append(429)
-    elif route.endpoint == "readyz":
+    elif route.endpoint in ("readyz", "v2_ready"):
         codes.append(503)
     if _keys_on(settings) and (route.kind == "api" or route.name not in settings.open_routes):
         codes.append(401)
@@ -155,6 +168,9 @@ def _responses(route: Route, settings: Settings) -> dict[str, Any]:
             answer["headers"] = _RETRY_AFTER
         if route.endpoint == "readyz" and code == 503:
             answer["content"] = {"application/json": {"schema": _ref("NotReady")}}
+        if route.endpoint in ("v2_ready", "v2_model_ready") and code == 503:
+            answer["description"] = "Not ready (loading, or draining)."
+            answer["content"] = {"application/json": {"schema": _answer_schema(route)}}
         answers[str(code)] = answer
     return answers
 
@@ -176,6 +192,12 @@ def _answer_schema(route: Route) -> dict[str, Any]:
             "readyz": "Ready",
             "stats": "Stats",
             "openapi": "Document",
+            "v2_live": "V2Live",
+            "v2_ready": "V2Ready",
+            "v2_server_metadata": "V2ServerMetadata",
+            "v2_model_metadata": "V2ModelMetadata",
+            "v2_model_ready": "V2ModelReady",
+            "v2_infer": "V2InferAnswer",
         }[route.endpoint]
     )
 
@@ -343,6 +365,104 @@ def _schemas(settings: Settings) -> dict[str, Any]:
             "p50_ms": {"type": ["number", "null"]}, "p99_ms": {"type": ["number", "null"]},
         }),
         "Document": {"type": "object", "required": ["openapi", "paths"]},
+        **_v2_schemas(settings),
+    }  # fmt: skip
+
+
+def _v2_body(settings: Settings) -> dict[str, Any]:
+    return {
+        "required": True,
+        "description": "One input, 'images': FP32 pixels (the model's range is [0, 1]) or UINT8 "
+        f"pixels 0-255, shape [N,28,28,1], [N,784] or [N,28,28] with 1 ≤ N ≤ "
+        f"{settings.max_images_per_request}; 'data' flat or nested, row-major, exactly as many "
+        "elements as the shape holds. With the binary tensor extension the body is this JSON "
+        f"followed by the tensors' bytes, and {HEADER_LENGTH} gives the JSON's length; an "
+        "input then carries parameters.binary_data_size instead of data. Request parameters: "
+        "binary_data_output (bool), timeout (µs), signature_name (serving_default or "
+        "predict_images); others are ignored, shared memory and sequences are refused.",
+        "content": {"application/json": {"schema": _ref("V2InferRequest")}},
+    }
+
+
+def _v2_shape(tail: tuple[int, ...], most: int) -> dict[str, Any]:
+    dims = [{"type": "integer", "minimum": 1, "maximum": most},
+            *({"type": "integer", "const": d} for d in tail)]  # fmt: skip
+    return {"type": "array", "prefixItems": dims, "minItems": len(dims), "maxItems": len(dims)}
+
+
+def _v2_input(datatype: str, element: dict[str, Any], most: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["name", "datatype", "shape", "data"],
+        "properties": {
+            "name": {"type": "string", "enum": [INPUT_NAME]},
+            "datatype": {"type": "string", "enum": [datatype]},
+            "shape": {"oneOf": [_v2_shape(tail, most) for tail in IMAGE_SHAPES]},
+            # Nested arrays (rows of rows, like the shape) are read too; the schema shows the
+            # flat form only, as a recursive one sends schema generators into deep recursion.
+            "data": {"type": "array", "minItems": 1, "items": element,
+                     "description": "as many elements as the shape holds (the product of its "
+                     "dimensions), row-major: flat, or nested like the shape"},
+            "parameters": {"type": "object", "properties": {
+                "binary_data_size": False, "shared_memory_region": False}},
+        },
+    }  # fmt: skip
+
+
+def _v2_request(signature: Signature, most: int) -> dict[str, Any]:
+    """A V2 request for ``signature``: the default one, or the one parameters.signature_name
+    names (whose output then has that signature's name)."""
+    default = signature.name == SERVING_DEFAULT.name
+    fp32 = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    uint8 = {"type": "integer", "minimum": 0, "maximum": 255}
+    parameters = {"type": "object", "properties": {
+        "binary_data_output": {"type": "boolean"},
+        "timeout": {"type": "integer", "minimum": 0},
+        "signature_name": {"type": "string",
+                           "enum": [signature.name] + ([""] if default else [])},
+        "shared_memory_region": False, "sequence_id": False,
+    }, **({} if default else {"required": ["signature_name"]})}  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["inputs"] + ([] if default else ["parameters"]),
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": parameters,
+            "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"oneOf": [
+                _v2_input("FP32", fp32, most), _v2_input("UINT8", uint8, most)]}},
+            "outputs": {"type": "array", "maxItems": 1, "items": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string", "enum": [signature.output]},
+                               "parameters": {"type": "object", "properties": {
+                                   "binary_data": {"type": "boolean"},
+                                   "classification": {"type": "integer", "minimum": 0,
+                                                      "maximum": MAX_TOP_K},
+                                   "shared_memory_region": False}}}}},
+        },
+    }  # fmt: skip
+
+
+def _v2_schemas(settings: Settings) -> dict[str, Any]:
+    most = settings.max_images_per_request
+    tensor = _object({"name": {"type": "string"}, "datatype": {"type": "string"},
+                      "shape": {"type": "array", "items": {"type": "integer"}}},
+                     optional={"data": {"type": "array"}, "parameters": {"type": "object"}})  # fmt: skip
+    return {
+        "V2Live": _object({"live": {"type": "boolean"}}),
+        "V2Ready": _object({"ready": {"type": "boolean"}}),
+        "V2ServerMetadata": _object({"name": {"type": "string"}, "version": {"type": "string"},
+                                     "extensions": {"type": "array", "items": {"type": "string"}}}),
+        "V2ModelMetadata": _object({
+            "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": tensor}, "outputs": {"type": "array", "items": tensor},
+        }),
+        "V2ModelReady": _object({"name": {"type": "string"}, "ready": {"type": "boolean"}}),
+        "V2InferRequest": {"oneOf": [_v2_request(sig, most) for sig in SIGNATURES.values()]},
+        "V2InferAnswer": _object({
+            "model_name": {"type": "string"}, "model_version": {"type": "string"},
+            "outputs": {"type": "array", "items": tensor},
+        }, optional={"id": {"type": "string"}, "parameters": {"type": "object"}}),
     }  # fmt: skip
 
 

@@ -25,11 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from mnist_contract.model import INPUT_NAME, MODEL_NAME
+from mnist_contract.open_inference import HEADER_LENGTH, FramingError, frame, split
 from mnist_contract.preprocess import MEDIA_TYPES
-from mnist_serving import openapi
+from mnist_serving import SERVER_VERSION, openapi
 from mnist_serving import rest_codec as codec
+from mnist_serving import v2_codec as v2
 from mnist_serving.core import DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
+    InvalidInput,
     PayloadTooLarge,
     ServingError,
     Unauthenticated,
@@ -59,6 +63,7 @@ class Route:
     kind: Literal["api", "operational"] = "api"
     media_type: str = JSON  # of the success answer
     in_document: bool = True
+    protocol: str = "rest"  # the protocol label in metrics
 
     @property
     def template(self) -> str:
@@ -93,8 +98,79 @@ def _tfserving_routes() -> list[Route]:
     return rows
 
 
+V2_TAG = "Open Inference Protocol"
+
+
+def _v2_routes() -> list[Route]:
+    """The Open Inference Protocol's routes; the ``/versions/{v}`` segment is optional."""
+    rows = [
+        Route(
+            "GET",
+            "/v2/health/live",
+            "v2_live",
+            "healthz",
+            "V2 liveness: the process answers",
+            V2_TAG,
+            "operational",
+        ),
+        Route(
+            "GET",
+            "/v2/health/ready",
+            "v2_ready",
+            "readyz",
+            "V2 readiness: the model is loaded and the gateway is not draining",
+            V2_TAG,
+            "operational",
+        ),
+        Route(
+            "GET",
+            "/v2",
+            "v2_server_metadata",
+            "server_metadata",
+            "V2 server metadata: name, version, extensions",
+            V2_TAG,
+            protocol="v2_rest",
+        ),
+    ]
+    for prefix, which in (
+        ("/v2/models/{model:segment}", "the default version"),
+        ("/v2/models/{model:segment}/versions/{model_version:segment}", "one version or label"),
+    ):
+        rows += [
+            Route(
+                "GET",
+                prefix,
+                "v2_model_metadata",
+                "model_metadata",
+                f"V2 model metadata: versions, inputs, outputs ({which})",
+                V2_TAG,
+                protocol="v2_rest",
+            ),
+            Route(
+                "GET",
+                prefix + "/ready",
+                "v2_model_ready",
+                "model_ready",
+                f"V2 model readiness ({which})",
+                V2_TAG,
+                protocol="v2_rest",
+            ),
+            Route(
+                "POST",
+                prefix + "/infer",
+                "v2_infer",
+                "infer",
+                f"V2 inference, JSON or binary tensors ({which})",
+                V2_TAG,
+                protocol="v2_rest",
+            ),
+        ]
+    return rows
+
+
 ROUTES: tuple[Route, ...] = (
     *_tfserving_routes(),
+    *_v2_routes(),
     Route("POST", "/v1/digits:classify", "classify", "classify",
           "Classify images of digits (JSON, image files, multipart or raw frames)", "digits"),
     Route("GET", "/healthz", "healthz", "healthz", "Liveness: the process answers", "operations",
@@ -221,6 +297,49 @@ class RestEndpoints:
             f"unsupported Content-Type {content_type!r}; send {ACCEPTED_TYPES}"
         )
 
+    # -- the Open Inference Protocol (V2) --------------------------------------------------
+
+    def _v2_spec(self, request: Request) -> VersionSpec:
+        params = request.path_params
+        return v2.version_spec(params["model"], params.get("model_version", ""))
+
+    async def v2_server_metadata(self, _request: Request, _tracker: RequestTracker) -> Response:
+        return json_response(v2.server_metadata(SERVER_VERSION))
+
+    async def v2_model_metadata(self, request: Request, _tracker: RequestTracker) -> Response:
+        return json_response(v2.model_metadata(self.core.served_versions(self._v2_spec(request))))
+
+    async def v2_model_ready(self, request: Request, _tracker: RequestTracker) -> Response:
+        ready = self.core.model_ready(self._v2_spec(request))
+        return json_response({"name": MODEL_NAME, "ready": ready}, 200 if ready else 503)
+
+    async def v2_infer(self, request: Request, tracker: RequestTracker) -> Response:
+        spec = self._v2_spec(request)
+        body = await read_body(request, self.limit)
+        try:
+            header, binary = split(body, request.headers.get(HEADER_LENGTH))
+        except FramingError as exc:
+            raise InvalidInput(str(exc)) from None
+        call = v2.parse_rest(codec.loads(header, self.depth), binary)
+        work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
+        result = await self.core.bounded(work, call.timeout_s)
+        answer, tails = v2.render_rest(call, result)
+        document = codec.dumps(answer)
+        if not tails:
+            return Response(document, media_type=JSON)
+        return Response(
+            frame(document, tails),
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(len(document))},
+        )
+
+    async def v2_live(self, _request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def v2_ready(self, _request: Request) -> Response:
+        ready = self.core.ready
+        return json_response({"ready": ready}, 200 if ready else 503)
+
     # -- operations -----------------------------------------------------------------------
 
     async def healthz(self, _request: Request) -> Response:
@@ -256,7 +375,7 @@ def _api_handler(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
         try:
-            async with core.request("rest", route.name, credential(request)) as tracker:
+            async with core.request(route.protocol, route.name, credential(request)) as tracker:
                 return await core.bounded(answer(request, tracker))
         except Exception as exc:  # noqa: BLE001 - mapped once, in error_response
             return error_response(exc)

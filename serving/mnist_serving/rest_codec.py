@@ -66,17 +66,22 @@ def check_depth(doc: Any, max_depth: int) -> None:
         stack.extend((child, level + 1) for child in children)
 
 
-def gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress a gzip body, stopping at ``limit`` bytes (a gzip bomb is refused early)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+# Content-Encoding → zlib's window bits: gzip's framing, or zlib's (what HTTP calls deflate).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def gunzip(body: bytes, limit: int, encoding: str = "gzip") -> bytes:
+    """Decompress a gzip (or deflate) body, stopping at ``limit`` bytes (a bomb is refused
+    early)."""
+    inflater = zlib.decompressobj(_WBITS[encoding])
     try:
         out = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise InvalidInput(f"body is not valid gzip ({exc})") from exc
+        raise InvalidInput(f"body is not valid {encoding} ({exc})") from exc
     if len(out) > limit:
         raise PayloadTooLarge(f"decompressed body exceeds the {limit:,}-byte limit")
     if not inflater.eof:
-        raise InvalidInput("gzip body is truncated")
+        raise InvalidInput(f"{encoding} body is truncated")
     return out
 
 
@@ -301,6 +306,7 @@ def render_classify(result: ClassifyResult, top_k: int, preprocessed: bool) -> d
 def maybe_gzip(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding is None or encoding.strip().lower() in ("", "identity"):
         return body
-    if encoding.strip().lower() == "gzip":
-        return gunzip(body, limit)
-    raise InvalidInput(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+    name = encoding.strip().lower()
+    if name in _WBITS:
+        return gunzip(body, limit, name)
+    raise InvalidInput(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")

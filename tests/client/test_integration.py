@@ -1,5 +1,5 @@
 """The SDK and the CLI against a real gateway on free ports: sync and async, both transports,
-both APIs, every input kind."""
+all three APIs (digits, TF Serving, Open Inference Protocol), every input kind."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _inputs(digits, tmp_path):
 
 
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
-@pytest.mark.parametrize("api", ["digits", "tfserving"])
+@pytest.mark.parametrize("api", ["digits", "tfserving", "v2"])
 def test_sync_client_every_input_kind(gateway, digits, tmp_path, transport, api) -> None:
     x, inputs = _inputs(digits, tmp_path)
     with MnistClient(_url(gateway, transport), api=api, chunk_size=3) as client:
@@ -63,11 +63,12 @@ def test_sync_client_every_input_kind(gateway, digits, tmp_path, transport, api)
 
 
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
-async def test_async_client_many_concurrent_calls(gateway, digits, transport) -> None:
+@pytest.mark.parametrize("api", ["digits", "v2"])
+async def test_async_client_many_concurrent_calls(gateway, digits, transport, api) -> None:
     import asyncio
 
     x, y = digits["x_test"][:40], digits["y_test"][:40]
-    async with AsyncMnistClient(_url(gateway, transport)) as client:
+    async with AsyncMnistClient(_url(gateway, transport), api=api) as client:
         assert await client.ready()
         singles = await asyncio.gather(*(client.classify(image) for image in x))
         batch = await client.classify(x)
@@ -82,9 +83,13 @@ def test_server_refusals_arrive_as_typed_errors(gateway, transport) -> None:
         pytest.raises(InvalidInput, match="image 0"),
     ):
         client.classify(b"\x89PNG\r\n\x1a\n broken")
-    other = MnistClient(_url(gateway, transport), model="other", api="tfserving")
-    with other, pytest.raises(NotFound, match="other"):
-        other.classify(np.zeros((28, 28), np.uint8))
+    for api in ("tfserving", "v2"):
+        other = MnistClient(_url(gateway, transport), model="other", api=api)
+        with other, pytest.raises(NotFound, match="other"):
+            other.classify(np.zeros((28, 28), np.uint8))
+    # V2 asks the model's own readiness, so a model the server does not have is not ready.
+    with MnistClient(_url(gateway, transport), model="other", api="v2") as other:
+        assert not other.ready()
 
 
 def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

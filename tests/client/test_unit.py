@@ -169,6 +169,48 @@ def test_tfserving_api_sends_instances_and_reads_predictions() -> None:
     assert [r.digit for r in result] == [4, 2] and result[0].model_version is None
 
 
+@pytest.mark.parametrize("binary_answer", [True, False])
+def test_v2_sends_binary_fp32_and_reads_binary_or_json_answers(binary_answer) -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        length = int(request.headers["inference-header-content-length"])
+        header = json.loads(request.content[:length])
+        (tensor,) = header["inputs"]
+        images = np.frombuffer(request.content[length:], "<f4").reshape(tensor["shape"])
+        assert tensor["datatype"] == "FP32" and images.shape[1:] == (28, 28, 1)
+        probabilities = np.eye(10, dtype=np.float32)[[3] * len(images)]
+        if not binary_answer:  # a server may answer JSON even when binary is asked for
+            doc = {"model_name": "mnist", "model_version": "7", "outputs": [
+                {"name": "probabilities", "datatype": "FP32", "shape": [len(images), 10],
+                 "data": probabilities.ravel().tolist()}]}  # fmt: skip
+            return httpx.Response(200, json=doc)
+        data = probabilities.tobytes()
+        doc = {"model_name": "mnist", "model_version": "stable", "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [len(images), 10],
+             "parameters": {"binary_data_size": len(data)}}]}  # fmt: skip
+        encoded = json.dumps(doc).encode()
+        headers = {"Inference-Header-Content-Length": str(len(encoded))}
+        return httpx.Response(200, content=encoded + data, headers=headers)
+
+    client = MnistClient("http://triton:8000", api="v2", model="digits", chunk_size=4,
+                         http_transport=httpx.MockTransport(handler))  # fmt: skip
+    result = client.classify(np.full((6, 28, 28), 255, np.uint8), top_k=1)
+    assert [r.digit for r in result] == [3] * 6 and [len(r.content) for r in seen[:1]] > [4 * 3136]
+    assert seen[0].url.path == "/v2/models/digits/infer"
+    assert {r.model_version for r in result} == ({None} if binary_answer else {7})
+
+
+def test_v2_answers_that_make_no_sense_are_server_errors() -> None:
+    for body, headers in ((b"{}", {}), (b'{"outputs": []}', {}),
+                          (b'{"outputs": []}', {"Inference-Header-Content-Length": "99"})):  # fmt: skip
+        client = MnistClient("http://triton:8000", api="v2", http_transport=httpx.MockTransport(
+            lambda _r, b=body, h=headers: httpx.Response(200, content=b, headers=h)))  # fmt: skip
+        with pytest.raises(ServerError, match="unexpected V2 answer"):
+            client.classify(np.zeros((28, 28), np.uint8))
+
+
 @pytest.mark.parametrize(
     ("status", "kind"),
     [(400, InvalidInput), (401, Unauthenticated), (404, NotFound), (413, InvalidInput), (415, InvalidInput),

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from benchmarks.support import free_port
+from benchmarks.support import free_port, wait_for_ok
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from tests.serving.conftest import Server, start_server, stop_server
 
@@ -54,16 +54,7 @@ def prometheus(gateway, tmp_path_factory) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError((work / "prometheus.log").read_text())
+        wait_for_ok(url + "/-/ready", process, work / "prometheus.log", seconds=30)
         yield url
     finally:
         process.terminate()

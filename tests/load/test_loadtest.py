@@ -21,7 +21,7 @@ def gateway(model_dir) -> Iterator[Server]:
     stop_server(srv)
 
 
-def test_short_step_load_run_with_both_user_types(gateway, tmp_path, fixture_npz) -> None:
+def test_short_step_load_run_with_every_user_type(gateway, tmp_path, fixture_npz) -> None:
     out = tmp_path / "report"
     env = {
         **os.environ,
@@ -33,7 +33,7 @@ def test_short_step_load_run_with_both_user_types(gateway, tmp_path, fixture_npz
     run = subprocess.run(
         [sys.executable, "-m", "mnist_client.loadtest.runner", "--host", gateway.url,
          "--grpc", gateway.grpc, "--steps", "4,8", "--step-seconds", "5", "--out", str(out),
-         "--users", "RestUser,GatewayGrpcUser,TFServingRestUser,TFServingGrpcUser",
+         "--users", "RestUser,GatewayGrpcUser,TFServingRestUser,TFServingGrpcUser,V2RestUser,V2GrpcUser",
          "--max-error-rate", "0"],
         env=env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
@@ -45,6 +45,8 @@ def test_short_step_load_run_with_both_user_types(gateway, tmp_path, fixture_npz
         "grpc digits grpc [1]",
         "POST tfserving rest [1]",
         "grpc tfserving grpc [1]",
+        "POST v2 rest [1]",
+        "grpc v2 grpc [1]",
     ):
         assert kinds[name]["requests"] >= 20, (name, kinds.get(name))
         assert kinds[name]["failures"] == 0

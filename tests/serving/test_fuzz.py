@@ -1,5 +1,6 @@
-"""Generated bad input against a real gateway: property-based (hypothesis) bodies for REST and
-gRPC, and random bytes as protobuf (schema-driven requests are in ``test_openapi.py``). The
+"""Generated bad input against a real gateway: property-based (hypothesis) bodies for REST (the
+TF Serving, digits and V2 APIs, V2's binary framing included) and gRPC, and random bytes as
+protobuf (schema-driven requests are in ``test_openapi.py``). The
 property: no 5xx / INTERNAL / UNKNOWN, every refusal a 4xx with a JSON ``error`` (or a gRPC
 status with a message), and the server still answers afterwards.
 """
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnist_contract.protos import digits_pb2
+from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_pb2 as tf_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from tests.serving.conftest import Server, start_server, stop_server
@@ -137,6 +139,75 @@ def test_classify_fuzz(http: httpx.Client, figures) -> None:
     figures.setdefault("fuzz", {})["rest_classify_hypothesis"] = counter["requests"]
 
 
+# -- the Open Inference Protocol (V2) over REST: JSON and binary bodies -------------------------
+
+v2_datatypes = st.sampled_from(["UINT8", "FP32", "FP64", "BYTES", "INT8", ""]) | st.text(max_size=5)
+v2_shapes = st.one_of(
+    st.lists(st.integers(-2, 2**40), max_size=5),
+    st.tuples(st.integers(0, 3), st.sampled_from([784, 28, 783])).map(list),
+    json_values,
+)
+v2_parameters = st.one_of(
+    json_values,
+    st.dictionaries(
+        st.sampled_from(["binary_data_size", "binary_data_output", "binary_data", "timeout",
+                         "classification", "signature_name", "shared_memory_region",
+                         "sequence_id", "priority"]),
+        st.one_of(json_values, st.integers(-5, 5000)), max_size=3,
+    ),
+)  # fmt: skip
+v2_tensors = st.fixed_dictionaries(
+    {},
+    optional={"name": st.sampled_from(["images", "x"]) | json_values, "datatype": v2_datatypes,
+              "shape": v2_shapes, "data": st.one_of(json_values, pixel_rows,
+                                                    st.lists(st.integers(-5, 300), max_size=1600)),
+              "parameters": v2_parameters},
+)  # fmt: skip
+v2_documents = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={"inputs": st.one_of(json_values, st.lists(v2_tensors, max_size=2)),
+                  "outputs": st.one_of(json_values, st.lists(st.fixed_dictionaries(
+                      {"name": st.sampled_from(["probabilities", "scores"]) | json_values},
+                      optional={"parameters": v2_parameters}), max_size=2)),
+                  "id": json_values, "parameters": v2_parameters},
+    ),
+)  # fmt: skip
+v2_paths = st.sampled_from(
+    ["/v2/models/mnist/infer", "/v2/models/mnist/versions/1/infer",
+     "/v2/models/mnist/versions/stable/infer", "/v2/models/mnist/versions/0/infer",
+     "/v2/models/other/infer"]
+)  # fmt: skip
+
+
+def test_v2_infer_fuzz(http: httpx.Client, figures) -> None:
+    """JSON bodies, and binary ones: a JSON header, a tail of bytes, and a header length that
+    is right, off by some bytes, missing or not a number."""
+    counter: dict[str, int] = {}
+
+    @FUZZ
+    @given(
+        path=v2_paths,
+        document=v2_documents,
+        tail=st.one_of(st.just(b""), st.binary(max_size=3200)),
+        length=st.one_of(st.none(), st.integers(-3, 3), st.text("0123456789x-+.e", min_size=1, max_size=6)),
+        encoding=st.sampled_from(["", "gzip", "deflate", "br"]),
+    )  # fmt: skip
+    def run(path: str, document: object, tail: bytes, length: object, encoding: str) -> None:
+        header = json.dumps(document).encode()
+        headers = {"Content-Encoding": encoding} if encoding else {}
+        if isinstance(length, int):
+            headers["Inference-Header-Content-Length"] = str(len(header) + length)
+        elif isinstance(length, str):
+            headers["Inference-Header-Content-Length"] = length
+        check(http.post(path, content=header + tail, headers=headers), counter)
+
+    run()
+    assert counter["requests"] >= EXAMPLES // 2
+    figures.setdefault("fuzz", {})["rest_v2_infer_hypothesis"] = counter["requests"]
+
+
 # -- gRPC ------------------------------------------------------------------------------------
 
 tensors = st.builds(
@@ -193,6 +264,56 @@ classify_requests = st.builds(
     pre=st.booleans(),
     version=st.text(max_size=6),
 )  # fmt: skip
+
+
+def _v2_parameters(values: dict[str, object]) -> dict[str, v2_pb.InferParameter]:
+    made = {}
+    for name, value in values.items():
+        if isinstance(value, bool):
+            made[name] = v2_pb.InferParameter(bool_param=value)
+        elif isinstance(value, int):
+            made[name] = v2_pb.InferParameter(int64_param=value)
+        else:
+            made[name] = v2_pb.InferParameter(string_param=str(value))
+    return made
+
+
+grpc_parameters = st.dictionaries(
+    st.sampled_from(["binary_data_output", "timeout", "signature_name", "classification",
+                     "shared_memory_region", "sequence_id"]) | st.text(max_size=4),
+    st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=6), max_size=3,
+).map(_v2_parameters)  # fmt: skip
+v2_inputs = st.builds(
+    lambda name, datatype, shape, parameters, floats, uints: (
+        v2_pb.ModelInferRequest.InferInputTensor(
+            name=name,
+            datatype=datatype,
+            shape=shape,
+            parameters=parameters,
+            contents=v2_pb.InferTensorContents(fp32_contents=floats, uint_contents=uints),
+        )
+    ),
+    name=st.sampled_from(["images", "x", ""]),
+    datatype=st.sampled_from(["UINT8", "FP32", "BYTES", "INT64"]) | st.text(max_size=4),
+    shape=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=5)
+    | st.just([1, 784])
+    | st.just([2, 28, 28]),
+    parameters=grpc_parameters,
+    floats=st.lists(st.floats(width=32), max_size=40),
+    uints=st.lists(st.integers(0, 2**32 - 1), max_size=40),
+)
+v2_infer_requests = st.builds(
+    lambda model, version, inputs, raw, outputs, parameters: v2_pb.ModelInferRequest(
+        model_name=model, model_version=version, inputs=inputs, raw_input_contents=raw,
+        outputs=[v2_pb.ModelInferRequest.InferRequestedOutputTensor(name=o, parameters=p)
+                 for o, p in outputs], parameters=parameters),
+    model=st.sampled_from(["mnist", "", "other"]),
+    version=st.sampled_from(["", "1", "0", "stable", "-1", "99999999999999999999"]) | st.text(max_size=4),
+    inputs=st.lists(v2_inputs, max_size=2),
+    raw=st.lists(st.binary(max_size=1600) | st.just(bytes(784)), max_size=2),
+    outputs=st.lists(st.tuples(st.sampled_from(["probabilities", "scores", ""]), grpc_parameters), max_size=2),
+    parameters=grpc_parameters,
+)  # fmt: skip
 METHODS = {
     "/tensorflow.serving.PredictionService/Predict": predict_requests,
     "/tensorflow.serving.PredictionService/GetModelMetadata": st.builds(
@@ -201,6 +322,13 @@ METHODS = {
     "/tensorflow.serving.ModelService/GetModelStatus": st.builds(
         lambda spec: tfs.GetModelStatusRequest(model_spec=spec), specs),
     "/mnist.v1.DigitClassifier/Classify": classify_requests,
+    "/inference.GRPCInferenceService/ModelInfer": v2_infer_requests,
+    "/inference.GRPCInferenceService/ModelReady": st.builds(
+        lambda name, version: v2_pb.ModelReadyRequest(name=name, version=version),
+        st.sampled_from(["mnist", "", "x"]), st.text(max_size=6)),
+    "/inference.GRPCInferenceService/ModelMetadata": st.builds(
+        lambda name, version: v2_pb.ModelMetadataRequest(name=name, version=version),
+        st.sampled_from(["mnist", "", "x"]), st.text(max_size=6)),
 }  # fmt: skip
 
 

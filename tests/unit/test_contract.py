@@ -8,6 +8,14 @@ from prometheus_client import CollectorRegistry
 
 from mnist_contract.layout import is_version_name, model_base, version_dirs
 from mnist_contract.model import top_k, top_k_problem
+from mnist_contract.open_inference import (
+    FramingError,
+    bytes_elements,
+    classification_strings,
+    frame,
+    model_tensors,
+    split,
+)
 from mnist_contract.pixels import PixelError, model_input, to_uint8
 from mnist_serving.metrics import BulkHistogram
 
@@ -52,3 +60,21 @@ def test_nan_confidences_are_left_out_of_the_histogram() -> None:
     histogram.observe_many(np.array([0.2, np.nan, 0.9], np.float32))
     assert registry.get_sample_value("h_count") == 2
     assert registry.get_sample_value("h_sum") == pytest.approx(1.1)
+
+
+def test_the_open_inference_protocols_binary_framing() -> None:
+    body = frame(b'{"inputs": []}', [b"\x01\x02", b"\x03"])
+    assert split(body, "14") == (b'{"inputs": []}', b"\x01\x02\x03")
+    assert split(body, None) == (body, b"")
+    for bad, words in (("15x", "whole number"), ("-1", "whole number"), ("99", "only 17 bytes")):
+        with pytest.raises(FramingError, match=words):
+            split(body, bad)
+    # BYTES elements: each a 4-byte little-endian length, then the bytes.
+    assert bytes_elements([b"", b"0.5:3"]) == b"\x00\x00\x00\x00\x05\x00\x00\x000.5:3"
+
+
+def test_classification_strings_use_the_one_top_k_order() -> None:
+    rows = np.array([[0.1, 0.4, 0.4, 0.1] + [0.0] * 6, [0.0] * 9 + [1.0]], np.float32)
+    assert classification_strings(rows, 2) == [["0.4:1", "0.4:2"], ["1:9", "0:0"]]
+    assert model_tensors("predict_images")["outputs"][0]["name"] == "scores"
+    assert model_tensors()["inputs"][0]["shape"] == [-1, 28, 28, 1]

@@ -39,3 +39,43 @@ async def test_operational_routes_need_a_key_unless_open(tmp_path) -> None:
         assert (await api.get("/metrics")).status_code == 401
         keyed = await api.get("/metrics", headers={"Authorization": f"Bearer {key}"})
         assert keyed.status_code == 200
+
+
+def _v2_body(*digits: int) -> dict:
+    frames = [digit_image(d).ravel().tolist() for d in digits]
+    return {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [len(digits), 784],
+                        "data": frames}]}  # fmt: skip
+
+
+async def test_v2_infer_shares_the_core_and_its_refusals(tmp_path) -> None:
+    import asyncio
+
+    key = {"X-API-Key": "ci-key-0123456789abcdef"}
+    settings = Settings(model_dir=version_folders(tmp_path, 1), max_in_flight_requests=1,
+                        api_keys={"ci": key["X-API-Key"]}, rate_limit_per_second=0.01,
+                        rate_limit_burst=3)  # fmt: skip
+    async with in_process(settings, load=loader(delay=0.3)) as api:
+        answer = await api.post("/v2/models/mnist/infer", json=_v2_body(4, 9), headers=key)
+        (output,) = answer.json()["outputs"]
+        assert [max(range(10), key=row.__getitem__) for row in
+                (output["data"][:10], output["data"][10:])] == [4, 9]  # fmt: skip
+        # Two at once: the second meets the in-flight cap (the fake model takes 0.3 s).
+        first, second = await asyncio.gather(
+            api.post("/v2/models/mnist/infer", json=_v2_body(1), headers=key),
+            api.post("/v2/models/mnist/infer", json=_v2_body(2), headers=key),
+        )
+        assert sorted((first.status_code, second.status_code)) == [200, 503]
+        refused = first if first.status_code == 503 else second
+        assert (
+            "max_in_flight_requests" in refused.json()["error"] and refused.headers["retry-after"]
+        )
+        limited = await api.post("/v2/models/mnist/infer", json=_v2_body(3), headers=key)
+        assert limited.status_code == 429 and limited.headers["retry-after"]
+        metrics = (await api.get("/metrics", headers=key)).text
+        assert (
+            'mnist_requests_refused_total{protocol="v2_rest",reason="in_flight_limit"} 1.0'
+            in metrics
+        )
+        assert (
+            'mnist_requests_refused_total{protocol="v2_rest",reason="rate_limited"} 1.0' in metrics
+        )

@@ -13,4 +13,6 @@ ENVIRONMENT = {
     "MNIST_LOADTEST_STEP_SECONDS": "seconds per step (default 20)",
     "MNIST_TFSERVING_REST": "also load plain TF Serving's REST API directly, side by side",
     "MNIST_TFSERVING_GRPC": "also load plain TF Serving's gRPC API directly, side by side",
+    "MNIST_LOADTEST_V2_REST": "http://host:port of another V2 server for V2RestUser (default: --host)",
+    "MNIST_LOADTEST_V2_GRPC": "host:port of another V2 server for V2GrpcUser (default: as the gRPC users)",
 }

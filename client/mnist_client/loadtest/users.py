@@ -4,7 +4,8 @@ Point them with the environment variables listed in
 :data:`mnist_client.loadtest.ENVIRONMENT` (the compose stack sets them). Loading plain TF
 Serving beside the gateway (``MNIST_TFSERVING_REST`` / ``_GRPC``) shows the gateway's overhead.
 
-Request names group results: ``<api> <transport> [<images>]``, e.g. ``digits rest [1]``.
+Request names group results: ``<api> <transport> [<images>]``, e.g. ``digits rest [1]`` or
+``v2 grpc [32]``.
 """
 
 from __future__ import annotations
@@ -143,6 +144,22 @@ class GatewayGrpcUser(GrpcUser):
         self._timed(f"{self.api} grpc [{BATCH}]", _pick(self.rng, BATCH))
 
 
+class V2RestUser(RestUser):
+    """The Open Inference Protocol over REST (binary tensors): the gateway's, or any V2
+    server's at ``MNIST_LOADTEST_V2_REST`` (Triton, KServe, MLServer)."""
+
+    api: Api = "v2"
+    rest_url = os.environ.get("MNIST_LOADTEST_V2_REST")
+
+
+class V2GrpcUser(GatewayGrpcUser):
+    """The Open Inference Protocol over gRPC (raw contents): the gateway's, or any V2 server's
+    at ``MNIST_LOADTEST_V2_GRPC``."""
+
+    api: ClassVar[Api] = "v2"
+    grpc_target: ClassVar[str | None] = os.environ.get("MNIST_LOADTEST_V2_GRPC")
+
+
 def _direct_tfserving_users() -> dict[str, Any]:
     """Users aimed at plain TF Serving, present only when its addresses are given."""
     found: dict[str, Any] = {}
@@ -166,7 +183,7 @@ globals().update(_direct_tfserving_users())
 
 _STEPS = [int(s) for s in os.environ.get("MNIST_LOADTEST_STEPS", "").split(",") if s.strip()]
 
-__all__ = ["GatewayGrpcUser", "RestUser", *_direct_tfserving_users()]
+__all__ = ["GatewayGrpcUser", "RestUser", "V2GrpcUser", "V2RestUser", *_direct_tfserving_users()]
 
 # Locust applies a shape whenever one is defined, so define it only when steps are asked for;
 # otherwise --users and --run-time stay in charge.

@@ -1,0 +1,454 @@
+"""Open Inference Protocol ("V2") requests ⇄ core calls, for REST (JSON and binary tensors) and
+gRPC alike. Pure functions, no HTTP, no gRPC.
+
+A V2 inference request becomes an :class:`InferCall`: the images as the signature takes them,
+the outputs asked for and how to send them. Both wire forms go through the same checks
+(:func:`images_from`), so a REST and a gRPC caller get the same refusal for the same mistake.
+Versions are strings in V2: a number, or one of our labels (``stable``) where the protocol has
+room for a version (the URL's ``/versions/{v}``, the message's ``model_version``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mnist_contract.model import INPUT_NAME, MAX_TOP_K, MODEL_NAME, SERVING_DEFAULT, SIGNATURES
+from mnist_contract.open_inference import (
+    ALL_DATATYPES,
+    DTYPES,
+    EXTENSIONS,
+    IMAGE_SHAPES,
+    INPUT_DATATYPES,
+    OUTPUT_DATATYPE,
+    PLATFORM,
+    bytes_elements,
+    classification_strings,
+    model_tensors,
+)
+from mnist_contract.pixels import model_input
+from mnist_contract.protos import open_inference_pb2 as pb
+from mnist_serving.core import InferenceCore, PredictResult
+from mnist_serving.errors import InvalidInput
+from mnist_serving.repositories import VersionSpec
+
+# Parameters we know but cannot honour: refused with the reason instead of silently ignored.
+_UNSUPPORTED = {
+    "shared_memory_region": "shared memory is not supported; send the tensor's data",
+    "sequence_id": "sequences are not supported: the model is stateless",
+}
+SHAPES_TEXT = " or ".join("[N," + ",".join(map(str, s)) + "]" for s in IMAGE_SHAPES)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output asked for: as raw bytes or typed, and as classes (top-k strings) or not."""
+
+    name: str
+    binary: bool
+    classes: int = 0
+
+
+@dataclass(frozen=True)
+class InferCall:
+    signature: str
+    images: np.ndarray  # float32, in the signature's layout
+    request_id: str
+    outputs: tuple[Output, ...]
+    timeout_s: float | None  # the caller's own limit (Triton's ``timeout`` parameter, µs)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One input as the wire carried it, before any check."""
+
+    name: Any
+    datatype: Any
+    shape: Any
+    elements: np.ndarray | None  # None: the wire form had no data for it
+
+
+def version_spec(model: str, version: str) -> VersionSpec:
+    """The version a V2 path or message names, after checking it names our model."""
+    spec = VersionSpec.from_text(version)
+    if spec.version is not None and spec.version < 1:
+        raise InvalidInput(f"version must be a positive integer or a label, got {version!r}")
+    InferenceCore.require_model(model, spec)
+    return spec
+
+
+# -- the checks both wire forms share ------------------------------------------------------
+
+
+def check_parameters(parameters: dict[str, Any], where: str) -> None:
+    for name, reason in _UNSUPPORTED.items():
+        if name in parameters:
+            raise InvalidInput(f"{where}: {reason} ({name!r})")
+
+
+def signature_of(parameters: dict[str, Any]) -> str:
+    """The signature a request asks for with ``signature_name`` (TF Serving's word); the default
+    one when absent."""
+    name = parameters.get("signature_name", SERVING_DEFAULT.name)
+    if name == "":  # as in TF Serving, empty names the default signature
+        name = SERVING_DEFAULT.name
+    if not isinstance(name, str) or name not in SIGNATURES:
+        raise InvalidInput(
+            f"parameter signature_name must be one of {', '.join(SIGNATURES)}, got {name!r}"
+        )
+    return name
+
+
+def timeout_of(parameters: dict[str, Any]) -> float | None:
+    value = parameters.get("timeout")
+    if value is None:
+        return None
+    micros = whole(value)
+    if micros is None or micros < 0:
+        raise InvalidInput(f"parameter timeout must be whole microseconds ≥ 0, got {value!r}")
+    return micros / 1e6 if micros else None
+
+
+def images_from(tensors: list[Tensor], signature: str) -> np.ndarray:
+    """The one image tensor, checked and converted to float32 in ``signature``'s layout."""
+    if len(tensors) != 1:
+        raise InvalidInput(f"the model takes exactly one input, '{INPUT_NAME}'; got {len(tensors)}")
+    (tensor,) = tensors
+    if tensor.name != INPUT_NAME:
+        raise InvalidInput(f"unknown input {tensor.name!r}; the model's input is '{INPUT_NAME}'")
+    shape = _shape(tensor.shape, INPUT_NAME)
+    if tensor.datatype not in INPUT_DATATYPES:
+        known = (
+            "a known datatype the model does not take"
+            if tensor.datatype in ALL_DATATYPES
+            else "not a datatype"
+        )
+        raise InvalidInput(
+            f"input '{INPUT_NAME}' datatype {tensor.datatype!r} is {known}; send FP32 pixels in "
+            "[0, 1] or UINT8 pixels 0-255"
+        )
+    if len(shape) < 2 or tuple(shape[1:]) not in IMAGE_SHAPES:
+        raise InvalidInput(f"input '{INPUT_NAME}' must have shape {SHAPES_TEXT}, got {shape}")
+    if shape[0] == 0:
+        raise InvalidInput("no images in the request (an empty batch)")
+    if tensor.elements is None:
+        raise InvalidInput(f"input '{INPUT_NAME}' has no data")
+    if tensor.elements.size != math.prod(shape):
+        raise InvalidInput(
+            f"input '{INPUT_NAME}' has {tensor.elements.size:,} elements but shape {shape} "
+            f"holds {math.prod(shape):,}"
+        )
+    pixels = tensor.elements.reshape(shape[0], -1)
+    if tensor.datatype == "UINT8":
+        images = model_input(pixels.astype(np.uint8).reshape(-1, 28, 28))
+    else:
+        images = pixels.astype(np.float32, copy=False)
+    return images.reshape(-1, *SIGNATURES[signature].input_shape)
+
+
+def whole(value: Any) -> int | None:
+    """A JSON whole number (``3`` or ``3.0``: JSON Schema calls both integers) as int, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _shape(value: Any, name: str) -> list[int]:
+    dims = [whole(d) for d in value] if isinstance(value, list | tuple) else [None]
+    if not dims or any(d is None or d < 0 for d in dims):
+        raise InvalidInput(
+            f"input {name!r} shape must be a list of whole numbers ≥ 0, got {value!r}"
+        )
+    return [d for d in dims if d is not None]
+
+
+def outputs_from(
+    requested: list[tuple[Any, dict[str, Any]]], signature: str, binary: bool
+) -> tuple[Output, ...]:
+    """The outputs asked for (all when none are named), each with its form."""
+    name = SIGNATURES[signature].output
+    if not requested:
+        return (Output(name, binary),)
+    outputs = []
+    for asked, parameters in requested:
+        if asked != name:
+            raise InvalidInput(f"unknown output {asked!r}; the model's output is '{name}'")
+        check_parameters(parameters, f"output {asked!r}")
+        classes = whole(parameters.get("classification", 0))
+        if classes is None or not 0 <= classes <= MAX_TOP_K:
+            raise InvalidInput(
+                f"output {asked!r}: classification must be 0-{MAX_TOP_K}, "
+                f"got {parameters.get('classification')!r}"
+            )
+        wants_binary = parameters.get("binary_data", binary)
+        if not isinstance(wants_binary, bool):
+            raise InvalidInput(f"output {asked!r}: binary_data must be true or false")
+        outputs.append(Output(name, wants_binary, classes))
+    if len(outputs) > 1:
+        raise InvalidInput(f"output '{name}' is named more than once")
+    return tuple(outputs)
+
+
+def output_array(result: PredictResult, output: Output) -> tuple[str, np.ndarray]:
+    """(datatype, array) of one output: the probabilities, or their top classes as strings."""
+    probabilities = result.outputs[output.name]
+    if output.classes:
+        strings = classification_strings(probabilities, output.classes)
+        return "BYTES", np.array([[s.encode() for s in row] for row in strings], dtype=object)
+    return OUTPUT_DATATYPE, probabilities
+
+
+def raw_bytes(datatype: str, array: np.ndarray) -> bytes:
+    if datatype == "BYTES":
+        return bytes_elements(list(array.ravel()))
+    return np.ascontiguousarray(array, DTYPES[datatype]).tobytes()
+
+
+# -- REST: JSON and binary bodies ------------------------------------------------------------
+
+
+def parse_rest(doc: Any, binary: bytes) -> InferCall:
+    """An :class:`InferCall` from a V2 JSON body (and the bytes after it, if binary)."""
+    if not isinstance(doc, dict):
+        raise InvalidInput('request body must be a JSON object like {"inputs": [...]}')
+    request_id = doc.get("id", "")
+    if not isinstance(request_id, str):
+        raise InvalidInput("'id' must be a string")
+    parameters = _parameters(doc.get("parameters", {}), "request")
+    check_parameters(parameters, "request")
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list):
+        raise InvalidInput("'inputs' must be a list of tensors")
+    signature = signature_of(parameters)
+    tensors, offset = [], 0
+    for i, item in enumerate(raw_inputs):
+        tensor, offset = _rest_tensor(i, item, binary, offset)
+        tensors.append(tensor)
+    if offset != len(binary):
+        raise InvalidInput(
+            f"{len(binary) - offset:,} bytes after the last binary tensor: binary_data_size "
+            "does not account for the whole body"
+        )
+    binary_output = parameters.get("binary_data_output", False)
+    if not isinstance(binary_output, bool):
+        raise InvalidInput("parameter binary_data_output must be true or false")
+    requested = doc.get("outputs", [])
+    if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
+        raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
+    named = [(o.get("name"), _parameters(o.get("parameters", {}), f"output {o.get('name')!r}"))
+             for o in requested]  # fmt: skip
+    return InferCall(
+        signature,
+        images_from(tensors, signature),
+        request_id,
+        outputs_from(named, signature, binary_output),
+        timeout_of(parameters),
+    )
+
+
+def _parameters(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}: 'parameters' must be an object")
+    return value
+
+
+def _rest_tensor(index: int, item: Any, binary: bytes, offset: int) -> tuple[Tensor, int]:
+    if not isinstance(item, dict):
+        raise InvalidInput(f"input {index} must be an object with name, shape, datatype, data")
+    name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
+    where = f"input {name!r}"
+    parameters = _parameters(item.get("parameters", {}), where)
+    check_parameters(parameters, where)
+    size = parameters.get("binary_data_size")
+    if size is None:
+        if "data" not in item:
+            raise InvalidInput(f"{where} has neither 'data' nor a binary_data_size parameter")
+        return Tensor(name, datatype, shape, _json_elements(item["data"], datatype, where)), offset
+    if "data" in item:
+        raise InvalidInput(f"{where} has both 'data' and binary_data_size: send one")
+    size = whole(size)
+    if size is None or size < 0:
+        raise InvalidInput(f"{where}: binary_data_size must be a whole number of bytes")
+    if offset + size > len(binary):
+        raise InvalidInput(
+            f"{where}: binary_data_size {size:,} runs past the body's end "
+            f"({len(binary) - offset:,} bytes of binary data left)"
+        )
+    chunk = binary[offset : offset + size]
+    return Tensor(name, datatype, shape, _binary_elements(chunk, datatype, where)), offset + size
+
+
+def _json_elements(data: Any, datatype: Any, where: str) -> np.ndarray | None:
+    if datatype not in INPUT_DATATYPES:
+        return None  # refused with the datatype's own message
+    if not isinstance(data, list):
+        raise InvalidInput(f"{where}: 'data' must be a list of numbers (flat or nested)")
+    try:
+        with np.errstate(over="ignore"):
+            array = np.array(data, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"{where}: 'data' holds values that are not numbers, or rows of different lengths"
+        ) from exc
+    if (
+        datatype == "UINT8"
+        and array.size
+        and ((array != np.floor(array)).any() or array.min() < 0 or array.max() > 255)
+    ):
+        raise InvalidInput(f"{where}: UINT8 data must be whole numbers 0-255")
+    if datatype == "FP32":
+        with np.errstate(over="ignore"):
+            array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise InvalidInput(f"{where}: FP32 data holds NaN, infinity or values beyond float32")
+    if _has_bool(data):
+        raise InvalidInput(f"{where}: 'data' must hold numbers, not true/false")
+    return array.ravel()
+
+
+def _has_bool(data: list[Any]) -> bool:
+    first = data
+    while isinstance(first, list) and first:
+        first = first[0]
+    return isinstance(first, bool)
+
+
+def _binary_elements(chunk: bytes, datatype: Any, where: str) -> np.ndarray | None:
+    if datatype not in INPUT_DATATYPES:
+        return None
+    dtype = DTYPES[datatype]
+    if len(chunk) % dtype.itemsize:
+        raise InvalidInput(
+            f"{where}: {len(chunk)} bytes is not a whole number of {datatype} elements"
+        )
+    array = np.frombuffer(chunk, dtype)
+    if datatype == "FP32" and not np.isfinite(array).all():
+        raise InvalidInput(f"{where}: FP32 data holds NaN or infinity")
+    return array
+
+
+def render_rest(call: InferCall, result: PredictResult) -> tuple[dict[str, Any], list[bytes]]:
+    """The JSON answer and the binary tensors to send after it (none when all are JSON)."""
+    outputs, tails = [], []
+    for output in call.outputs:
+        datatype, array = output_array(result, output)
+        entry: dict[str, Any] = {
+            "name": output.name,
+            "datatype": datatype,
+            "shape": list(array.shape),
+        }
+        if output.binary:
+            data = raw_bytes(datatype, array)
+            entry["parameters"] = {"binary_data_size": len(data)}
+            tails.append(data)
+        elif datatype == "BYTES":
+            entry["data"] = [s.decode() for s in array.ravel()]
+        else:
+            entry["data"] = array.ravel()
+        outputs.append(entry)
+    answer: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": str(result.version),
+                              "outputs": outputs}  # fmt: skip
+    if call.request_id:
+        answer["id"] = call.request_id
+    return answer, tails
+
+
+def server_metadata(version: str) -> dict[str, Any]:
+    return {"name": "mnist-serving", "version": version, "extensions": list(EXTENSIONS)}
+
+
+def model_metadata(versions: list[int]) -> dict[str, Any]:
+    return {"name": MODEL_NAME, "versions": [str(v) for v in versions], "platform": PLATFORM,
+            **model_tensors()}  # fmt: skip
+
+
+# -- gRPC ----------------------------------------------------------------------------------
+
+
+def parameter_values(parameters: Any) -> dict[str, Any]:
+    """A ``map<string, InferParameter>`` as plain values."""
+    values = {}
+    for name, parameter in parameters.items():
+        which = parameter.WhichOneof("parameter_choice")
+        values[name] = getattr(parameter, which) if which else None
+    return values
+
+
+_CONTENTS = {"FP32": "fp32_contents", "UINT8": "uint_contents"}
+
+
+def parse_grpc(request: pb.ModelInferRequest) -> tuple[VersionSpec, InferCall]:
+    spec = version_spec(request.model_name, request.model_version)
+    parameters = parameter_values(request.parameters)
+    check_parameters(parameters, "request")
+    signature = signature_of(parameters)
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(
+            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs: send one per input"
+        )
+    tensors = []
+    for i, tensor in enumerate(request.inputs):
+        where = f"input {tensor.name!r}"
+        check_parameters(parameter_values(tensor.parameters), where)
+        elements: np.ndarray | None = None
+        if raw:
+            if tensor.HasField("contents"):
+                raise InvalidInput(
+                    f"{where} has contents while raw_input_contents is used: send one"
+                )
+            elements = _binary_elements(raw[i], tensor.datatype, where)
+        elif tensor.datatype in _CONTENTS:
+            values = getattr(tensor.contents, _CONTENTS[tensor.datatype])
+            elements = np.array(
+                values, dtype=np.float32 if tensor.datatype == "FP32" else np.uint32
+            )
+            if tensor.datatype == "UINT8" and elements.size and elements.max() > 255:
+                raise InvalidInput(f"{where}: UINT8 contents must be 0-255")
+            if tensor.datatype == "FP32" and not np.isfinite(elements).all():
+                raise InvalidInput(f"{where}: FP32 contents hold NaN or infinity")
+        tensors.append(Tensor(tensor.name, tensor.datatype, list(tensor.shape), elements))
+    binary = parameters.get("binary_data_output", bool(raw))
+    if not isinstance(binary, bool):
+        raise InvalidInput("parameter binary_data_output must be a bool_param")
+    named = [(o.name, parameter_values(o.parameters)) for o in request.outputs]
+    call = InferCall(signature, images_from(tensors, signature), request.id,
+                     outputs_from(named, signature, binary), timeout_of(parameters))  # fmt: skip
+    return spec, call
+
+
+def render_grpc(call: InferCall, result: PredictResult) -> pb.ModelInferResponse:
+    """The answer, raw (``raw_output_contents``) when every output is binary, typed otherwise:
+    the protocol keeps the two apart within one response."""
+    response = pb.ModelInferResponse(
+        model_name=MODEL_NAME, model_version=str(result.version), id=call.request_id
+    )
+    raw = all(o.binary for o in call.outputs)
+    for output in call.outputs:
+        datatype, array = output_array(result, output)
+        tensor = response.outputs.add(name=output.name, datatype=datatype, shape=list(array.shape))
+        if raw:
+            response.raw_output_contents.append(raw_bytes(datatype, array))
+        elif datatype == "BYTES":
+            tensor.contents.bytes_contents.extend(array.ravel().tolist())
+        else:
+            tensor.contents.fp32_contents.extend(array.ravel().tolist())
+    return response
+
+
+def model_metadata_message(versions: list[int]) -> pb.ModelMetadataResponse:
+    doc = model_metadata(versions)
+    response = pb.ModelMetadataResponse(
+        name=doc["name"], versions=doc["versions"], platform=PLATFORM
+    )
+    for kind in ("inputs", "outputs"):
+        for tensor in doc[kind]:
+            getattr(response, kind).add(**tensor)
+    return response
