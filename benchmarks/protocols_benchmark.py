@@ -13,19 +13,23 @@ faces are what this compares.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks.cload import h2load_grpc, wrk_post
-from benchmarks.support import ROOT, benchmark_digits, cpu_seconds, start_gateway, stop_gateway
+from benchmarks.support import (
+    benchmark_digits,
+    benchmark_parser,
+    cpu_seconds,
+    start_gateway,
+    stop_gateway,
+)
 from mnist_contract.open_inference import HEADER_LENGTH
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
@@ -120,11 +124,7 @@ def point(face: Face, frames: np.ndarray, connections: int, seconds: float, gate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist.npz")
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = benchmark_parser(__doc__, seconds=5, rounds=3)
     args = parser.parse_args()
     digits = benchmark_digits(args.data)
     gateway = start_gateway(args.model_dir)

@@ -10,6 +10,7 @@ from a printed line.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -53,6 +54,16 @@ def wait_for_ok(url: str, process: subprocess.Popen[bytes], log: Path, seconds: 
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer 200 in {seconds:g} s:\n" + log.read_text()[-3000:])
+
+
+def benchmark_parser(doc: str, seconds: float, rounds: int) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark takes: model, digits, seconds and rounds."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist.npz")
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    return parser
 
 
 def benchmark_digits(data: Path, count: int = 256) -> np.ndarray:

@@ -55,10 +55,19 @@ class BatchConfig:
 
 
 @dataclass
+class Timing:
+    """A request's time in the queue and in model calls, seconds (summed over its batches)."""
+
+    queue_s: float = 0.0
+    model_s: float = 0.0
+
+
+@dataclass
 class _Task:
     images: np.ndarray
     future: asyncio.Future[np.ndarray]
     alone: bool = False  # its caller knew of no other request in the gateway
+    timing: Timing | None = None
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -127,13 +136,19 @@ class Batcher:
             ticket.release()
 
     async def run(
-        self, images: np.ndarray, ticket: Ticket | None = None, *, alone: bool = False
+        self,
+        images: np.ndarray,
+        ticket: Ticket | None = None,
+        *,
+        alone: bool = False,
+        timing: Timing | None = None,
     ) -> np.ndarray:
         """Probabilities [N,10] for float32 images [N,28,28,1], through the shared queue.
 
         ``alone`` says the caller knows of no other request in the gateway, even one still
         being read (the batcher sees only those queued or announced); only such a request's
-        model call may run on the event loop.
+        model call may run on the event loop. ``timing``, when given, is added the time the
+        request spent queued and in model calls.
         """
         if ticket is not None:
             ticket.release()
@@ -147,7 +162,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         step = self.config.max_batch_size
         tasks = [
-            _Task(images[i : i + step], loop.create_future(), alone) for i in range(0, n, step)
+            _Task(images[i : i + step], loop.create_future(), alone, timing)
+            for i in range(0, n, step)
         ]
         self._waiting.extend(tasks)
         self._queued_images += n
@@ -191,9 +207,12 @@ class Batcher:
                 continue
             finally:
                 self._running -= 1
-            self._metrics.inference_latency.labels(self._runtime).observe(
-                time.perf_counter() - started
-            )
+            finished = time.perf_counter()
+            self._metrics.inference_latency.labels(self._runtime).observe(finished - started)
+            for task in batch:
+                if task.timing is not None:
+                    task.timing.queue_s += started - task.enqueued
+                    task.timing.model_s += finished - started
             offset = 0
             for task in batch:
                 size = len(task.images)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
+from mnist_serving.access_log import configure_logging
 from mnist_serving.build import build_gateway
 from mnist_serving.errors import StartupError
 from mnist_serving.gateway import run
@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, json.JSONDecodeError) as exc:
         print(f"mnist-serve: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.access_log)
     try:
         return run(gateway)
     except StartupError as exc:

@@ -28,7 +28,8 @@ from mnist_contract.preprocess import (
     frames_already_mnist,
     to_mnist_frame,
 )
-from mnist_serving.batching import Ticket
+from mnist_serving.access_log import AccessLog, AccessRecord, request_id, utc_now
+from mnist_serving.batching import Ticket, Timing
 from mnist_serving.errors import (
     BackendUnavailable,
     DeadlineExceeded,
@@ -91,11 +92,16 @@ class ClassifyResult:
 
 @dataclass
 class RequestTracker:
-    """Outcome of one request, filled in by the core and read by :meth:`InferenceCore.request`."""
+    """One request as it goes: filled in by the core (and the adapter, for the HTTP status of
+    an answer that is not an error), read by :meth:`InferenceCore.request` when it ends."""
 
+    request_id: str = ""
     code: str = "OK"
     images: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
+    version: int | None = None
+    http_status: int = 200
+    key: str | None = None  # the API key's name, when keys are on
+    timing: Timing = field(default_factory=Timing)
 
 
 class InferenceCore:
@@ -120,6 +126,7 @@ class InferenceCore:
         self._in_progress = 0  # requests of any route inside request()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.access_log = AccessLog(settings.access_log)
 
     # -- what the adapters offer besides inference ----------------------------------------
 
@@ -175,11 +182,18 @@ class InferenceCore:
 
     @contextlib.asynccontextmanager
     async def request(
-        self, protocol: str, route: str, credential: str | None = None
+        self,
+        protocol: str,
+        route: str,
+        credential: str | None = None,
+        *,
+        incoming_id: str | None = None,
+        peer: str | None = None,
     ) -> AsyncIterator[RequestTracker]:
         """Check the caller's key and rate, then count the request: in flight while inside,
-        then total and latency by outcome code."""
-        tracker = RequestTracker()
+        then total and latency by outcome code, and its access-log line. The tracker's
+        ``request_id`` is the caller's sane ``incoming_id`` or a new one."""
+        tracker = RequestTracker(request_id(incoming_id))
         in_flight = self.metrics.in_flight.labels(protocol, route)
         in_flight.inc()
         self._in_progress += 1
@@ -187,22 +201,24 @@ class InferenceCore:
         started = time.perf_counter()
         admitted = False
         try:
-            self.access.admit(self.access.authenticate(credential))
+            key = self.access.authenticate(credential)
+            tracker.key = key if self.access.enabled else None
+            self.access.admit(key)
             if route in INFERENCE_ROUTES:
                 self._admit_inference()
                 admitted = True
             yield tracker
         except ServingError as exc:
-            tracker.code = exc.code
+            tracker.code, tracker.http_status = exc.code, exc.http_status
             reason = REFUSAL_REASONS.get(type(exc))
             if reason:
                 self.metrics.refused.labels(protocol, reason).inc()
             raise
         except asyncio.CancelledError:
-            tracker.code = "CANCELLED"
+            tracker.code, tracker.http_status = "CANCELLED", 499  # the caller went away
             raise
         except Exception:
-            tracker.code = "INTERNAL"
+            tracker.code, tracker.http_status = "INTERNAL", 500
             raise
         finally:
             if admitted:
@@ -218,6 +234,46 @@ class InferenceCore:
                 self._recent.record(elapsed)
             if tracker.images:
                 self.metrics.images.labels(protocol).inc(tracker.images)
+            if self.access_log.enabled:
+                self._log_request(protocol, route, tracker, elapsed, peer)
+
+    def _log_request(
+        self, protocol: str, route: str, tracker: RequestTracker, elapsed: float, peer: str | None
+    ) -> None:
+        ran = tracker.timing.model_s > 0
+        self.access_log.write(
+            AccessRecord(
+                time=utc_now(),
+                request_id=tracker.request_id,
+                protocol=protocol,
+                route=route,
+                model_version=tracker.version,
+                code=tracker.code,
+                http_status=tracker.http_status if protocol.endswith("rest") else None,
+                images=tracker.images,
+                latency_ms=round(elapsed * 1000, 3),
+                queue_ms=round(tracker.timing.queue_s * 1000, 3) if ran else None,
+                model_ms=round(tracker.timing.model_s * 1000, 3) if ran else None,
+                peer=peer,
+                key=tracker.key,
+            )
+        )
+
+    def log_probe(
+        self, protocol: str, route: str, code: str, http_status: int | None, elapsed: float,
+        request: str, peer: str | None,
+    ) -> None:  # fmt: skip
+        """An operational route's access-log line, when the settings ask for probes too."""
+        if not (self.access_log.enabled and self.settings.access_log_probes):
+            return
+        self.access_log.write(
+            AccessRecord(
+                time=utc_now(), request_id=request, protocol=protocol, route=route,
+                model_version=None, code=code, http_status=http_status, images=0,
+                latency_ms=round(elapsed * 1000, 3), queue_ms=None, model_ms=None, peer=peer,
+                key=None,
+            )
+        )  # fmt: skip
 
     def _admit_inference(self) -> None:
         """Refuse at once past the in-flight cap: under a flood the excess gets a quick 503
@@ -318,11 +374,13 @@ class InferenceCore:
         # With other requests in the gateway (even ones still being read), the event loop is
         # better left free for them while the model runs in a thread.
         alone = self._inference_in_flight <= 1
-        probs = await served.batcher.run(images, ticket, alone=alone)
+        timing = tracker.timing if tracker is not None else None
+        probs = await served.batcher.run(images, ticket, alone=alone, timing=timing)
         self.metrics.version_requests.labels(str(served.version)).inc()
         self._count_predictions(probs)
         if tracker is not None:
             tracker.images += len(images)
+            tracker.version = served.version
         return probs
 
     def _count_predictions(self, probs: np.ndarray) -> None:

@@ -190,7 +190,8 @@ class Gateway:
         return uvicorn.Config(
             self.app,
             log_level=s.log_level,
-            access_log=False,
+            log_config=None,  # uvicorn's lines go through the gateway's format (access_log)
+            access_log=False,  # the core writes one line per request, with more in it
             http="httptools",
             lifespan="off",  # the gateway, not the ASGI lifespan, loads the model
             timeout_graceful_shutdown=REST_GRACE_SECONDS,
@@ -214,11 +215,11 @@ class Gateway:
         grpc_text = f", gRPC {host}:{ports.grpc_port}" if ports.grpc_port else ", gRPC off"
         grpc_text += " (TLS)" if ports.grpc_port and ports.tls else ""
         base = ports.rest_url
-        print(
-            f"mnist-serve: ready on {base}{grpc_text}  "
-            f"(API docs {base}/docs, metrics {base}/metrics)",
-            flush=True,
-        )
+        line = f"ready on {base}{grpc_text}  (API docs {base}/docs, metrics {base}/metrics)"
+        if self.settings.access_log == "json":  # every line of a JSON log is JSON
+            log.info(line, extra={"fields": {"message": "ready", **asdict(ports)}})
+        else:
+            print(f"mnist-serve: {line}", flush=True)
         target = self.settings.ready_file
         if target is not None:
             write_atomically(target, json.dumps(asdict(ports), indent=2) + "\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, TypeAlias
@@ -31,6 +32,7 @@ from mnist_contract.protos.pool import POOL
 from mnist_serving import SERVER_VERSION
 from mnist_serving import grpc_codec as codec
 from mnist_serving import v2_codec as v2
+from mnist_serving.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.core import InferenceCore, RequestTracker
 from mnist_serving.errors import InvalidInput, NotFound, ServingError, StartupError
 from mnist_serving.readiness import Readiness
@@ -223,16 +225,18 @@ class GrpcServer:
         self, method: Method, answer: Callable[[Any, RequestTracker], Awaitable[Message]]
     ) -> Callable[[Any, Context], Awaitable[Message]]:
         async def handle(request: Any, context: Context) -> Message:
+            started = time.perf_counter()
             metadata = dict(context.invocation_metadata() or ())
             key = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
+            rid = request_id(metadata.get(REQUEST_ID_HEADER))
+            await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
+            peer = _peer(context)
             if method.kind == "probe":
-                try:
-                    self.core.authorize(method.route, key)
-                    return await answer(request, RequestTracker())
-                except Exception as exc:  # noqa: BLE001 - mapped once, in abort
-                    await abort(context, exc)
+                return await self._probe(method, answer, request, context, key, rid, peer, started)
             try:
-                async with self.core.request(method.protocol, method.route, key) as tracker:
+                async with self.core.request(
+                    method.protocol, method.route, key, incoming_id=rid, peer=peer
+                ) as tracker:
                     if isinstance(request, _Undecodable):
                         raise InvalidInput(
                             f"the request is not a valid {request.type_name} message"
@@ -244,6 +248,24 @@ class GrpcServer:
                 await abort(context, exc)
 
         return handle
+
+    async def _probe(
+        self, method: Method, answer: Callable[[Any, RequestTracker], Awaitable[Message]],
+        request: Any, context: Context, key: str | None, rid: str, peer: str | None,
+        started: float,
+    ) -> Message:  # fmt: skip
+        """A health method: keyed only when not an open route, not counted, logged when
+        probes are asked for."""
+        code = "OK"
+        try:
+            self.core.authorize(method.route, key)
+            return await answer(request, RequestTracker(rid))
+        except Exception as exc:  # noqa: BLE001 - mapped once, in abort
+            code = exc.code if isinstance(exc, ServingError) else "INTERNAL"
+            await abort(context, exc)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.core.log_probe(method.protocol, method.route, code, None, elapsed, rid, peer)
 
     def bind(self, host: str, port: int, credentials: grpc.ServerCredentials | None) -> int:
         """Bind ``host:port`` (0: a free port); the port bound."""
@@ -281,6 +303,12 @@ class GrpcServer:
             return
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+
+
+def _peer(context: Context) -> str | None:
+    """``ipv4:127.0.0.1:5000`` → ``127.0.0.1:5000`` (gRPC names the address family first)."""
+    peer: str | None = context.peer()
+    return peer.split(":", 1)[1] if peer and ":" in peer else peer
 
 
 def _add_to_pool(*modules: Any) -> None:

@@ -59,7 +59,8 @@ def document(routes: tuple[Route, ...], settings: Settings) -> dict[str, Any]:
         "info": {
             "title": "MNIST digit service",
             "version": "1.0",
-            "description": "TF Serving-compatible REST API and a friendly digits API.",
+            "description": "TF Serving-compatible REST API, the Open Inference Protocol (V2) "
+            "and a friendly digits API.",
         },
         "paths": paths,
         "components": {"schemas": _schemas(settings)},

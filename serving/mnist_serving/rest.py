@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from mnist_contract.preprocess import MEDIA_TYPES
 from mnist_serving import SERVER_VERSION, openapi
 from mnist_serving import rest_codec as codec
 from mnist_serving import v2_codec as v2
+from mnist_serving.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.core import DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
     InvalidInput,
@@ -368,17 +370,29 @@ class RestEndpoints:
         return Response(DEMO_HTML, media_type="text/html")
 
 
+def _peer(request: Request) -> str | None:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else None
+
+
 def _api_handler(
     core: InferenceCore,
     route: Route,
     answer: Callable[[Request, RequestTracker], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
+        rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         try:
-            async with core.request(route.protocol, route.name, credential(request)) as tracker:
-                return await core.bounded(answer(request, tracker))
+            async with core.request(
+                route.protocol, route.name, credential(request), incoming_id=rid,
+                peer=_peer(request),
+            ) as tracker:  # fmt: skip
+                response = await core.bounded(answer(request, tracker))
+                tracker.http_status = response.status_code
         except Exception as exc:  # noqa: BLE001 - mapped once, in error_response
-            return error_response(exc)
+            response = error_response(exc)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
 
     return handle
 
@@ -387,11 +401,19 @@ def _operational_handler(
     core: InferenceCore, route: Route, answer: Callable[[Request], Awaitable[Response]]
 ) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
+        started = time.perf_counter()
+        rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         try:
             core.authorize(route.name, credential(request))
-            return await answer(request)
+            response = await answer(request)
+            code = "OK" if response.status_code < 400 else "UNAVAILABLE"
         except Exception as exc:  # noqa: BLE001 - mapped once, in error_response
-            return error_response(exc)
+            response = error_response(exc)
+            code = exc.code if isinstance(exc, ServingError) else "INTERNAL"
+        response.headers[REQUEST_ID_HEADER] = rid
+        core.log_probe(route.protocol, route.name, code, response.status_code,
+                       time.perf_counter() - started, rid, _peer(request))  # fmt: skip
+        return response
 
     return handle
 

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     """Replay the version's warm-up records before reporting ready."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """How much the gateway logs."""
+    access_log: Literal["text", "json", "off"] = "text"
+    """One line per request (text, or one JSON object per line); the gateway's other log lines
+    follow the same format (json for json)."""
+    access_log_probes: bool = False
+    """Also log health probes, /metrics and the other operational routes."""
     ready_file: Path | None = None
     """Once serving, write this JSON file with the bound REST and gRPC ports (removed on exit)."""
 

@@ -72,10 +72,10 @@ class Tensor:
 
 
 def version_spec(model: str, version: str) -> VersionSpec:
-    """The version a V2 path or message names, after checking it names our model."""
+    """The version a V2 path or message names, after checking it names our model. Versions are
+    strings in V2: digits name a version number (one not served is not found, like any other),
+    anything else one of our labels."""
     spec = VersionSpec.from_text(version)
-    if spec.version is not None and spec.version < 1:
-        raise InvalidInput(f"version must be a positive integer or a label, got {version!r}")
     InferenceCore.require_model(model, spec)
     return spec
 

@@ -115,6 +115,10 @@ def test_cli_table_json_stdin_and_failures(gateway, digits, tmp_path) -> None:
     as_json = _cli(*files, "--url", f"grpc://{gateway.grpc}", "--json")
     assert as_json.returncode == 0
     assert [r["digit"] for r in json.loads(as_json.stdout)] == digits["y_test"][:3].tolist()
+    for url in (gateway.url, f"grpc://{gateway.grpc}"):  # the Open Inference Protocol
+        v2 = _cli(*files, "--url", url, "--api", "v2", "--json")
+        assert v2.returncode == 0, v2.stderr
+        assert [r["digit"] for r in json.loads(v2.stdout)] == digits["y_test"][:3].tolist()
 
     piped = _cli("-", "--url", gateway.url, "--json", stdin=(tmp_path / "digit1.png").read_bytes())
     assert (

@@ -167,7 +167,7 @@ async def test_models_versions_and_labels_on_every_route(api) -> None:
         "Servable not found" in (await api.post("/v2/models/nope/infer", json={})).json()["error"]
     )
     for path, status in (("/v2/models/mnist/versions/1", 200), ("/v2/models/mnist/versions/stable", 200),
-                         ("/v2/models/mnist/versions/9", 404), ("/v2/models/mnist/versions/0", 400)):  # fmt: skip
+                         ("/v2/models/mnist/versions/9", 404), ("/v2/models/mnist/versions/0", 404)):  # fmt: skip
         assert (await api.get(path)).status_code == status, path
     ready = await api.get("/v2/models/mnist/versions/stable/ready")
     assert ready.status_code == 200 and ready.json() == {"name": "mnist", "ready": True}

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +16,28 @@ from ai_edge_litert.interpreter import Interpreter
 from mnist_contract.layout import TFLITE_FILE
 from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
 from mnist_serving.runtimes import Session
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def native_stderr_logged(logger: logging.Logger) -> Iterator[None]:
+    """Send what native code writes on file descriptor 2 meanwhile (LiteRT's "Created
+    TensorFlow Lite XNNPACK delegate" line) to ``logger``, so a JSON log stays JSON. A file,
+    not a pipe: a pipe nobody reads yet would block a chatty writer."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if line.strip():
+                    logger.info(line.removeprefix("INFO: ").strip())
 
 
 class LiteRTRuntime:
@@ -30,8 +58,11 @@ class LiteRTRuntime:
         pass
 
     def session(self) -> Session:
-        interpreter = Interpreter(model_content=self._model, num_threads=self.threads)
-        runner = interpreter.get_signature_runner(SERVING_DEFAULT.name)
+        with native_stderr_logged(log):
+            interpreter = Interpreter(model_content=self._model, num_threads=self.threads)
+            runner = interpreter.get_signature_runner(SERVING_DEFAULT.name)
+            # LiteRT makes its XNNPACK delegate (and says so on stderr) at the first call.
+            runner(**{INPUT_NAME: np.zeros((1, *SERVING_DEFAULT.input_shape), np.float32)})
 
         def run(images: np.ndarray) -> np.ndarray:
             return np.asarray(runner(**{INPUT_NAME: images})[SERVING_DEFAULT.output])
