@@ -28,12 +28,14 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from mnist_serving.errors import BackendUnavailable, Overloaded, ServingError
 from mnist_serving.metrics import Metrics
 from mnist_serving.runtimes import Session
+from mnist_serving.tracing import Tracing, epoch_ns
 
 log = logging.getLogger(__name__)
 # Holding the event loop this long delays nobody when the gateway has no other request; the
@@ -56,10 +58,12 @@ class BatchConfig:
 
 @dataclass
 class Timing:
-    """A request's time in the queue and in model calls, seconds (summed over its batches)."""
+    """A request's time in the queue and in model calls, seconds (summed over its batches), and
+    its trace span when tracing is on."""
 
     queue_s: float = 0.0
     model_s: float = 0.0
+    span: Any = None
 
 
 @dataclass
@@ -73,7 +77,12 @@ class _Task:
 
 class Batcher:
     def __init__(
-        self, sessions: Sequence[Session], config: BatchConfig, metrics: Metrics, runtime: str
+        self,
+        sessions: Sequence[Session],
+        config: BatchConfig,
+        metrics: Metrics,
+        runtime: str,
+        tracing: Tracing | None = None,
     ) -> None:
         if len(sessions) != config.num_batch_threads:
             raise ValueError("one session per batch thread")
@@ -81,6 +90,7 @@ class Batcher:
         self.config = config
         self._metrics = metrics
         self._runtime = runtime
+        self._tracing = tracing or Tracing()
         self._waiting: deque[_Task] = deque()
         self._queued_images = 0
         self._expected = 0
@@ -177,6 +187,14 @@ class Batcher:
             raise
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def _trace(self, batch: list[_Task], started: float, finished: float) -> None:
+        """Each traced request's queue and model spans (the batch has its own)."""
+        begin, end = epoch_ns(started), epoch_ns(finished)
+        for task in batch:
+            if task.timing is not None and task.timing.span is not None:
+                self._tracing.child("queue", task.timing.span, epoch_ns(task.enqueued), begin)
+                self._tracing.child("model", task.timing.span, begin, end)
+
     async def _work(self, session: Session) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -191,9 +209,13 @@ class Batcher:
             )
             self._metrics.batch_size.observe(len(images))
             self._running += 1
+            traced = self._tracing.start_batch(
+                [t.timing.span for t in batch if t.timing], len(images)
+            )
             try:
                 if inspect.iscoroutinefunction(session):
-                    probs = await session(images)
+                    with self._tracing.current(traced):  # a remote call continues the trace
+                        probs = await session(images)
                 else:
                     if self._may_run_inline(batch, len(images)):
                         probs, compute_s = _timed(session, images)
@@ -207,12 +229,16 @@ class Batcher:
                 continue
             finally:
                 self._running -= 1
+                if traced is not None:
+                    traced.end()
             finished = time.perf_counter()
             self._metrics.inference_latency.labels(self._runtime).observe(finished - started)
             for task in batch:
                 if task.timing is not None:
                     task.timing.queue_s += started - task.enqueued
                     task.timing.model_s += finished - started
+            if traced is not None:
+                self._trace(batch, started, finished)
             offset = 0
             for task in batch:
                 size = len(task.images)

@@ -26,6 +26,7 @@ from mnist_serving.runtimes import Runtime, Session
 from mnist_serving.security import AccessControl
 from mnist_serving.settings import Settings
 from mnist_serving.startup import StartupParts, prepare
+from mnist_serving.tracing import Tracing
 
 
 def build_gateway(
@@ -33,15 +34,18 @@ def build_gateway(
     *,
     registry: CollectorRegistry | None = None,
     load: Loader | None = None,
+    tracing: Tracing | None = None,
 ) -> Gateway:
     """A gateway for ``settings``. ``load`` replaces the version loader (a test's fake
-    runtime); ``registry`` the metrics registry (a fresh one per gateway by default)."""
+    runtime); ``registry`` the metrics registry (a fresh one per gateway by default);
+    ``tracing`` the tracer (by default as the ``OTEL_*`` environment says)."""
     parts = prepare(settings)
     metrics = create_metrics(registry)
     readiness = Readiness()
-    repository = build_repository(settings, parts, metrics, readiness, load)
+    tracing = tracing or Tracing.from_environment()
+    repository = build_repository(settings, parts, metrics, readiness, load, tracing)
     access = AccessControl(parts.keys, settings.rate_limit_per_second, settings.rate_limit_burst)
-    core = InferenceCore(settings, metrics, repository, access, readiness)
+    core = InferenceCore(settings, metrics, repository, access, readiness, tracing)
     grpc = GrpcServer(core, settings, readiness) if settings.grpc_port >= 0 else None
     return Gateway(settings, core, create_app(core), grpc, parts.tls)
 
@@ -52,8 +56,9 @@ def build_repository(
     metrics: Metrics,
     readiness: Readiness,
     load: Loader | None = None,
+    tracing: Tracing | None = None,
 ) -> ModelRepository:
-    make_batcher = batcher_factory(settings, metrics)
+    make_batcher = batcher_factory(settings, metrics, tracing)
     if settings.backend == "tfserving":
         # Imported only when chosen: the local path never loads the forwarding client.
         from mnist_serving.repositories.tfserving import TFServingRepository
@@ -65,6 +70,7 @@ def build_repository(
             settings.tfserving_timeout_ms / 1000,
             settings.grpc_max_message_bytes,
             metrics,
+            tracing,
         )
         return TFServingRepository(
             runtime,
@@ -96,7 +102,9 @@ def version_loader(settings: Settings) -> Loader:
     )
 
 
-def batcher_factory(settings: Settings, metrics: Metrics) -> BatcherFactory:
+def batcher_factory(
+    settings: Settings, metrics: Metrics, tracing: Tracing | None = None
+) -> BatcherFactory:
     config = BatchConfig(
         settings.max_batch_size,
         settings.batch_timeout_micros,
@@ -105,7 +113,7 @@ def batcher_factory(settings: Settings, metrics: Metrics) -> BatcherFactory:
     )
 
     async def make(runtime: Runtime, sessions: list[Session]) -> Batcher:
-        batcher = Batcher(sessions, config, metrics, runtime.name)
+        batcher = Batcher(sessions, config, metrics, runtime.name, tracing)
         await batcher.start()
         return batcher
 

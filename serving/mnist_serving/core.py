@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 from prometheus_client import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from mnist_contract.model import INPUT_NAME, MODEL_NAME, SERVING_DEFAULT, SIGNATURES, Signature
 from mnist_contract.pixels import PixelError, model_input, to_uint8
@@ -46,6 +47,7 @@ from mnist_serving.readiness import Readiness
 from mnist_serving.repositories import ModelRepository, ServedVersion, VersionSpec, VersionStatus
 from mnist_serving.security import AccessControl
 from mnist_serving.settings import Settings
+from mnist_serving.tracing import Tracing, epoch_ns
 from mnist_serving.window import RecentTraffic
 
 T = TypeVar("T")
@@ -112,8 +114,10 @@ class InferenceCore:
         repository: ModelRepository,
         access: AccessControl,
         readiness: Readiness,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing or Tracing()
         self.metrics = metrics
         self.repository = repository
         self.access = access
@@ -157,7 +161,12 @@ class InferenceCore:
         """Requests/s and p50/p99 latency of inference requests over the last minute."""
         return self._recent.summary()
 
-    def metrics_text(self) -> bytes:
+    def metrics_text(self, openmetrics: bool = False) -> bytes:
+        """The Prometheus text format, or OpenMetrics (which carries the latency histogram's
+        trace-id exemplars) for a scraper that asks for it."""
+        if openmetrics:
+            text: bytes = openmetrics_latest(self.metrics.registry)  # type: ignore[no-untyped-call]
+            return text
         return generate_latest(self.metrics.registry)
 
     def tfserving_metrics_text(self) -> bytes:
@@ -189,11 +198,30 @@ class InferenceCore:
         *,
         incoming_id: str | None = None,
         peer: str | None = None,
+        carrier: Mapping[str, str] | None = None,
     ) -> AsyncIterator[RequestTracker]:
         """Check the caller's key and rate, then count the request: in flight while inside,
         then total and latency by outcome code, and its access-log line. The tracker's
-        ``request_id`` is the caller's sane ``incoming_id`` or a new one."""
+        ``request_id`` is the caller's sane ``incoming_id`` or a new one. With tracing on, the
+        request is a span continuing the trace context in ``carrier`` (headers, metadata)."""
         tracker = RequestTracker(request_id(incoming_id))
+        attributes = {
+            "rpc.system": protocol,
+            "mnist.route": route,
+            "mnist.request_id": tracker.request_id,
+        }
+        with self.tracing.server_span(f"{protocol} {route}", carrier, attributes) as span:
+            # Only a sampled request gets child spans, links and an exemplar: an unsampled one
+            # costs its non-recording server span and nothing more.
+            tracker.timing.span = span if span is not None and span.is_recording() else None
+            async with self._counted(protocol, route, credential, tracker, peer):
+                yield tracker
+
+    @contextlib.asynccontextmanager
+    async def _counted(
+        self, protocol: str, route: str, credential: str | None, tracker: RequestTracker,
+        peer: str | None,
+    ) -> AsyncIterator[None]:  # fmt: skip
         in_flight = self.metrics.in_flight.labels(protocol, route)
         in_flight.inc()
         self._in_progress += 1
@@ -207,7 +235,7 @@ class InferenceCore:
             if route in INFERENCE_ROUTES:
                 self._admit_inference()
                 admitted = True
-            yield tracker
+            yield
         except ServingError as exc:
             tracker.code, tracker.http_status = exc.code, exc.http_status
             reason = REFUSAL_REASONS.get(type(exc))
@@ -229,13 +257,19 @@ class InferenceCore:
                 self._idle.set()
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(protocol, route, tracker.code).inc()
-            self.metrics.request_latency.labels(protocol, route, tracker.code).observe(elapsed)
+            self.metrics.request_latency.labels(protocol, route, tracker.code).observe(
+                elapsed, exemplar=self.tracing.exemplar(tracker.timing.span)
+            )
             if route in INFERENCE_ROUTES:
                 self._recent.record(elapsed)
             if tracker.images:
                 self.metrics.images.labels(protocol).inc(tracker.images)
             if self.access_log.enabled:
                 self._log_request(protocol, route, tracker, elapsed, peer)
+            span = tracker.timing.span
+            if span is not None:
+                span.set_attributes({"mnist.code": tracker.code, "mnist.images": tracker.images,
+                                     "mnist.model_version": tracker.version or 0})  # fmt: skip
 
     def _log_request(
         self, protocol: str, route: str, tracker: RequestTracker, elapsed: float, peer: str | None
@@ -401,11 +435,15 @@ class InferenceCore:
         served = self.repository.resolve(spec)
         self._check_count(len(images))
         with served.batcher.announce() as ticket:
+            started = time.perf_counter()
             if any(img.encoded is not None for img in images):
                 # Decoding a large image takes milliseconds: keep it off the event loop.
                 frames = await asyncio.to_thread(self._frames, images)
             else:
                 frames = self._frames(images)
+            if tracker is not None and tracker.timing.span is not None:
+                end = epoch_ns(time.perf_counter())
+                self.tracing.child("preprocess", tracker.timing.span, epoch_ns(started), end)
             batch = model_input(np.stack(frames))
             probs = await self._run(served, batch, ticket, tracker)
         digits = probs.argmax(axis=1)

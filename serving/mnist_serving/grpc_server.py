@@ -235,8 +235,9 @@ class GrpcServer:
                 return await self._probe(method, answer, request, context, key, rid, peer, started)
             try:
                 async with self.core.request(
-                    method.protocol, method.route, key, incoming_id=rid, peer=peer
-                ) as tracker:
+                    method.protocol, method.route, key, incoming_id=rid, peer=peer,
+                    carrier=metadata,
+                ) as tracker:  # fmt: skip
                     if isinstance(request, _Undecodable):
                         raise InvalidInput(
                             f"the request is not a valid {request.type_name} message"

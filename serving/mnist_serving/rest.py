@@ -49,6 +49,7 @@ from mnist_serving.static import DEMO_HTML
 log = logging.getLogger(__name__)
 JSON = "application/json"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 ACCEPTED_TYPES = ", ".join((JSON, *MEDIA_TYPES, "multipart/form-data", "application/octet-stream"))
 
 
@@ -322,6 +323,10 @@ class RestEndpoints:
             header, binary = split(body, request.headers.get(HEADER_LENGTH))
         except FramingError as exc:
             raise InvalidInput(str(exc)) from None
+        if not header and binary:
+            raise InvalidInput(
+                f"{HEADER_LENGTH} is 0: the JSON header in front of the tensors is empty"
+            )
         call = v2.parse_rest(codec.loads(header, self.depth), binary)
         work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
         result = await self.core.bounded(work, call.timeout_s)
@@ -354,7 +359,9 @@ class RestEndpoints:
     async def stats(self, _request: Request) -> Response:
         return json_response(self.core.stats())
 
-    async def metrics(self, _request: Request) -> Response:
+    async def metrics(self, request: Request) -> Response:
+        if "application/openmetrics-text" in request.headers.get("accept", ""):
+            return Response(self.core.metrics_text(openmetrics=True), media_type=OPENMETRICS)
         return Response(self.core.metrics_text(), media_type=PROMETHEUS_TEXT)
 
     async def tfserving_metrics(self, _request: Request) -> Response:
@@ -385,7 +392,7 @@ def _api_handler(
         try:
             async with core.request(
                 route.protocol, route.name, credential(request), incoming_id=rid,
-                peer=_peer(request),
+                peer=_peer(request), carrier=request.headers,
             ) as tracker:  # fmt: skip
                 response = await core.bounded(answer(request, tracker))
                 tracker.http_status = response.status_code

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
@@ -159,3 +163,39 @@ def test_a_wrong_input_name_is_refused(triton) -> None:
     tensor.set_data_from_numpy(np.zeros((1, 784), np.uint8))
     with pytest.raises(InferenceServerException, match="unknown input 'pixels'"):
         client.infer("mnist", [tensor])
+
+
+def _post(body: bytes, header_length: int):
+    """(status, the answer's bytes, its header length) of a raw POST to the infer route."""
+    request = urllib.request.Request(
+        f"http://{REST}/v2/models/mnist/infer", body,
+        {"Inference-Header-Content-Length": str(header_length)},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.read(), answer.headers["Inference-Header-Content-Length"]
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), None
+
+
+@pytest.mark.parametrize(
+    ("spoil", "words"),
+    [
+        (lambda body, length: (body[:-1], length), "runs past the body's end"),
+        (lambda body, length: (body + b"\0", length), "bytes after the last binary tensor"),
+        (lambda body, length: (body, len(body) + 10), "has only"),
+    ],
+)
+def test_a_binary_body_from_tritonclient_spoiled_in_transit(digits, spoil, words) -> None:
+    """tritonclient's own encoder makes the body (its client never sends a wrong one); the
+    bytes are then cut, padded or given a header length past the end."""
+    tensor = _input(triton_http, digits[0][:2].reshape(-1, 784), "UINT8")
+    body, length = triton_http.InferenceServerClient.generate_request_body([tensor])
+    status, answer, _ = _post(*spoil(body, length))
+    assert status == 400 and words in json.loads(answer)["error"]
+    status, answer, answer_length = _post(body, length)  # unspoiled, the same body is answered
+    assert status == 200
+    result = triton_http.InferenceServerClient.parse_response_body(
+        answer, header_length=int(answer_length)
+    )
+    assert result.as_numpy("probabilities").shape == (2, 10)

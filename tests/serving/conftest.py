@@ -17,6 +17,7 @@ from benchmarks.support import Server, start_gateway, stop_gateway
 from mnist_serving.build import build_gateway
 from mnist_serving.repositories.local import Loader
 from mnist_serving.settings import Settings
+from mnist_serving.tracing import Tracing
 
 __all__ = ["Server", "in_process", "start_server", "stop_server"]
 start_server = start_gateway
@@ -25,10 +26,10 @@ stop_server = stop_gateway
 
 @contextlib.asynccontextmanager
 async def in_process(
-    settings: Settings, load: Loader | None = None
+    settings: Settings, load: Loader | None = None, tracing: Tracing | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A gateway's REST app in this process (no sockets) with its model loaded."""
-    gateway = build_gateway(settings, load=load)
+    gateway = build_gateway(settings, load=load, tracing=tracing)
     async with gateway.model_loaded():
         transport = httpx.ASGITransport(app=gateway.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -98,6 +98,7 @@ async def test_compressed_bodies_and_the_classification_extension(api, digits) -
 BAD_FRAMING = [
     ({HEADER_LENGTH: "12x"}, "whole number of bytes"),
     ({HEADER_LENGTH: "999999"}, "has only"),
+    ({HEADER_LENGTH: "0"}, "the JSON header in front of the tensors is empty"),
 ]
 
 

@@ -35,6 +35,7 @@ from mnist_serving.errors import (
 )
 from mnist_serving.metrics import Metrics
 from mnist_serving.runtimes import Session
+from mnist_serving.tracing import Tracing
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
@@ -66,6 +67,9 @@ def backend_error(exc: grpc.RpcError, target: str) -> ServingError:
     return mapping.get(code, ServingError)(message)
 
 
+PREDICT_NAME = "tensorflow.serving.PredictionService/Predict"
+
+
 class TFServingRuntime:
     name = "tfserving"
 
@@ -76,6 +80,7 @@ class TFServingRuntime:
         timeout_s: float,
         max_message_bytes: int,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._options = [
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -90,6 +95,7 @@ class TFServingRuntime:
         self.model_name = model_name
         self.timeout_s = timeout_s
         self._metrics = metrics
+        self._tracing = tracing or Tracing()
         self._targets: list[Target] = []
         self._turn = itertools.count()
         self._watcher: asyncio.Task[None] | None = None
@@ -191,7 +197,12 @@ class TFServingRuntime:
             if remaining <= 0:
                 raise DeadlineExceeded(f"TF Serving did not answer within {self.timeout_s:.1f} s")
             try:
-                answer = await target.predict.Predict(request, timeout=remaining)
+                # A CLIENT span with its context in the metadata: TF Serving (or a gateway in
+                # front of it) continues the same trace.
+                with self._tracing.client_span(PREDICT_NAME, target.address) as metadata:
+                    answer = await target.predict.Predict(
+                        request, timeout=remaining, metadata=metadata
+                    )
             except grpc.RpcError as exc:
                 error = backend_error(exc, target.address)
                 if not isinstance(error, BackendUnavailable):
