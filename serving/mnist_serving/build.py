@@ -23,6 +23,7 @@ from mnist_serving.repositories import BatcherFactory, ModelRepository
 from mnist_serving.repositories.local import Loader, LocalRepository
 from mnist_serving.rest import create_app
 from mnist_serving.runtimes import Runtime, Session
+from mnist_serving.samples import SampleWriter
 from mnist_serving.security import AccessControl
 from mnist_serving.settings import Settings
 from mnist_serving.startup import StartupParts, prepare
@@ -45,9 +46,25 @@ def build_gateway(
     tracing = tracing or Tracing.from_environment()
     repository = build_repository(settings, parts, metrics, readiness, load, tracing)
     access = AccessControl(parts.keys, settings.rate_limit_per_second, settings.rate_limit_burst)
-    core = InferenceCore(settings, metrics, repository, access, readiness, tracing)
+    core = InferenceCore(
+        settings, metrics, repository, access, readiness, tracing, sample_writer(settings, metrics)
+    )
     grpc = GrpcServer(core, settings, readiness) if settings.grpc_port >= 0 else None
     return Gateway(settings, core, create_app(core), grpc, parts.tls)
+
+
+def sample_writer(settings: Settings, metrics: Metrics) -> SampleWriter | None:
+    """The --sample-dir writer, counting into the metrics; None when no folder is given."""
+    if settings.sample_dir is None:
+        return None
+    return SampleWriter(
+        settings.sample_dir,
+        settings.sample_rate,
+        settings.sample_below_confidence,
+        int(settings.sample_max_mb * 1024 * 1024),
+        on_drop=lambda reason, n: metrics.samples_dropped.labels(reason).inc(n),
+        on_write=metrics.samples_written.inc,
+    )
 
 
 def build_repository(

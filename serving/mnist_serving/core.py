@@ -45,6 +45,7 @@ from mnist_serving.errors import (
 from mnist_serving.metrics import Metrics, tfserving_registry
 from mnist_serving.readiness import Readiness
 from mnist_serving.repositories import ModelRepository, ServedVersion, VersionSpec, VersionStatus
+from mnist_serving.samples import SampleWriter, to_frames
 from mnist_serving.security import AccessControl
 from mnist_serving.settings import Settings
 from mnist_serving.tracing import Tracing, epoch_ns
@@ -115,9 +116,11 @@ class InferenceCore:
         access: AccessControl,
         readiness: Readiness,
         tracing: Tracing | None = None,
+        samples: SampleWriter | None = None,
     ) -> None:
         self.settings = settings
         self.tracing = tracing or Tracing()
+        self.samples = samples
         self.metrics = metrics
         self.repository = repository
         self.access = access
@@ -415,6 +418,9 @@ class InferenceCore:
         if tracker is not None:
             tracker.images += len(images)
             tracker.version = served.version
+        if self.samples is not None:
+            rid = tracker.request_id if tracker is not None else ""
+            self.samples.offer(to_frames(images), probs, served.version, rid)
         return probs
 
     def _count_predictions(self, probs: np.ndarray) -> None:

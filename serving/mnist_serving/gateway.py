@@ -105,11 +105,21 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def model_loaded(self) -> AsyncIterator[InferenceCore]:
         """The model loaded around the block; :attr:`app` answers in-process meanwhile."""
-        await self.core.repository.start()
+        await self._load()
         try:
             yield self.core
         finally:
-            await self.core.repository.close()
+            await self._unload()
+
+    async def _load(self) -> None:
+        if self.core.samples is not None:
+            self.core.samples.start()
+        await self.core.repository.start()
+
+    async def _unload(self) -> None:
+        await self.core.repository.close()
+        if self.core.samples is not None:  # what is queued is written before the exit
+            await asyncio.to_thread(self.core.samples.close)
 
     # -- the process lifecycle ------------------------------------------------------------
 
@@ -136,7 +146,7 @@ class Gateway:
 
     async def start(self, sockets: list[socket.socket] | None = None) -> BoundPorts:
         """Load the model, then bind and start REST and gRPC; the ports once serving."""
-        await self.core.repository.start()
+        await self._load()
         # Move everything built at start-up out of the collector's sight: full collections then
         # scan only per-request garbage, which keeps their pauses out of the latency tail.
         gc.collect()
@@ -179,7 +189,7 @@ class Gateway:
         if self._grpc is not None:
             await self.core.wait_idle(GRPC_GRACE_SECONDS)
             await self._grpc.stop(GRPC_GRACE_SECONDS)
-        await self.core.repository.close()
+        await self._unload()
         if self.settings.ready_file is not None and self.ports is not None:
             self.settings.ready_file.unlink(missing_ok=True)  # ours: written when serving
 

@@ -92,6 +92,8 @@ class Metrics:
     model_config_errors: Counter
     version_requests: Counter
     backend_up: Gauge
+    samples_written: Counter
+    samples_dropped: Counter
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,11 @@ _SPECS = (
           ("version",)),
     _Spec("backend_up", Gauge, "mnist_backend_target_up",
           "1 while a TF Serving target is in rotation (backend=tfserving), else 0.", ("target",)),
+    _Spec("samples_written", Counter, "mnist_samples_written_total",
+          "Sampled inputs written to --sample-dir."),
+    _Spec("samples_dropped", Counter, "mnist_samples_dropped_total",
+          "Sampled inputs dropped, by reason (queue_full: the writer is behind; write_failed).",
+          ("reason",)),
 )  # fmt: skip
 
 

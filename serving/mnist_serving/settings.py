@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     follow the same format (json for json)."""
     access_log_probes: bool = False
     """Also log health probes, /metrics and the other operational routes."""
+    sample_dir: Path | None = None
+    """Write a sample of the inputs (28×28 frames with prediction, confidence, version, time,
+    request id) here, for monitoring and retraining."""
+    sample_rate: float = Field(0.01, ge=0.0, le=1.0)
+    """Share of images kept in --sample-dir."""
+    sample_below_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    """Images the model is less sure of than this are always kept."""
+    sample_max_mb: float = Field(100.0, gt=0)
+    """--sample-dir is kept under this size; the oldest shards go first."""
     ready_file: Path | None = None
     """Once serving, write this JSON file with the bound REST and gRPC ports (removed on exit)."""
 
