@@ -123,6 +123,16 @@ def point(face: Face, frames: np.ndarray, connections: int, seconds: float, gate
     return r
 
 
+def median_cells(points: list[dict]) -> str:
+    """req/s, images/s, p50, p99, CPU per request (medians over rounds) and errors (summed),
+    as the table cells that end a row."""
+    med = {k: statistics.median(r[k] for r in points)
+           for k in ("rps", "images_per_s", "p50_ms", "p99_ms", "cpu_us_per_request")}  # fmt: skip
+    errors = sum(r["errors"] for r in points)
+    return (f"{med['rps']:,.0f} | {med['images_per_s']:,.0f} | {med['p50_ms']:.2f} | "
+            f"{med['p99_ms']:.2f} | {med['cpu_us_per_request']:,.0f} | {errors} |")  # fmt: skip
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__, seconds=5, rounds=3)
     args = parser.parse_args()
@@ -147,12 +157,7 @@ def main() -> None:
     for images, connections in SIZES:
         for face in FACES:
             points = [r for r in rows if r["face"] == face.name and r["images"] == images]
-            med = {k: statistics.median(r[k] for r in points)
-                   for k in ("rps", "images_per_s", "p50_ms", "p99_ms", "cpu_us_per_request")}  # fmt: skip
-            errors = sum(r["errors"] for r in points)
-            print(f"| {face.name} | {images} | {connections} | {med['rps']:,.0f} | "
-                  f"{med['images_per_s']:,.0f} | {med['p50_ms']:.2f} | {med['p99_ms']:.2f} | "
-                  f"{med['cpu_us_per_request']:,.0f} | {errors} |")  # fmt: skip
+            print(f"| {face.name} | {images} | {connections} | {median_cells(points)}")
     print("\n```json\n" + json.dumps(rows, indent=1) + "\n```")
 
 

@@ -95,10 +95,13 @@ def start_gateway(
     env: dict[str, str] | None = None,
     grpc_port: int = 0,
     timeout: float = 60.0,
+    workers: str | None = "1",
 ) -> Server:
     """``mnist-serve`` on free ports; returns once its ready file says it serves.
 
-    Output goes to a file, not a pipe: a pipe nobody drains would block the server.
+    ``workers`` is set as ``MNIST_WORKERS`` (a ``--workers`` flag wins over it; None leaves
+    the gateway's default): one process unless asked, so a figure or a test speaks of one
+    worker. Output goes to a file, not a pipe: a pipe nobody drains would block the server.
     """
     log = Path(tempfile.mkstemp(prefix="gateway-", suffix=".log")[1])
     ready = log.with_suffix(".ready.json")
@@ -108,7 +111,7 @@ def start_gateway(
                "--log-level", "warning", "--ready-file", str(ready), *flags]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            command, stdout=out, stderr=subprocess.STDOUT, env=_environment(env, workers)
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -120,6 +123,15 @@ def start_gateway(
     process.kill()
     process.wait()
     raise RuntimeError("gateway did not start:\n" + log.read_text(errors="replace"))
+
+
+def _environment(extra: dict[str, str] | None, workers: str | None) -> dict[str, str]:
+    environment = {**os.environ, **(extra or {})}
+    if workers is not None:
+        environment.setdefault("MNIST_WORKERS", workers)
+    else:
+        environment.pop("MNIST_WORKERS", None)
+    return environment
 
 
 def stop_gateway(server: Server, timeout: float = 15.0) -> int:
@@ -158,6 +170,25 @@ def rss_mb(pid: int, *, peak: bool = False, children: bool = False) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU time a process and the processes under it use now (a gateway with
+    several workers is a supervisor and its workers)."""
+    return sum(_own_cpu_seconds(one) for one in process_tree(pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process under it, as /proc lists them now."""
+    found, queue = [], [pid]
+    while queue:
+        one = queue.pop()
+        found.append(one)
+        for task in Path(f"/proc/{one}/task").glob("*/children"):
+            queue += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # it exited since it was listed
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -61,6 +61,7 @@ def figures() -> Iterator[dict[str, Any]]:
 END_TO_END_FIXTURES = frozenset({"model_dir", "fixture_npz", "server", "target"})
 END_TO_END_MODULES = frozenset({
     "tests.client.test_install", "tests.load.test_benchmark_tools",
+    "tests.serving.test_workers",  # supervisors and worker processes on free ports
     # other projects' clients and servers, in their own environment
     "tests.client.test_v2_peers", "tests.serving.test_open_inference_clients",
 })  # fmt: skip

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from mnist_serving.batching import BatchConfig, Batcher
 from mnist_serving.core import InferenceCore
+from mnist_serving.cpus import plan, usable_cpus
 from mnist_serving.gateway import Gateway
 from mnist_serving.grpc_server import GrpcServer
 from mnist_serving.loader import load_version
@@ -26,8 +27,10 @@ from mnist_serving.runtimes import Runtime, Session
 from mnist_serving.samples import SampleWriter
 from mnist_serving.security import AccessControl
 from mnist_serving.settings import Settings
+from mnist_serving.shared import CanaryCredit, GatewayShare
 from mnist_serving.startup import StartupParts, prepare
 from mnist_serving.tracing import Tracing
+from mnist_serving.window import RecentTraffic
 
 
 def build_gateway(
@@ -36,21 +39,33 @@ def build_gateway(
     registry: CollectorRegistry | None = None,
     load: Loader | None = None,
     tracing: Tracing | None = None,
+    share: GatewayShare | None = None,
 ) -> Gateway:
     """A gateway for ``settings``. ``load`` replaces the version loader (a test's fake
     runtime); ``registry`` the metrics registry (a fresh one per gateway by default);
-    ``tracing`` the tracer (by default as the ``OTEL_*`` environment says)."""
+    ``tracing`` the tracer (by default as the ``OTEL_*`` environment says); ``share``, for
+    one worker process among several, what it shares with the others."""
     parts = prepare(settings)
-    metrics = create_metrics(registry)
+    folder = share.folder if share is not None else None
+    metrics = create_metrics(registry, shared_dir=folder)
     readiness = Readiness()
     tracing = tracing or Tracing.from_environment()
-    repository = build_repository(settings, parts, metrics, readiness, load, tracing)
-    access = AccessControl(parts.keys, settings.rate_limit_per_second, settings.rate_limit_burst)
-    core = InferenceCore(
-        settings, metrics, repository, access, readiness, tracing, sample_writer(settings, metrics)
+    canary = CanaryCredit(share.canary) if share is not None else None
+    repository = build_repository(settings, parts, metrics, readiness, load, tracing, canary)
+    access = AccessControl(
+        parts.keys,
+        settings.rate_limit_per_second,
+        settings.rate_limit_burst,
+        share.buckets if share is not None else None,
     )
+    core = InferenceCore(
+        settings, metrics, repository, access, readiness, tracing,
+        sample_writer(settings, metrics), RecentTraffic(shared_dir=folder),
+    )  # fmt: skip
     grpc = GrpcServer(core, settings, readiness) if settings.grpc_port >= 0 else None
-    return Gateway(settings, core, create_app(core), grpc, parts.tls)
+    return Gateway(
+        settings, core, create_app(core), grpc, parts.tls, shared_ports=share is not None
+    )
 
 
 def sample_writer(settings: Settings, metrics: Metrics) -> SampleWriter | None:
@@ -74,6 +89,7 @@ def build_repository(
     readiness: Readiness,
     load: Loader | None = None,
     tracing: Tracing | None = None,
+    canary: CanaryCredit | None = None,
 ) -> ModelRepository:
     make_batcher = batcher_factory(settings, metrics, tracing)
     if settings.backend == "tfserving":
@@ -105,6 +121,7 @@ def build_repository(
         metrics=metrics,
         poll_seconds=settings.model_poll_seconds,
         on_ready=readiness.set_model_ready,
+        canary=canary,
     )
 
 
@@ -113,10 +130,18 @@ def version_loader(settings: Settings) -> Loader:
     return functools.partial(
         load_version,
         kind=settings.runtime,
-        threads=settings.runtime_threads,
+        threads=runtime_threads(settings),
         sessions=settings.num_batch_threads,
         warmup=settings.warmup,
     )
+
+
+def runtime_threads(settings: Settings) -> int:
+    """The settings' thread count; for ``auto``, what one worker on this machine's CPUs gets
+    (a supervisor decides it for its workers, :meth:`Settings.for_cpus`)."""
+    if isinstance(settings.runtime_threads, int):
+        return settings.runtime_threads
+    return plan(1, "auto", usable_cpus()).threads
 
 
 def batcher_factory(

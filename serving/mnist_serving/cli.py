@@ -3,6 +3,7 @@
 mnist-serve                                   # models/ on 0.0.0.0:8080, LiteRT runtime
 mnist-serve --model-dir /srv/models --rest-port 9000 --max-batch-size 128
 MNIST_RUNTIME=savedmodel mnist-serve          # the SavedModel through TensorFlow
+mnist-serve --workers 4                       # four processes on the same ports
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pydantic import ValidationError
 
 from mnist_serving.access_log import configure_logging
 from mnist_serving.build import build_gateway
+from mnist_serving.cpus import usable_cpus
 from mnist_serving.errors import StartupError
 from mnist_serving.gateway import run
 from mnist_serving.model_config import VersionPolicy
 from mnist_serving.settings import Settings, SettingsError
+from mnist_serving.workers import Supervisor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +78,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = settings_from(args)
+        settings = settings_from(args).for_cpus(usable_cpus())
+        if isinstance(settings.workers, int) and settings.workers > 1:
+            configure_logging(settings.log_level, settings.access_log)
+            return Supervisor(settings).run()
         gateway = build_gateway(settings)
     except ValidationError as exc:
         problems = "; ".join(

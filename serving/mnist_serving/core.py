@@ -117,6 +117,7 @@ class InferenceCore:
         readiness: Readiness,
         tracing: Tracing | None = None,
         samples: SampleWriter | None = None,
+        recent: RecentTraffic | None = None,
     ) -> None:
         self.settings = settings
         self.tracing = tracing or Tracing()
@@ -126,7 +127,7 @@ class InferenceCore:
         self.access = access
         self.readiness = readiness
         self.limits = ImageLimits(settings.max_image_side, settings.max_image_pixels)
-        self._recent = RecentTraffic()
+        self._recent = recent or RecentTraffic()
         self._open_routes = frozenset(settings.open_routes)
         self._tfserving_view = tfserving_registry(metrics, MODEL_NAME)
         self._inference_in_flight = 0
@@ -161,16 +162,17 @@ class InferenceCore:
             self.access.authenticate(credential)
 
     def stats(self) -> dict[str, float | int | None]:
-        """Requests/s and p50/p99 latency of inference requests over the last minute."""
+        """Requests/s and p50/p99 latency of inference requests over the last minute (of
+        every worker, with several)."""
         return self._recent.summary()
 
     def metrics_text(self, openmetrics: bool = False) -> bytes:
         """The Prometheus text format, or OpenMetrics (which carries the latency histogram's
         trace-id exemplars) for a scraper that asks for it."""
         if openmetrics:
-            text: bytes = openmetrics_latest(self.metrics.registry)  # type: ignore[no-untyped-call]
+            text: bytes = openmetrics_latest(self.metrics.exposition)  # type: ignore[no-untyped-call]
             return text
-        return generate_latest(self.metrics.registry)
+        return generate_latest(self.metrics.exposition)
 
     def tfserving_metrics_text(self) -> bytes:
         """TF Serving's metric names, for a gateway standing in for TF Serving."""
@@ -208,12 +210,7 @@ class InferenceCore:
         ``request_id`` is the caller's sane ``incoming_id`` or a new one. With tracing on, the
         request is a span continuing the trace context in ``carrier`` (headers, metadata)."""
         tracker = RequestTracker(request_id(incoming_id))
-        attributes = {
-            "rpc.system": protocol,
-            "mnist.route": route,
-            "mnist.request_id": tracker.request_id,
-        }
-        with self.tracing.server_span(f"{protocol} {route}", carrier, attributes) as span:
+        with self.tracing.server_span(protocol, route, tracker.request_id, carrier) as span:
             # Only a sampled request gets child spans, links and an exemplar: an unsampled one
             # costs its non-recording server span and nothing more.
             tracker.timing.span = span if span is not None and span.is_recording() else None
@@ -260,8 +257,8 @@ class InferenceCore:
                 self._idle.set()
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(protocol, route, tracker.code).inc()
-            self.metrics.request_latency.labels(protocol, route, tracker.code).observe(
-                elapsed, exemplar=self.tracing.exemplar(tracker.timing.span)
+            self.metrics.observe_latency(
+                (protocol, route, tracker.code), elapsed, self.tracing.exemplar(tracker.timing.span)
             )
             if route in INFERENCE_ROUTES:
                 self._recent.record(elapsed)
@@ -277,40 +274,42 @@ class InferenceCore:
     def _log_request(
         self, protocol: str, route: str, tracker: RequestTracker, elapsed: float, peer: str | None
     ) -> None:
-        ran = tracker.timing.model_s > 0
-        self.access_log.write(
-            AccessRecord(
-                time=utc_now(),
-                request_id=tracker.request_id,
-                protocol=protocol,
-                route=route,
-                model_version=tracker.version,
-                code=tracker.code,
-                http_status=tracker.http_status if protocol.endswith("rest") else None,
-                images=tracker.images,
-                latency_ms=round(elapsed * 1000, 3),
-                queue_ms=round(tracker.timing.queue_s * 1000, 3) if ran else None,
-                model_ms=round(tracker.timing.model_s * 1000, 3) if ran else None,
-                peer=peer,
-                key=tracker.key,
-            )
-        )
+        http_status = tracker.http_status if protocol.endswith("rest") else None
+        self._write_access(protocol, route, tracker.request_id, tracker.code, http_status,
+                           elapsed, peer, tracker)  # fmt: skip
 
     def log_probe(
         self, protocol: str, route: str, code: str, http_status: int | None, elapsed: float,
         request: str, peer: str | None,
     ) -> None:  # fmt: skip
         """An operational route's access-log line, when the settings ask for probes too."""
-        if not (self.access_log.enabled and self.settings.access_log_probes):
-            return
+        if self.access_log.enabled and self.settings.access_log_probes:
+            self._write_access(protocol, route, request, code, http_status, elapsed, peer)
+
+    def _write_access(
+        self, protocol: str, route: str, request: str, code: str, http_status: int | None,
+        elapsed: float, peer: str | None, tracker: RequestTracker | None = None,
+    ) -> None:  # fmt: skip
+        """One access-log line; an inference request's ``tracker`` adds what it did."""
+        timing = tracker.timing if tracker is not None else None
+        ran = timing is not None and timing.model_s > 0
         self.access_log.write(
             AccessRecord(
-                time=utc_now(), request_id=request, protocol=protocol, route=route,
-                model_version=None, code=code, http_status=http_status, images=0,
-                latency_ms=round(elapsed * 1000, 3), queue_ms=None, model_ms=None, peer=peer,
-                key=None,
+                time=utc_now(),
+                request_id=request,
+                protocol=protocol,
+                route=route,
+                model_version=tracker.version if tracker is not None else None,
+                code=code,
+                http_status=http_status,
+                images=tracker.images if tracker is not None else 0,
+                latency_ms=round(elapsed * 1000, 3),
+                queue_ms=round(timing.queue_s * 1000, 3) if ran and timing else None,
+                model_ms=round(timing.model_s * 1000, 3) if ran and timing else None,
+                peer=peer,
+                key=tracker.key if tracker is not None else None,
             )
-        )  # fmt: skip
+        )
 
     def _admit_inference(self) -> None:
         """Refuse at once past the in-flight cap: under a flood the excess gets a quick 503

@@ -6,7 +6,9 @@ socket bound here) and the gRPC server, announces the bound ports (a line for pe
 health follows), no new connections, requests in progress finish, the model is unloaded, exit
 0. A second signal stops without waiting. Nothing of uvicorn is patched: a small subclass of
 its server leaves the signals to the gateway and says when it listens, and it serves a socket
-bound here, so a supervisor can run several gateways in worker processes on shared sockets.
+bound here. As one of several worker processes (:mod:`mnist_serving.workers`) it binds its
+ports with ``SO_REUSEPORT``, after its model is loaded, so the kernel sends it connections
+only once it can answer them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from mnist_serving.startup import Tls
 log = logging.getLogger(__name__)
 GRPC_GRACE_SECONDS = 5.0
 REST_GRACE_SECONDS = 10
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class BoundPorts:
     rest_port: int
     grpc_port: int | None  # None: gRPC off
     tls: bool
+    workers: int = 1  # processes serving these ports (pid: the supervisor's, with several)
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -88,8 +92,11 @@ class Gateway:
         app: ASGIApp,
         grpc_server: GrpcServer | None,
         tls: Tls | None,
+        *,
+        shared_ports: bool = False,
     ) -> None:
         self.settings = settings
+        self._shared_ports = shared_ports  # one worker of several: bind with SO_REUSEPORT
         self.core = core
         self.app = app
         self._grpc = grpc_server
@@ -123,17 +130,25 @@ class Gateway:
 
     # -- the process lifecycle ------------------------------------------------------------
 
-    async def serve(self, sockets: list[socket.socket] | None = None) -> int:
-        """Start, serve until SIGTERM/SIGINT, drain; the exit code (0 after a clean drain)."""
+    async def serve(
+        self,
+        sockets: list[socket.socket] | None = None,
+        *,
+        signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+        on_serving: Callable[[BoundPorts], None] | None = None,
+    ) -> int:
+        """Start, serve until one of ``signals``, drain; the exit code (0 after a clean drain).
+        ``on_serving`` is told the ports instead of the ready line and file (a worker tells
+        its supervisor)."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.add_signal_handler(sig, self.request_stop)
         try:
-            await self.start(sockets)
+            await self.start(sockets, on_serving)
             await self._stop.wait()
         finally:
             await self.stop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
         return 0
 
@@ -144,7 +159,11 @@ class Gateway:
         self.core.readiness.drain()
         self._stop.set()
 
-    async def start(self, sockets: list[socket.socket] | None = None) -> BoundPorts:
+    async def start(
+        self,
+        sockets: list[socket.socket] | None = None,
+        on_serving: Callable[[BoundPorts], None] | None = None,
+    ) -> BoundPorts:
         """Load the model, then bind and start REST and gRPC; the ports once serving."""
         await self._load()
         # Move everything built at start-up out of the collector's sight: full collections then
@@ -152,11 +171,18 @@ class Gateway:
         gc.collect()
         gc.freeze()
         s = self.settings
-        self._rest_socket = sockets[0] if sockets else bind_socket(s.host, s.rest_port)
+        self._rest_socket = (
+            sockets[0]
+            if sockets
+            else bind_socket(s.host, s.rest_port, reuse_port=self._shared_ports)
+        )
         await self._start_rest(self._rest_socket)
         grpc_port = await self._start_grpc()
         self.ports = self._ports(grpc_port)
-        self._announce(self.ports)
+        if on_serving is not None:
+            on_serving(self.ports)
+        else:
+            announce(self.settings, self.ports)
         return self.ports
 
     async def _start_rest(self, sock: socket.socket) -> None:
@@ -175,7 +201,9 @@ class Gateway:
         credentials = None
         if self._tls is not None:
             credentials = grpc.ssl_server_credentials([(self._tls.key, self._tls.cert)])
-        port = self._grpc.bind(self.settings.host, self.settings.grpc_port, credentials)
+        port = self._grpc.bind(
+            self.settings.host, self.settings.grpc_port, credentials, shared=self._shared_ports
+        )
         await self._grpc.start()
         return port
 
@@ -219,20 +247,21 @@ class Gateway:
             os.getpid(), f"{scheme}://{shown}:{port}", port, grpc_port, bool(self._tls)
         )
 
-    def _announce(self, ports: BoundPorts) -> None:
-        """A line for people; the ready file (written whole, then renamed) for tools."""
-        host = ports.rest_url.rsplit(":", 1)[0].split("//", 1)[1]
-        grpc_text = f", gRPC {host}:{ports.grpc_port}" if ports.grpc_port else ", gRPC off"
-        grpc_text += " (TLS)" if ports.grpc_port and ports.tls else ""
-        base = ports.rest_url
-        line = f"ready on {base}{grpc_text}  (API docs {base}/docs, metrics {base}/metrics)"
-        if self.settings.access_log == "json":  # every line of a JSON log is JSON
-            log.info(line, extra={"fields": {"message": "ready", **asdict(ports)}})
-        else:
-            print(f"mnist-serve: {line}", flush=True)
-        target = self.settings.ready_file
-        if target is not None:
-            write_atomically(target, json.dumps(asdict(ports), indent=2) + "\n")
+
+def announce(settings: Settings, ports: BoundPorts) -> None:
+    """A line for people; the ready file (written whole, then renamed) for tools."""
+    host = ports.rest_url.rsplit(":", 1)[0].split("//", 1)[1]
+    grpc_text = f", gRPC {host}:{ports.grpc_port}" if ports.grpc_port else ", gRPC off"
+    grpc_text += " (TLS)" if ports.grpc_port and ports.tls else ""
+    base = ports.rest_url
+    workers = f", {ports.workers} workers" if ports.workers > 1 else ""
+    line = f"ready on {base}{grpc_text}{workers}  (API docs {base}/docs, metrics {base}/metrics)"
+    if settings.access_log == "json":  # every line of a JSON log is JSON
+        log.info(line, extra={"fields": {"message": "ready", **asdict(ports)}})
+    else:
+        print(f"mnist-serve: {line}", flush=True)
+    if settings.ready_file is not None:
+        write_atomically(settings.ready_file, json.dumps(asdict(ports), indent=2) + "\n")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -244,12 +273,17 @@ def write_atomically(path: Path, text: str) -> None:
 
 def run(gateway: Gateway) -> int:
     """Serve on a fresh event loop (uvloop where installed) until told to stop."""
+    return run_on_loop(gateway.serve())
+
+
+def run_on_loop(main: Coroutine[None, None, int]) -> int:
+    """Run ``main`` on a fresh event loop, uvloop's where installed."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it on Linux and macOS
-        return asyncio.run(gateway.serve())
+        return asyncio.run(main)
     if sys.version_info >= (3, 11):
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(gateway.serve())
+            return runner.run(main)
     uvloop.install()
-    return asyncio.run(gateway.serve())
+    return asyncio.run(main)

@@ -185,15 +185,16 @@ class GrpcServer:
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
 
-    def _build(self) -> grpc.aio.Server:
+    def _build(self, shared: bool) -> grpc.aio.Server:
         """The grpc.aio server, made inside the running loop (it binds to the loop it sees)."""
         limit = self._settings.grpc_max_message_bytes
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-                # Two servers must never share a port silently (gRPC's default allows it).
-                ("grpc.so_reuseport", 0),
+                # Two servers must never share a port silently (gRPC's default allows it),
+                # except the workers of one gateway, whose supervisor holds the port.
+                ("grpc.so_reuseport", 1 if shared else 0),
                 # Clients reconnect every few minutes, so new replicas behind a plain Service
                 # receive traffic (HTTP/2 otherwise pins a client to one pod for good).
                 ("grpc.max_connection_age_ms", 300_000),
@@ -268,10 +269,18 @@ class GrpcServer:
             elapsed = time.perf_counter() - started
             self.core.log_probe(method.protocol, method.route, code, None, elapsed, rid, peer)
 
-    def bind(self, host: str, port: int, credentials: grpc.ServerCredentials | None) -> int:
-        """Bind ``host:port`` (0: a free port); the port bound."""
+    def bind(
+        self,
+        host: str,
+        port: int,
+        credentials: grpc.ServerCredentials | None,
+        *,
+        shared: bool = False,
+    ) -> int:
+        """Bind ``host:port`` (0: a free port); the port bound. ``shared``: with
+        ``SO_REUSEPORT``, beside the other workers of the same gateway."""
         address = f"{host}:{port}"
-        self.server = server = self._build()
+        self.server = server = self._build(shared)
         try:  # grpcio raises RuntimeError on a port in use, some versions return 0 instead
             if credentials is not None:
                 bound = int(server.add_secure_port(address, credentials))

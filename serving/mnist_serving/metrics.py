@@ -2,13 +2,28 @@
 
 Names follow Prometheus's conventions: base units (seconds), ``_total`` counters, histograms
 that aggregate across replicas. The table in ``docs/metrics.md`` lists them all.
+
+With several worker processes (:mod:`mnist_serving.workers`) every metric is kept by
+prometheus-client's multiprocess mode: each worker writes its values to memory-mapped files in
+one folder and a scrape of any worker merges them, so counters and histograms are exact sums
+and each gauge says how it combines (``livesum`` for in-flight and queue depth: the gateway's
+total over live workers; ``livemin`` for readiness: ready when every live worker is). What that
+mode cannot hold is solved here: the model's info is the answering worker's own (every worker
+serves the same versions, so it is not multiplied by N), the bulk confidence histogram feeds
+the library's own histogram values, and the per-process metrics come from
+:class:`WorkerProcesses`, labelled by worker.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import bisect
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from prometheus_client import (
@@ -16,13 +31,22 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    Info,
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import HistogramMetricFamily, UnknownMetricFamily
+from prometheus_client import values as value_classes
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    UnknownMetricFamily,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
+from prometheus_client.samples import Exemplar, Sample
+from prometheus_client.utils import floatToGoString
 
 # 100 µs to 10 s: a single LiteRT image takes ~0.1 ms, a 1,024-image request ~100 ms.
 LATENCY_BUCKETS = (
@@ -35,45 +59,99 @@ PROTOCOLS = ("rest", "grpc", "v2_rest", "v2_grpc")
 REFUSAL_REASONS = ("queue_full", "in_flight_limit", "rate_limited", "unauthenticated")
 
 
-class BulkHistogram(Collector):
+class BulkHistogram:
     """A histogram fed a whole array at once: one numpy pass per batch instead of one
-    ``observe`` per image (256 of those cost ~2.5 ms of event-loop time per request)."""
+    ``observe`` per image (256 of those cost ~2.5 ms of event-loop time per request).
+
+    It is prometheus-client's own :class:`Histogram` underneath, whose per-bucket values are
+    added to directly (the library has no bulk observe), so it is exposed, and summed across
+    worker processes, like any other histogram."""
 
     def __init__(
         self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry
     ) -> None:
-        self.name = name
-        self.documentation = documentation
+        self._histogram = Histogram(name, documentation, registry=registry, buckets=buckets)
         self._upper = np.array([*buckets, float("inf")])
-        self._counts = np.zeros(len(self._upper), dtype=np.int64)
-        self._sum = 0.0
-        self._lock = threading.Lock()
-        registry.register(self)
+        # The library's values: non-cumulative counts per bucket (cumulated when collected),
+        # and the sum; each takes its own lock.
+        self._buckets = self._histogram._buckets
+        self._sum = self._histogram._sum
 
-    def observe_many(self, values: np.ndarray) -> None:
+    def observe_many(self, observed: np.ndarray) -> None:
         # NaN (a model fed absurd inputs answers it) belongs in no bucket and would make the
         # sum NaN for good; it is left out, as a value that is not a measurement.
-        values = values[~np.isnan(values)]
-        slots = np.searchsorted(self._upper, values, side="left")  # first bucket with v <= le
-        counts = np.bincount(slots, minlength=len(self._upper))
-        with self._lock:
-            self._counts += counts
-            self._sum += float(values.sum())
+        observed = observed[~np.isnan(observed)]
+        slots = np.searchsorted(self._upper, observed, side="left")  # first bucket with v <= le
+        for slot, count in enumerate(np.bincount(slots, minlength=len(self._upper)).tolist()):
+            if count:
+                self._buckets[slot].inc(count)
+        self._sum.inc(float(observed.sum()))
 
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        with self._lock:
-            cumulative = np.cumsum(self._counts).tolist()
-            total = self._sum
-        buckets = [
-            ("+Inf" if le == np.inf else repr(float(le)), c)
-            for le, c in zip(self._upper, cumulative, strict=True)
-        ]
-        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
+
+class ModelInfo(Collector):
+    """``mnist_model_info``: the default version, its runtime and load time, in this process.
+
+    prometheus-client's ``Info`` cannot live in multiprocess mode; this one is read off the
+    process that answers, which serves the same versions as every other worker."""
+
+    name = "mnist_model"
+    documentation = "The model being served: version, runtime, load time."
+
+    def __init__(self) -> None:
+        self._labels: dict[str, str] = {}
+
+    def info(self, labels: dict[str, str]) -> None:
+        self._labels = dict(labels)
+
+    def collect(self) -> Iterator[InfoMetricFamily]:
+        family = InfoMetricFamily(self.name, self.documentation)
+        if self._labels:
+            family.add_metric([], self._labels)
+        yield family
+
+
+class LatestExemplars:
+    """The latest exemplar of each latency bucket, kept in this process: with several workers,
+    prometheus-client's files hold none, so a scrape attaches the answering worker's own (an
+    example trace per bucket, from the requests that worker served) to the merged buckets."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self._upper = [*buckets, float("inf")]
+        self._latest: dict[tuple[str, ...], Exemplar] = {}
+
+    def keep(self, labels: tuple[str, ...], value: float, exemplar: dict[str, str]) -> None:
+        le = floatToGoString(self._upper[bisect.bisect_left(self._upper, value)])  # type: ignore[no-untyped-call]
+        self._latest[(*labels, le)] = Exemplar(exemplar, value, time.time())
+
+    def attach(self, family: Metric, label_names: tuple[str, ...]) -> Metric:
+        if not self._latest:
+            return family
+        samples = []
+        for sample in family.samples:
+            key = (*(sample.labels.get(n, "") for n in label_names), sample.labels.get("le", ""))
+            found = self._latest.get(key) if sample.name.endswith("_bucket") else None
+            samples.append(sample._replace(exemplar=found) if found else sample)
+        family.samples = samples
+        return family
+
+
+class _WithExemplars(Collector):
+    """Every worker's values (the multiprocess collector), with this worker's exemplars."""
+
+    def __init__(
+        self, merged: Collector, name: str, labels: tuple[str, ...], kept: LatestExemplars
+    ) -> None:
+        self._merged, self._name, self._labels, self._kept = merged, name, labels, kept
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._merged.collect():
+            yield self._kept.attach(family, self._labels) if family.name == self._name else family
 
 
 @dataclass(frozen=True)
 class Metrics:
-    registry: CollectorRegistry
+    registry: CollectorRegistry  # where the metrics are kept
+    exposition: CollectorRegistry  # what a scrape reads: the same one, or every worker's
     requests: Counter
     request_latency: Histogram
     in_flight: Gauge
@@ -85,7 +163,7 @@ class Metrics:
     queue_depth: Gauge
     predictions: Counter
     confidence: BulkHistogram
-    model_info: Info
+    model_info: ModelInfo
     model_loaded: Gauge
     model_versions: Gauge
     model_load_failures: Counter
@@ -94,6 +172,18 @@ class Metrics:
     backend_up: Gauge
     samples_written: Counter
     samples_dropped: Counter
+    exemplars: LatestExemplars | None = None  # with several workers (see LatestExemplars)
+
+    def observe_latency(
+        self, labels: tuple[str, str, str], seconds: float, exemplar: dict[str, str] | None
+    ) -> None:
+        """One request's latency, by (protocol, route, code), with its trace id when sampled."""
+        self.request_latency.labels(*labels).observe(seconds, exemplar=exemplar)
+        if exemplar is not None and self.exemplars is not None:
+            self.exemplars.keep(labels, seconds, exemplar)
+
+
+GaugeMode = Any  # one of prometheus-client's multiprocess modes ("livesum", "livemin", …)
 
 
 @dataclass(frozen=True)
@@ -101,17 +191,24 @@ class _Spec:
     """One metric of :class:`Metrics`: its field, kind, Prometheus name, help and labels."""
 
     field: str
-    kind: type[Counter] | type[Gauge] | type[Histogram] | type[Info]
+    kind: type[Counter] | type[Gauge] | type[Histogram]
     name: str
     documentation: str
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] | None = None
+    # How a gauge combines across worker processes (prometheus-client's multiprocess_mode).
+    mode: GaugeMode = "livesum"
 
-    def make(self, registry: CollectorRegistry) -> Counter | Gauge | Histogram | Info:
+    def make(self, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
         if self.buckets is not None:
             return Histogram(
                 self.name, self.documentation, self.labels, registry=registry, buckets=self.buckets
             )
+        if self.kind is Gauge:
+            return Gauge(
+                self.name, self.documentation, self.labels, registry=registry,
+                multiprocess_mode=self.mode,
+            )  # fmt: skip
         return self.kind(self.name, self.documentation, self.labels, registry=registry)
 
 
@@ -125,7 +222,8 @@ _SPECS = (
     _Spec("request_latency", Histogram, "mnist_request_duration_seconds",
           "Time from request received to answer ready, successes and failures alike.",
           (*_ROUTE, "code"), LATENCY_BUCKETS),
-    _Spec("in_flight", Gauge, "mnist_requests_in_flight", "Requests being handled now.", _ROUTE),
+    _Spec("in_flight", Gauge, "mnist_requests_in_flight", "Requests being handled now.", _ROUTE,
+          mode="livesum"),
     _Spec("refused", Counter, "mnist_requests_refused_total",
           "Requests refused without being run, by reason (queue_full, in_flight_limit, "
           "rate_limited, unauthenticated).", ("protocol", "reason")),
@@ -137,13 +235,15 @@ _SPECS = (
     _Spec("queue_wait", Histogram, "mnist_batch_queue_wait_seconds",
           "Time a request waited in the batching queue before its model call started.", (),
           LATENCY_BUCKETS),
-    _Spec("queue_depth", Gauge, "mnist_batch_queue_images", "Images waiting in the batching queue."),
+    _Spec("queue_depth", Gauge, "mnist_batch_queue_images", "Images waiting in the batching queue.",
+          mode="livesum"),
     _Spec("predictions", Counter, "mnist_predictions_total",
           "Predicted digits, by digit (the predicted-digit mix, for drift).", ("digit",)),
-    _Spec("model_info", Info, "mnist_model", "The model being served: version, runtime, load time."),
-    _Spec("model_loaded", Gauge, "mnist_model_ready", "1 when the model is loaded and warmed, else 0."),
+    _Spec("model_loaded", Gauge, "mnist_model_ready",
+          "1 when the model is loaded and warmed (in every live worker), else 0.", mode="livemin"),
     _Spec("model_versions", Gauge, "mnist_model_versions",
-          "Model versions by state (LOADING, AVAILABLE, UNLOADING, END).", ("state",)),
+          "Model versions by state (LOADING, AVAILABLE, UNLOADING, END).", ("state",),
+          mode="livemax"),
     _Spec("model_load_failures", Counter, "mnist_model_load_failures",
           "Version folders refused: missing or corrupt files, failed checks or warm-up."),
     _Spec("model_config_errors", Counter, "mnist_model_config_errors",
@@ -152,7 +252,8 @@ _SPECS = (
           "Inference requests answered by each model version (shows a canary split).",
           ("version",)),
     _Spec("backend_up", Gauge, "mnist_backend_target_up",
-          "1 while a TF Serving target is in rotation (backend=tfserving), else 0.", ("target",)),
+          "1 while a TF Serving target is in rotation (backend=tfserving; in every live "
+          "worker), else 0.", ("target",), mode="livemin"),
     _Spec("samples_written", Counter, "mnist_samples_written_total",
           "Sampled inputs written to --sample-dir."),
     _Spec("samples_dropped", Counter, "mnist_samples_dropped_total",
@@ -161,12 +262,18 @@ _SPECS = (
 )  # fmt: skip
 
 
-def create_metrics(registry: CollectorRegistry | None = None, *, process: bool = True) -> Metrics:
-    """All gateway metrics registered in ``registry`` (a new one when ``None``)."""
+def create_metrics(
+    registry: CollectorRegistry | None = None,
+    *,
+    process: bool = True,
+    shared_dir: Path | None = None,
+) -> Metrics:
+    """All gateway metrics registered in ``registry`` (a new one when ``None``).
+
+    ``shared_dir``: this process is one of several workers whose metrics live in that folder
+    (``PROMETHEUS_MULTIPROC_DIR``, set before prometheus-client was imported); a scrape then
+    reads every worker's values from it."""
     reg = registry if registry is not None else CollectorRegistry()
-    if process:
-        ProcessCollector(registry=reg)
-        PlatformCollector(registry=reg)
     made = {spec.field: spec.make(reg) for spec in _SPECS}
     confidence = BulkHistogram(
         "mnist_prediction_confidence",
@@ -174,13 +281,99 @@ def create_metrics(registry: CollectorRegistry | None = None, *, process: bool =
         CONFIDENCE_BUCKETS,
         reg,
     )
-    metrics = Metrics(registry=reg, confidence=confidence, **made)  # type: ignore[arg-type]
+    model_info = ModelInfo()
+    exemplars = None
+    if shared_dir is None:
+        exposition = reg
+        if process:
+            ProcessCollector(registry=reg)
+            PlatformCollector(registry=reg)
+    else:
+        exemplars = LatestExemplars(LATENCY_BUCKETS)
+        exposition = shared_exposition(shared_dir, exemplars, process=process)
+    exposition.register(model_info)
+    metrics = Metrics(
+        registry=reg,
+        exposition=exposition,
+        confidence=confidence,
+        model_info=model_info,
+        exemplars=exemplars,
+        **made,  # type: ignore[arg-type]
+    )
     # Every refusal series exists from the start at 0, so a rate() over it reads 0, not "no
     # data", until the first refusal.
     for protocol in PROTOCOLS:
         for reason in REFUSAL_REASONS:
             metrics.refused.labels(protocol, reason)
     return metrics
+
+
+def shared_exposition(
+    folder: Path, exemplars: LatestExemplars, *, process: bool = True
+) -> CollectorRegistry:
+    """A scrape's registry for one worker among several: every worker's values merged from
+    ``folder`` (the latency buckets with this worker's exemplars), and the worker processes'
+    own metrics labelled by worker."""
+    if value_classes.ValueClass.__name__ != "MmapedValue":
+        raise RuntimeError(
+            "prometheus-client was imported before PROMETHEUS_MULTIPROC_DIR was set; "
+            "this worker's values would stay in its own memory"
+        )
+    exposition = CollectorRegistry(auto_describe=False)
+    merged = MultiProcessCollector(None, str(folder))  # type: ignore[no-untyped-call]
+    latency = next(spec for spec in _SPECS if spec.field == "request_latency")
+    exposition.register(_WithExemplars(merged, latency.name, latency.labels, exemplars))
+    if process:
+        exposition.register(WorkerProcesses(folder / WORKER_TABLE))
+        PlatformCollector(registry=exposition)
+    return exposition
+
+
+WORKER_TABLE = "workers.json"  # written by the supervisor; read by WorkerProcesses
+
+
+class WorkerProcesses(Collector):
+    """The supervisor's worker table as metrics: how many workers are up, how often one was
+    restarted, and each process's CPU, memory, file descriptors and start time (the library's
+    process collector, read for every worker's pid and labelled ``worker``)."""
+
+    def __init__(self, table: Path) -> None:
+        self._table = table
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            table = json.loads(self._table.read_text())
+        except (OSError, ValueError):
+            return
+        workers: dict[str, int] = {str(w["index"]): int(w["pid"]) for w in table["workers"]}
+        up = GaugeMetricFamily("mnist_workers", "Worker processes serving now.")
+        up.add_metric([], len(workers))
+        yield up
+        restarts = CounterMetricFamily(
+            "mnist_worker_restarts", "Worker processes restarted after they died."
+        )
+        restarts.add_metric([], table["restarts"])
+        yield restarts
+        yield from _labelled_by_worker({"supervisor": int(table["supervisor"]), **workers})
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
+
+
+def _labelled_by_worker(pids: dict[str, int]) -> Iterable[Metric]:
+    families: dict[str, Metric] = {}
+    for worker, pid in pids.items():
+        if not os.path.exists(f"/proc/{pid}"):
+            continue  # gone since the table was written; the supervisor will rewrite it
+        collector = ProcessCollector(pid=_constant(pid), registry=None)
+        for family in collector.collect():
+            merged = families.setdefault(
+                family.name, Metric(family.name, family.documentation, family.type)
+            )
+            for sample in family.samples:
+                merged.add_sample(sample.name, {**sample.labels, "worker": worker}, sample.value)
+    return families.values()
 
 
 class TfServingMetricsView(Collector):
@@ -204,7 +397,7 @@ class TfServingMetricsView(Collector):
             labels=("model_name", "status"),
         )
         totals: dict[str, float] = {}
-        for sample in _samples(self._metrics.requests, "_total"):
+        for sample in _samples(self._metrics.exposition, "mnist_requests_total"):
             if sample.labels["route"] == "predict":
                 code = sample.labels["code"]
                 totals[code] = totals.get(code, 0.0) + sample.value
@@ -220,7 +413,7 @@ class TfServingMetricsView(Collector):
             labels=("model_name", "API", "entrypoint"),
         )
         series: dict[str, dict[str, float]] = {}
-        for sample in _samples(self._metrics.request_latency, ""):
+        for sample in _samples(self._metrics.exposition, "mnist_request_duration_seconds"):
             labels = sample.labels
             if labels["route"] != "predict" or labels["code"] != "OK":
                 continue
@@ -242,8 +435,14 @@ class TfServingMetricsView(Collector):
         return family
 
 
-def _samples(metric: Counter | Histogram, suffix: str) -> list[Sample]:
-    return [s for family in metric.collect() for s in family.samples if s.name.endswith(suffix)]
+def _samples(registry: CollectorRegistry, prefix: str) -> list[Sample]:
+    """The samples of one metric as a scrape would read them (every worker's, summed)."""
+    return [
+        sample
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name.startswith(prefix) and not sample.name.endswith("_created")
+    ]
 
 
 def _microseconds(le: str) -> str:

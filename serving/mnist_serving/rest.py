@@ -231,7 +231,7 @@ def version_spec(request: Request) -> VersionSpec:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, gunzipped when sent so, refused past ``limit`` bytes before or after."""
+    """The body, inflated when sent compressed, refused past ``limit`` bytes before or after."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
@@ -243,7 +243,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the {limit:,}-byte limit")
         chunks.append(chunk)
-    return codec.maybe_gzip(b"".join(chunks), request.headers.get("content-encoding"), limit)
+    return codec.decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
 
 
 class RestEndpoints:

@@ -70,7 +70,7 @@ def check_depth(doc: Any, max_depth: int) -> None:
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
-def gunzip(body: bytes, limit: int, encoding: str = "gzip") -> bytes:
+def inflate(body: bytes, limit: int, encoding: str = "gzip") -> bytes:
     """Decompress a gzip (or deflate) body, stopping at ``limit`` bytes (a bomb is refused
     early)."""
     inflater = zlib.decompressobj(_WBITS[encoding])
@@ -303,10 +303,11 @@ def render_classify(result: ClassifyResult, top_k: int, preprocessed: bool) -> d
     return {"model_name": MODEL_NAME, "model_version": result.version, "predictions": predictions}
 
 
-def maybe_gzip(body: bytes, encoding: str | None, limit: int) -> bytes:
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body as sent (no or ``identity`` encoding) or inflated (gzip, deflate)."""
     if encoding is None or encoding.strip().lower() in ("", "identity"):
         return body
     name = encoding.strip().lower()
     if name in _WBITS:
-        return gunzip(body, limit, name)
+        return inflate(body, limit, name)
     raise InvalidInput(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")

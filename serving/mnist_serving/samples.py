@@ -2,7 +2,7 @@
 
 A request's images are offered after the model has answered: each is kept with probability
 ``rate``, and always when the model's confidence is below ``below``. Kept samples go into a
-bounded queue; a background thread writes them in shards (``samples-<time>-<n>.npz``: the
+bounded queue; a background thread writes them in shards (``samples-<time>-<pid>-<n>.npz``: the
 28×28 uint8 frames the model saw, the predicted digit, its confidence, the model version, the
 time and the request id, and ``labels`` of -1 for a person to fill in), each written whole then
 renamed. When the queue is full or a write fails, samples are dropped and counted, and no
@@ -119,7 +119,9 @@ class SampleWriter:
 
     def _write(self, batch: list[Sample]) -> None:
         self._sequence += 1
-        name = f"samples-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{self._sequence:06d}.npz"
+        # The pid keeps the names of several worker processes writing here apart.
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        name = f"samples-{stamp}-{os.getpid()}-{self._sequence:06d}.npz"
         tmp: Path | None = None
         try:
             with tempfile.NamedTemporaryFile(

@@ -3,7 +3,8 @@
 Keys come from a file (``name:key`` per line) and/or ``MNIST_API_KEYS`` (JSON ``{"name": "key"}``).
 With no keys configured, every request is let through. Keys are compared in constant time and
 never logged; a refusal says only that the key is missing or wrong. Each key has a token bucket
-(``rate_limit_per_second``, burst ``rate_limit_burst``); an empty bucket is a
+(``rate_limit_per_second``, burst ``rate_limit_burst``), one for the whole gateway even with
+several worker processes (:mod:`mnist_serving.shared`); an empty bucket is a
 :class:`RateLimited` with the wait until the next token as ``Retry-After``.
 """
 
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import hmac
 import math
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from mnist_serving.errors import RateLimited, Unauthenticated
+from mnist_serving.shared import SharedFloats
 
 
 class KeyFileError(ValueError):
@@ -47,25 +48,44 @@ def load_keys(path: Path | None, inline: Mapping[str, str]) -> dict[str, str]:
     return keys
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
+ANONYMOUS = "anonymous"  # the one bucket every caller shares when no keys are configured
+
+
+def bucket_names(keys: Mapping[str, str]) -> list[str]:
+    """The token buckets there are: one per key name, or the anonymous one."""
+    return list(keys) or [ANONYMOUS]
+
+
+def token_buckets(
+    keys: Mapping[str, str], burst: int, context: BaseContext | None = None
+) -> SharedFloats:
+    """Full buckets (tokens, last refill) for :func:`bucket_names`; shared by worker processes
+    when made with their multiprocessing ``context``."""
+    buckets = SharedFloats(2 * len(bucket_names(keys)), context=context)
+    for slot in range(0, len(buckets.values), 2):
+        buckets.values[slot] = float(max(1, burst))
+    return buckets
 
 
 class AccessControl:
-    def __init__(self, keys: Mapping[str, str], rate_per_second: float, burst: int) -> None:
+    def __init__(
+        self,
+        keys: Mapping[str, str],
+        rate_per_second: float,
+        burst: int,
+        buckets: SharedFloats | None = None,
+    ) -> None:
         self._keys = [(name, key.encode()) for name, key in keys.items()]
         self.enabled = bool(self._keys)
         self.rate = rate_per_second
         self.burst = max(1, burst)
-        self._buckets: dict[str, _Bucket] = {}
-        self._lock = threading.Lock()
+        self._slots = {name: 2 * i for i, name in enumerate(bucket_names(keys))}
+        self._buckets = buckets if buckets is not None else token_buckets(keys, self.burst)
 
     def authenticate(self, presented: str | None) -> str:
         """The key's name, or :class:`Unauthenticated`. Every key is compared, in constant time."""
         if not self.enabled:
-            return "anonymous"
+            return ANONYMOUS
         if not presented:
             raise Unauthenticated("missing API key (send Authorization: Bearer <key>)")
         candidate = presented.encode()
@@ -82,14 +102,16 @@ class AccessControl:
         if self.rate <= 0:
             return
         now = time.monotonic() if now is None else now
-        with self._lock:
-            bucket = self._buckets.setdefault(name, _Bucket(float(self.burst), now))
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
-            if bucket.tokens >= 1:
-                bucket.tokens -= 1
+        slot, buckets = self._slots[name], self._buckets
+        with buckets.lock:
+            tokens, updated = buckets.values[slot], buckets.values[slot + 1]
+            tokens = min(self.burst, tokens + max(0.0, now - updated) * self.rate)
+            buckets.values[slot + 1] = now
+            if tokens >= 1:
+                buckets.values[slot] = tokens - 1
                 return
-            wait = (1 - bucket.tokens) / self.rate
+            buckets.values[slot] = tokens
+            wait = (1 - tokens) / self.rate
         raise RateLimited(
             f"rate limit of {self.rate:g} requests/s exceeded", retry_after=max(1, math.ceil(wait))
         )

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mnist_contract.layout import model_base
 from mnist_contract.model import MODEL_NAME
+from mnist_serving.cpus import plan
 from mnist_serving.model_config import ModelConfig, ModelConfigError, VersionPolicy
 
 # Routes that are not the inference APIs; with API keys on, those not listed in open_routes
@@ -28,6 +29,11 @@ def _policy(value: object) -> object:
 Policy = Annotated[
     VersionPolicy, NoDecode, BeforeValidator(_policy), PlainSerializer(VersionPolicy.describe)
 ]
+
+
+# A count, or "auto" (decided from the CPUs this process may use, :mod:`mnist_serving.cpus`).
+Workers = Annotated[int, Field(ge=1, le=256)] | Literal["auto"]
+Threads = Annotated[int, Field(ge=1, le=64)] | Literal["auto"]
 
 
 class SettingsError(ValueError):
@@ -72,8 +78,12 @@ class Settings(BaseSettings):
     """Queue bound, in batches of ``max_batch_size`` images; past it requests get 503 at once."""
     num_batch_threads: int = Field(1, ge=1, le=64)
     """Model calls that may run at once, each on its own interpreter."""
-    runtime_threads: int = Field(2, ge=1, le=64)
-    """Threads each LiteRT interpreter uses inside one model call."""
+    runtime_threads: Threads = "auto"
+    """Threads each LiteRT interpreter uses inside one model call (auto: the CPUs each worker
+    has to itself, at most 4)."""
+    workers: Workers = "auto"
+    """Gateway processes serving the same ports (auto: one per usable CPU, from the affinity
+    mask and the cgroup CPU quota); each has its own model and batcher."""
 
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     """Largest request body accepted (after gzip decompression); beyond it: 413."""
@@ -194,6 +204,13 @@ class Settings(BaseSettings):
                 f"{self.max_batch_size * self.max_enqueued_batches}); such requests could never fit"
             )
         return self
+
+    def for_cpus(self, cpus: int) -> Settings:
+        """These settings with ``workers`` and ``runtime_threads`` decided for ``cpus``."""
+        chosen = plan(self.workers, self.runtime_threads, cpus)
+        return self.model_copy(
+            update={"workers": chosen.workers, "runtime_threads": chosen.threads}
+        )
 
     @property
     def model_base(self) -> Path:

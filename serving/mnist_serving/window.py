@@ -2,42 +2,80 @@
 latency percentiles over the last minute, from a bounded ring of (time, latency) samples.
 
 Prometheus remains the source for dashboards; this answers "how is it doing right now"
-without one.
+without one. With several worker processes each writes its ring to a memory-mapped file in
+one folder and a summary reads them all, so whichever worker answers speaks for the gateway
+(``time.monotonic`` is the system-wide monotonic clock on Linux, the same in every process).
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections import deque
+from pathlib import Path
 
 import numpy as np
 
 WINDOW_SECONDS = 60.0
-MAX_SAMPLES = 200_000  # ~3,300 req/s for a minute; older samples fall off beyond that
+MAX_SAMPLES = 200_000  # per process: ~3,300 req/s for a minute; older samples fall off beyond
+RING_SUFFIX = ".ring"
+
+
+def ring_path(folder: Path, pid: int) -> Path:
+    return folder / f"recent_{pid}{RING_SUFFIX}"
 
 
 class RecentTraffic:
-    def __init__(self, window: float = WINDOW_SECONDS, max_samples: int = MAX_SAMPLES) -> None:
+    def __init__(
+        self,
+        window: float = WINDOW_SECONDS,
+        max_samples: int = MAX_SAMPLES,
+        shared_dir: Path | None = None,
+    ) -> None:
         self.window = window
-        self._samples: deque[tuple[float, float]] = deque(maxlen=max_samples)
+        self._shared_dir = shared_dir
+        shape = (max_samples, 2)  # rows of (monotonic time, seconds); time 0: an empty row
+        if shared_dir is None:
+            self._ring: np.ndarray = np.zeros(shape)
+        else:
+            path = ring_path(shared_dir, os.getpid())
+            self._ring = np.memmap(path, dtype=np.float64, mode="w+", shape=shape)
+        self._next = 0
 
     def record(self, seconds: float, now: float | None = None) -> None:
-        self._samples.append((time.monotonic() if now is None else now, seconds))
+        row = self._ring[self._next % len(self._ring)]
+        # The latency before the time: a reader that sees the new time sees its latency.
+        row[1] = seconds
+        row[0] = time.monotonic() if now is None else now
+        self._next += 1
 
     def summary(self, now: float | None = None) -> dict[str, float | int | None]:
         now = time.monotonic() if now is None else now
-        while self._samples and self._samples[0][0] < now - self.window:
-            self._samples.popleft()
-        latencies = np.fromiter((s for _, s in self._samples), float, len(self._samples))
-        if latencies.size == 0:
+        rows = np.concatenate(self._rings())
+        recent = rows[rows[:, 0] >= max(now - self.window, np.finfo(float).tiny)]
+        if recent.size == 0:
             return {"window_seconds": self.window, "requests": 0, "requests_per_second": 0.0,
                     "p50_ms": None, "p99_ms": None}  # fmt: skip
-        span = min(self.window, max(now - self._samples[0][0], 1.0))
-        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        span = min(self.window, max(now - float(recent[:, 0].min()), 1.0))
+        p50, p99 = np.percentile(recent[:, 1], [50, 99]) * 1000
         return {
             "window_seconds": self.window,
-            "requests": int(latencies.size),
-            "requests_per_second": round(latencies.size / span, 2),
+            "requests": len(recent),
+            "requests_per_second": round(len(recent) / span, 2),
             "p50_ms": round(float(p50), 3),
             "p99_ms": round(float(p99), 3),
         }
+
+    def _rings(self) -> list[np.ndarray]:
+        """This process's ring, or every worker's in the shared folder."""
+        if self._shared_dir is None:
+            return [self._ring]
+        rings = [self._ring]
+        own = ring_path(self._shared_dir, os.getpid())
+        for path in self._shared_dir.glob(f"*{RING_SUFFIX}"):
+            if path == own:
+                continue
+            try:
+                rings.append(np.fromfile(path, dtype=np.float64).reshape(-1, 2))
+            except (OSError, ValueError):  # removed (its worker died) or still being created
+                continue
+        return rings

@@ -118,7 +118,7 @@ async def test_a_grpc_request_takes_the_trace_context_from_metadata(tmp_path, sp
 async def test_tracing_off_makes_nothing(tmp_path) -> None:
     off = Tracing()
     assert not off.enabled
-    with off.server_span("x", {"traceparent": TRACEPARENT}, {}) as span:
+    with off.server_span("rest", "classify", "id", {"traceparent": TRACEPARENT}) as span:
         assert span is None
     async with in_process(Settings(model_dir=version_folders(tmp_path, 1)), load=loader(),
                           tracing=off) as api:  # fmt: skip

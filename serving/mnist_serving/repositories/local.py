@@ -38,6 +38,7 @@ from mnist_serving.repositories import (
     announce_versions,
     label_target,
 )
+from mnist_serving.shared import CanaryCredit
 
 log = logging.getLogger(__name__)
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -76,6 +77,7 @@ class LocalRepository:
         metrics: Metrics,
         poll_seconds: float = 2.0,
         on_ready: ReadyListener | None = None,
+        canary: CanaryCredit | None = None,
     ) -> None:
         self._base = base
         self._config_path = source.path
@@ -89,7 +91,7 @@ class LocalRepository:
         self._served: dict[int, ServedVersion] = {}
         self._status: dict[int, VersionStatus] = {}
         self._refused: dict[int, Fingerprint] = {}
-        self._canary_credit = 0.0
+        self._canary = canary or CanaryCredit()
         self._watcher: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
 
@@ -269,13 +271,8 @@ class LocalRepository:
         """``stable`` (or the newest) for unpinned requests, with the canary's weighted share."""
         weight = self.config.canary_weight
         canary = self._served.get(self.config.labels.get("canary", 0)) if weight else None
-        if canary is not None:
-            # Deterministic weighting: over any run of requests the canary gets its share
-            # within one request, not "about" its share as a coin flip would give.
-            self._canary_credit += weight
-            if self._canary_credit >= 1.0:
-                self._canary_credit -= 1.0
-                return canary
+        if canary is not None and self._canary.take(weight):
+            return canary
         default = self._default()
         if default is None:
             raise BackendUnavailable(f"model {MODEL_NAME} is still loading", retry_after=1)
