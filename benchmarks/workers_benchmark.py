@@ -3,7 +3,7 @@ generators (wrk for REST, h2load for gRPC): throughput, p50/p99 and the gateway'
 per request (supervisor and workers together), with both gateways' memory.
 
     python -m benchmarks.workers_benchmark --model-dir models --seconds 5 --rounds 3 \
-        > benchmarks/results/workers-benchmark.md
+        > benchmarks/results/workers-benchmark.md         # also draws docs/workers.png
 
 Both gateways run from the start; every round measures every point on each, alternating, so
 the machine's drift hits both alike; the table gives medians over the rounds. The load
@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
+from pathlib import Path
 
 from benchmarks.protocols_benchmark import FACES, median_cells, point
 from benchmarks.support import (
+    ROOT,
     benchmark_digits,
     benchmark_parser,
     process_tree,
@@ -40,6 +43,7 @@ WORKERS = (1, 2)
 
 def main() -> None:
     parser = benchmark_parser(__doc__, seconds=5, rounds=3)
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "workers.png")
     args = parser.parse_args()
     digits = benchmark_digits(args.data)
     faces = [f for f in FACES if f.name in CHOSEN]
@@ -79,6 +83,44 @@ def main() -> None:
     print("\nResident memory after the run (all processes of the gateway): "
           + ", ".join(f"{n} worker(s) {mb:.0f} MB" for n, mb in memory.items()))  # fmt: skip
     print("\n```json\n" + json.dumps(rows, indent=1) + "\n```")
+    plot(rows, [f.name for f in faces], args.plot)
+
+
+def plot(rows: list[dict], faces: list[str], target: Path) -> None:
+    """Single-image requests/s and p99 for each face, one worker beside two."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (thr, lat) = plt.subplots(1, 2, figsize=(12, 4.4))
+    width = 0.38
+    for offset, n in ((-width / 2, 1), (width / 2, 2)):
+        medians = {
+            key: [
+                statistics.median(r[key] for r in rows
+                                  if r["face"] == face and r["images"] == 1 and r["workers"] == n)
+                for face in faces
+            ]
+            for key in ("rps", "p99_ms")
+        }  # fmt: skip
+        xs = [i + offset for i in range(len(faces))]
+        thr.bar(xs, medians["rps"], width, label=f"{n} worker{'s' if n > 1 else ''}")
+        lat.bar(xs, medians["p99_ms"], width, label=f"{n} worker{'s' if n > 1 else ''}")
+    labels = [face.replace(", ", "\n") for face in faces]
+    for ax, title, unit in ((thr, "Single-image requests/s (32 connections)", "requests/s"),
+                            (lat, "p99 latency (32 connections)", "ms")):  # fmt: skip
+        ax.set_xticks(range(len(faces)), labels, fontsize=8)
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(loc="upper center")
+    fig.suptitle(
+        "mnist-serve --workers 1 vs 2, 2 cores shared with the load generator", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -279,7 +279,7 @@ class GrpcServer:
     ) -> int:
         """Bind ``host:port`` (0: a free port); the port bound. ``shared``: with
         ``SO_REUSEPORT``, beside the other workers of the same gateway."""
-        address = f"{host}:{port}"
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
         self.server = server = self._build(shared)
         try:  # grpcio raises RuntimeError on a port in use, some versions return 0 instead
             if credentials is not None:

@@ -31,9 +31,23 @@ Policy = Annotated[
 ]
 
 
+def _count_or_auto(most: int) -> BeforeValidator:
+    """A whole number from 1 to ``most``, or ``auto``, with one message for anything else."""
+
+    def parse(value: object) -> object:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if isinstance(value, int | str) and text.isdigit() and 1 <= int(text) <= most:
+            return int(text)
+        raise ValueError(f"a whole number from 1 to {most}, or auto (got {value!r})")
+
+    return BeforeValidator(parse)
+
+
 # A count, or "auto" (decided from the CPUs this process may use, :mod:`mnist_serving.cpus`).
-Workers = Annotated[int, Field(ge=1, le=256)] | Literal["auto"]
-Threads = Annotated[int, Field(ge=1, le=64)] | Literal["auto"]
+Workers = Annotated[int | Literal["auto"], _count_or_auto(256)]
+Threads = Annotated[int | Literal["auto"], _count_or_auto(64)]
 
 
 class SettingsError(ValueError):

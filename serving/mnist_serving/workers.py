@@ -45,6 +45,7 @@ from mnist_serving.gateway import (
     REST_GRACE_SECONDS,
     BoundPorts,
     announce,
+    dual_stack,
     write_atomically,
 )
 from mnist_serving.metrics import WORKER_TABLE
@@ -61,6 +62,7 @@ DRAIN_SECONDS = REST_GRACE_SECONDS + GRPC_GRACE_SECONDS + 15.0
 FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
 HEALTHY_SECONDS = 60.0  # a worker up this long starts its backoff over
+FOLDER_PREFIX = "mnist-gateway-"
 
 
 class WorkerStartFailed(Exception):
@@ -146,8 +148,9 @@ class Supervisor:
 
     def _start(self, wake: socket.socket) -> None:
         parts = prepare(self.settings)  # the settings' files, checked once, in one message
+        remove_stale_folders(Path(tempfile.gettempdir()))
         try:
-            self._folder = Path(tempfile.mkdtemp(prefix="mnist-gateway-"))
+            self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         except OSError as exc:
             raise WorkerStartFailed(
                 f"cannot make the workers' metrics folder in {tempfile.gettempdir()} ({exc}); "
@@ -344,14 +347,13 @@ class Supervisor:
         return rest, grpc_port
 
     def _reserve(self, host: str, port: int) -> int:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             if port:
                 # SO_REUSEPORT would let us join another server that set it too (another
                 # gateway's workers, say): first prove the port is free, without it.
-                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                with _socket_like_the_workers(host) as probe:
                     probe.bind((host, port))
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = _socket_like_the_workers(host)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 sock.bind((host, port))
@@ -401,6 +403,30 @@ class Supervisor:
 
 
 _STOP = (signal.SIGTERM, signal.SIGINT)
+
+
+def remove_stale_folders(parent: Path) -> list[Path]:
+    """Remove the metrics folders of gateways whose supervisor is gone (killed, so it could
+    not clean up); the ones removed. A folder whose table names a live process is kept."""
+    removed = []
+    for folder in parent.glob(f"{FOLDER_PREFIX}*"):
+        try:
+            supervisor = int(json.loads((folder / WORKER_TABLE).read_text())["supervisor"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # no table yet (a gateway starting) or not ours
+        if not Path(f"/proc/{supervisor}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _socket_like_the_workers(host: str) -> socket.socket:
+    """A TCP socket of the family (and, for IPv6, the dual-stack choice) the workers bind."""
+    if ":" not in host:
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack(host) else 1)
+    return sock
 
 
 @contextlib.contextmanager

@@ -316,3 +316,23 @@ def test_exemplars_of_the_answering_worker_ride_on_the_merged_buckets(model_dir,
                        code="OK", protocol="rest", route="classify")  # fmt: skip
         assert count == 40  # summed over both workers, exemplars or not
         assert page.text.rstrip().endswith("# EOF")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_any_address_serves_ipv4_and_ipv6_on_rest_and_grpc(model_dir, workers) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    srv = start_server(model_dir, "--host", "::", workers=workers)
+    try:
+        rest_port = srv.url.rsplit(":", 1)[1]
+        grpc_port = srv.grpc.rsplit(":", 1)[1]
+        for host in ("127.0.0.1", "[::1]"):
+            assert httpx.get(f"http://{host}:{rest_port}/readyz", timeout=5).status_code == 200
+            with grpc.insecure_channel(f"{host}:{grpc_port}") as channel:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        stop_server(srv)

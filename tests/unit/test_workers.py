@@ -3,8 +3,11 @@ split, restart backoff, and the state workers share."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 import pickle
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,7 +85,9 @@ def test_settings_take_a_count_or_auto_and_say_what_is_wrong(tmp_path) -> None:
     decided = Settings(model_dir=tmp_path).for_cpus(4)
     assert (decided.workers, decided.runtime_threads) == (4, 1)
     for bad in ("0", "-1", "many", "2.5"):
-        with pytest.raises(ValidationError, match="workers"):
+        with pytest.raises(
+            ValidationError, match=r"workers\n.*a whole number from 1 to 256, or auto"
+        ):
             Settings(model_dir=tmp_path, workers=bad)
 
 
@@ -139,3 +144,17 @@ def test_rate_limit_buckets_are_one_per_key_and_can_be_shared() -> None:
         one.admit("a", now=100.0)
     two.admit("b", now=100.0)  # another key has its own bucket
     one.admit("a", now=101.0)  # a second later: one token more
+
+
+def test_metrics_folders_of_dead_supervisors_are_removed(tmp_path) -> None:
+    from mnist_serving.workers import FOLDER_PREFIX, remove_stale_folders
+
+    child = subprocess.Popen(["true"])  # its pid, once it has exited and been reaped
+    child.wait()
+    gone, alive, starting = (tmp_path / f"{FOLDER_PREFIX}{n}" for n in ("a", "b", "c"))
+    for folder, pid in ((gone, child.pid), (alive, os.getpid())):
+        folder.mkdir()
+        (folder / "workers.json").write_text(json.dumps({"supervisor": pid, "workers": []}))
+    starting.mkdir()  # no table yet
+    assert remove_stale_folders(tmp_path) == [gone]
+    assert alive.exists() and starting.exists() and not gone.exists()
