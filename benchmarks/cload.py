@@ -68,7 +68,9 @@ def wrk_post(
         script.write_text(_WRK_SCRIPT.format(headers=lines))
         data.write_bytes(body)
         out = subprocess.run(
-            [require("wrk"), "-t2", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script),
+            # Two threads, or one for a single connection (wrk needs a connection per thread).
+            [require("wrk"), f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s",
+             "-s", str(script),
              "--timeout", "10s", url],
             env={"WRK_BODY_FILE": str(data)}, capture_output=True, text=True, check=True,
             timeout=seconds + 60,

@@ -1,11 +1,13 @@
-"""A change's effect on the gateway, measured side by side with a base revision in one run.
+"""A change's effect on the gateway, measured side by side with a base revision in one run,
+with the C load generators (wrk for REST, h2load for gRPC) and the gateway's CPU per request.
 
-    python -m benchmarks.compare_revisions --base HEAD~1 --model-dir models --seconds 4 --rounds 4
+    python -m benchmarks.compare_revisions --base HEAD~1 --model-dir models --seconds 5 --rounds 3
 
-Exports the base revision's source packages (those of ``SOURCE_FOLDERS`` it has) with ``git archive`` and
-starts its gateway beside this working tree's (both LiteRT, free loopback ports). Each round
-measures every point on both, in alternating order, so the machine's drift hits both alike;
-the table gives each point's median over the rounds.
+Exports the base revision's source packages (those of ``SOURCE_FOLDERS`` it has) with ``git
+archive`` and starts its gateway beside this working tree's (both LiteRT, one worker each, free
+loopback ports). Each round measures every point on both, in alternating order, so the
+machine's drift hits both alike; the table gives each point's median over the rounds and the
+ratios (this tree / base): above 1 is faster for requests/s, below 1 is cheaper for CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 from io import BytesIO
 from pathlib import Path
 
-from benchmarks.grpc_benchmark import bodies, measure
+from benchmarks.protocols_benchmark import FACES, point
 from benchmarks.support import (
     ROOT,
     SOURCE_FOLDERS,
@@ -28,11 +30,14 @@ from benchmarks.support import (
     stop_gateway,
 )
 
-POINTS = [  # (request, concurrency)
-    ("REST digits octet, 1", 1), ("REST digits octet, 1", 4), ("REST digits octet, 1", 8),
-    ("gRPC Predict tensor_content, 1", 1), ("gRPC Predict tensor_content, 1", 8),
-    ("REST digits octet, 256", 2),
-]  # fmt: skip
+POINTS = [  # (face, images per request, connections)
+    ("digits REST, octet-stream", 1, 1),  # a lone request: its latency
+    ("digits REST, octet-stream", 1, 32),
+    ("TF Serving REST, JSON rows", 1, 32),
+    ("TF Serving gRPC, tensor_content", 1, 32),
+    ("digits REST, octet-stream", 256, 4),
+]
+MEASURED = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
 
 
 def export(revision: str, into: Path) -> Path:
@@ -54,10 +59,11 @@ def main() -> None:
     parser.add_argument("--base", default="HEAD~1", help="git revision to compare against")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist.npz")
-    parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    specs = bodies(benchmark_digits(args.data))
+    digits = benchmark_digits(args.data)
+    faces = {face.name: face for face in FACES}
     base_sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
                               check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,32 +73,42 @@ def main() -> None:
             ),
             "this tree": start_gateway(args.model_dir, env=source_path(ROOT)),
         }
-        results: dict[tuple[str, int, str], list[dict]] = {}
+        results: dict[tuple[str, int, int, str], list[dict]] = {}
         try:
             for round_ in range(args.rounds):
                 order = list(gateways.items())
-                for name, c in POINTS:
+                for name, images, connections in POINTS:
                     for label, server in order if round_ % 2 else order[::-1]:
-                        r = measure((server.url, server.grpc), specs[name], c, args.seconds)
-                        results.setdefault((name, c, label), []).append(r)
+                        r = point(faces[name], digits[:images], connections, args.seconds, server)
+                        results.setdefault((name, images, connections, label), []).append(r)
         finally:
             for server in gateways.values():
                 stop_gateway(server)
     base, this = gateways
-    print(f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians:\n")
-    print(f"| request | conc. | {base} p50 / p99 ms | {this} p50 / p99 ms | p50 ratio | "
-          f"{base} images/s | {this} images/s | errors |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, c in POINTS:
-        row = {}
-        for label in (base, this):
-            points = results[(name, c, label)]
-            row[label] = [statistics.median(p[k] for p in points)
-                          for k in ("p50_ms", "p99_ms", "images_per_s")]  # fmt: skip
-        errors = sum(p["errors"] for label in (base, this) for p in results[(name, c, label)])
-        (b50, b99, bips), (t50, t99, tips) = row[base], row[this]
-        print(f"| {name} | {c} | {b50:.2f} / {b99:.2f} | {t50:.2f} / {t99:.2f} | "
-              f"{t50 / b50:.2f} | {bips:,.0f} | {tips:,.0f} | {errors} |")  # fmt: skip
+    print(f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians; "
+          "wrk -t2 / h2load -t1 on the same cores\n")  # fmt: skip
+    print(f"| request | images | conn. | {base} req/s | {this} req/s | req/s ratio | "
+          f"{base} p50 / p99 ms | {this} p50 / p99 ms | {base} CPU µs/req | "
+          f"{this} CPU µs/req | CPU ratio | errors |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, images, connections in POINTS:
+        b, t = (
+            {
+                k: statistics.median(p[k] for p in results[(name, images, connections, label)])
+                for k in MEASURED
+            }
+            for label in (base, this)
+        )
+        errors = sum(
+            p["errors"]
+            for label in (base, this)
+            for p in results[(name, images, connections, label)]
+        )
+        print(f"| {name} | {images} | {connections} | {b['rps']:,.0f} | {t['rps']:,.0f} | "
+              f"{t['rps'] / b['rps']:.2f} | {b['p50_ms']:.2f} / {b['p99_ms']:.1f} | "
+              f"{t['p50_ms']:.2f} / {t['p99_ms']:.1f} | "
+              f"{b['cpu_us_per_request']:,.0f} | {t['cpu_us_per_request']:,.0f} | "
+              f"{t['cpu_us_per_request'] / b['cpu_us_per_request']:.2f} | {errors} |")  # fmt: skip
 
 
 if __name__ == "__main__":

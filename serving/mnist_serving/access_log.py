@@ -16,7 +16,7 @@ import re
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -77,7 +77,8 @@ class AccessLog:
         if not self.enabled or not self._logger.isEnabledFor(logging.INFO):
             return
         if self.style == "json":
-            self._logger.info("request", extra={"fields": asdict(record)})
+            # Its fields are plain values: a shallow copy, not asdict's deep one.
+            self._logger.info("request", extra={"fields": dict(vars(record))})
             return
         r = record
         version = "-" if r.model_version is None else f"v{r.model_version}"
@@ -121,6 +122,10 @@ class _TextFormatter(logging.Formatter):
 def configure_logging(level: str, style: Style) -> None:
     """The root handler on stderr in ``style`` (text for ``off``, which only stops the access
     lines), with uvicorn's loggers passing through it instead of their own handlers."""
+    # No line format here names the thread, process or source line, so logging need not look
+    # them up for every record (the stack walk for the caller is the dearest part of a line).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     if style == "json":
         handler.setFormatter(JsonFormatter())

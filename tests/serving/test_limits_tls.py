@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -34,11 +35,19 @@ async def test_a_request_past_the_time_limit_gets_504(model_dir, digits) -> None
         r = await client.post("/v1/digits:classify", files=files)
         assert r.status_code == 504
         assert "request_timeout_ms" in r.json()["error"]
-        small = await client.post(
-            "/v1/digits:classify", content=digits["x_test"][0].tobytes(),
-            headers={"Content-Type": "application/octet-stream"},
-        )  # fmt: skip
-        assert small.status_code == 200  # the server carried on
+        # The server carried on: a small request is answered within the 10 ms limit once the
+        # timed-out request's image decoding (a thread cannot be interrupted) has finished.
+        statuses = []
+        for _ in range(50):
+            small = await client.post(
+                "/v1/digits:classify", content=digits["x_test"][0].tobytes(),
+                headers={"Content-Type": "application/octet-stream"},
+            )  # fmt: skip
+            statuses.append(small.status_code)
+            if small.status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert statuses[-1] == 200 and set(statuses) <= {200, 504}, statuses
 
 
 def test_grpc_request_past_the_time_limit_is_deadline_exceeded(model_dir, digits) -> None:

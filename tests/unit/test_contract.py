@@ -78,3 +78,23 @@ def test_classification_strings_use_the_one_top_k_order() -> None:
     assert classification_strings(rows, 2) == [["0.4:1", "0.4:2"], ["1:9", "0:0"]]
     assert model_tensors("predict_images")["outputs"][0]["name"] == "scores"
     assert model_tensors()["inputs"][0]["shape"] == [-1, 28, 28, 1]
+
+
+def test_the_batch_polarity_check_agrees_with_the_one_image_rule() -> None:
+    from mnist_contract.preprocess import frames_already_mnist, is_mnist_frame
+
+    rng = np.random.default_rng(7)
+    stack = rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
+    # Borders right at the threshold: the middle two border pixels straddle 128 (a median of
+    # 127.5 is dark, 128 is not), where a rule other than the median's would disagree.
+    for i, (low, high) in enumerate([(127, 128), (128, 128), (127, 129), (126, 130), (0, 255)]):
+        frame = stack[i]
+        border = np.full(108, low, np.uint8)
+        border[54:] = high
+        rng.shuffle(border)
+        frame[0, :], frame[-1, :] = border[:28], border[28:56]
+        frame[1:-1, 0], frame[1:-1, -1] = border[56:82], border[82:]
+    stack[5:100, 0, :] = stack[5:100, -1, :] = 10  # mostly dark borders
+    expected = [is_mnist_frame(frame) for frame in stack]
+    assert frames_already_mnist(stack).tolist() == expected
+    assert expected[:5] == [True, False, False, False, True] and any(expected) and not all(expected)
