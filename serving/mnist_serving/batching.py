@@ -209,8 +209,10 @@ class Batcher:
             )
             self._metrics.batch_size.observe(len(images))
             self._running += 1
-            traced = self._tracing.start_batch(
-                [t.timing.span for t in batch if t.timing], len(images)
+            traced = (
+                self._tracing.start_batch([t.timing.span for t in batch if t.timing], len(images))
+                if self._tracing.enabled
+                else None  # nothing to gather for every batch when tracing is off
             )
             try:
                 if inspect.iscoroutinefunction(session):

@@ -201,15 +201,16 @@ class InferenceCore:
         route: str,
         credential: str | None = None,
         *,
-        incoming_id: str | None = None,
+        rid: str | None = None,
         peer: str | None = None,
         carrier: Mapping[str, str] | None = None,
     ) -> AsyncIterator[RequestTracker]:
         """Check the caller's key and rate, then count the request: in flight while inside,
-        then total and latency by outcome code, and its access-log line. The tracker's
-        ``request_id`` is the caller's sane ``incoming_id`` or a new one. With tracing on, the
-        request is a span continuing the trace context in ``carrier`` (headers, metadata)."""
-        tracker = RequestTracker(request_id(incoming_id))
+        then total and latency by outcome code, and its access-log line. ``rid`` is the
+        request id the adapter decided (:func:`~mnist_serving.access_log.request_id`, which it
+        also answers with); without one the core makes one. With tracing on, the request is a
+        span continuing the trace context in ``carrier`` (headers, metadata)."""
+        tracker = RequestTracker(rid if rid is not None else request_id(None))
         with self.tracing.server_span(protocol, route, tracker.request_id, carrier) as span:
             # Only a sampled request gets child spans, links and an exemplar: an unsampled one
             # costs its non-recording server span and nothing more.

@@ -246,12 +246,21 @@ class Gateway:
     def _ports(self, grpc_port: int | None) -> BoundPorts:
         assert self._rest_socket is not None
         port = int(self._rest_socket.getsockname()[1])
-        host = self.settings.host
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        scheme = "https" if self._tls else "http"
-        return BoundPorts(
-            os.getpid(), f"{scheme}://{shown}:{port}", port, grpc_port, bool(self._tls)
-        )
+        return bound_ports(self.settings, port, grpc_port)
+
+
+def bound_ports(
+    settings: Settings, rest_port: int, grpc_port: int | None, workers: int = 1
+) -> BoundPorts:
+    """What this process serves on, as the ready line and file tell it (a wildcard host is
+    shown as loopback, which a local client can reach)."""
+    host = settings.host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    tls = settings.tls_cert_file is not None
+    scheme = "https" if tls else "http"
+    return BoundPorts(
+        os.getpid(), f"{scheme}://{shown}:{rest_port}", rest_port, grpc_port, tls, workers
+    )
 
 
 def announce(settings: Settings, ports: BoundPorts) -> None:

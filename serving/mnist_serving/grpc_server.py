@@ -236,7 +236,7 @@ class GrpcServer:
                 return await self._probe(method, answer, request, context, key, rid, peer, started)
             try:
                 async with self.core.request(
-                    method.protocol, method.route, key, incoming_id=rid, peer=peer,
+                    method.protocol, method.route, key, rid=rid, peer=peer,
                     carrier=metadata,
                 ) as tracker:  # fmt: skip
                     if isinstance(request, _Undecodable):

@@ -396,24 +396,27 @@ class TfServingMetricsView(Collector):
             "Predict requests by status (TF Serving's name).",
             labels=("model_name", "status"),
         )
+        # One read of every worker's values serves both families.
+        samples = _samples(self._metrics.exposition, ("mnist_requests_total",
+                                                      "mnist_request_duration_seconds"))  # fmt: skip
         totals: dict[str, float] = {}
-        for sample in _samples(self._metrics.exposition, "mnist_requests_total"):
+        for sample in samples["mnist_requests_total"]:
             if sample.labels["route"] == "predict":
                 code = sample.labels["code"]
                 totals[code] = totals.get(code, 0.0) + sample.value
         for code, value in sorted(totals.items()):
             count.add_metric((self._model, code), value)
         yield count
-        yield self._latency()
+        yield self._latency(samples["mnist_request_duration_seconds"])
 
-    def _latency(self) -> HistogramMetricFamily:
+    def _latency(self, samples: list[Sample]) -> HistogramMetricFamily:
         family = HistogramMetricFamily(
             ":tensorflow:serving:request_latency",
             "Predict latency of successful requests, microseconds (TF Serving's name).",
             labels=("model_name", "API", "entrypoint"),
         )
         series: dict[str, dict[str, float]] = {}
-        for sample in _samples(self._metrics.exposition, "mnist_request_duration_seconds"):
+        for sample in samples:
             labels = sample.labels
             if labels["route"] != "predict" or labels["code"] != "OK":
                 continue
@@ -435,14 +438,18 @@ class TfServingMetricsView(Collector):
         return family
 
 
-def _samples(registry: CollectorRegistry, prefix: str) -> list[Sample]:
-    """The samples of one metric as a scrape would read them (every worker's, summed)."""
-    return [
-        sample
-        for family in registry.collect()
-        for sample in family.samples
-        if sample.name.startswith(prefix) and not sample.name.endswith("_created")
-    ]
+def _samples(registry: CollectorRegistry, prefixes: tuple[str, ...]) -> dict[str, list[Sample]]:
+    """The samples of some metrics as a scrape would read them (every worker's, summed), by
+    the prefix their names start with."""
+    found: dict[str, list[Sample]] = {prefix: [] for prefix in prefixes}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            for prefix in prefixes:
+                if sample.name.startswith(prefix):
+                    found[prefix].append(sample)
+    return found
 
 
 def _microseconds(le: str) -> str:

@@ -391,7 +391,7 @@ def _api_handler(
         rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         try:
             async with core.request(
-                route.protocol, route.name, credential(request), incoming_id=rid,
+                route.protocol, route.name, credential(request), rid=rid,
                 peer=_peer(request), carrier=request.headers,
             ) as tracker:  # fmt: skip
                 response = await core.bounded(answer(request, tracker))

@@ -45,6 +45,7 @@ from mnist_serving.gateway import (
     REST_GRACE_SECONDS,
     BoundPorts,
     announce,
+    bound_ports,
     dual_stack,
     write_atomically,
 )
@@ -133,7 +134,7 @@ class Supervisor:
             return self._drain(wake_read)
         except WorkerStartFailed as exc:
             print(f"mnist-serve: {exc}", file=sys.stderr, flush=True)
-            self._stop_all(wake_read)
+            self._drain(wake_read)  # the workers that did start
             return 1
         finally:
             signal.set_wakeup_fd(old_fd)
@@ -175,7 +176,9 @@ class Supervisor:
                 )
             self._wait_for_events(wake, timeout=1.0, starting=True)
         self._write_table()
-        ports = self._ready_ports(rest_port, grpc_port)
+        ports = bound_ports(
+            self.settings, rest_port, grpc_port if grpc_port >= 0 else None, self.count
+        )
         self._ports = ports
         announce(self.settings, ports)
         log.info("%d workers serving: pids %s", self.count, self._pids())
@@ -192,7 +195,8 @@ class Supervisor:
 
     def _drain(self, wake: socket.socket) -> int:
         """Every worker drains (SIGTERM); a second signal here stops them at once."""
-        log.info("draining %d workers", len(self._workers))
+        if self._workers:
+            log.info("draining %d workers", len(self._workers))
         self._due.clear()
         self._terminate_all()
         signals_seen = len(self._signals)
@@ -213,17 +217,6 @@ class Supervisor:
             codes.append(worker.process.exitcode)
             self._forget(worker)
         return 0 if all(code == 0 for code in codes) else 1
-
-    def _stop_all(self, wake: socket.socket) -> None:
-        self._terminate_all()
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while self._workers and time.monotonic() < deadline:
-            for worker in self._exited(wake, timeout=0.5):
-                self._forget(worker)
-        for worker in list(self._workers.values()):
-            worker.process.kill()
-            worker.process.join(5)
-            self._forget(worker)
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -365,16 +358,6 @@ class Supervisor:
             raise WorkerStartFailed(f"cannot listen on {host}:{port} ({reason})") from None
         self._reserved.append(sock)
         return int(sock.getsockname()[1])
-
-    def _ready_ports(self, rest_port: int, grpc_port: int) -> BoundPorts:
-        s = self.settings
-        shown = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host
-        tls = s.tls_cert_file is not None
-        scheme = "https" if tls else "http"
-        return BoundPorts(
-            os.getpid(), f"{scheme}://{shown}:{rest_port}", rest_port,
-            grpc_port if grpc_port >= 0 else None, tls, self.count,
-        )  # fmt: skip
 
     def _pids(self) -> list[int]:
         return [w.pid for w in sorted(self._workers.values(), key=lambda w: w.index)]

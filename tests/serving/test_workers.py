@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.support import cpu_seconds
 from mnist_serving.cpus import usable_cpus
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.serving.test_lifecycle import publish, wait_for
@@ -39,11 +40,6 @@ def worker_pids(server: Server) -> list[int]:
         for child in children
         if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
     )
-
-
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -92,11 +88,11 @@ def two(model_dir: Path) -> Iterator[Server]:
 def test_every_scrape_of_any_worker_counts_exactly_the_requests_sent(two: Server, digits) -> None:
     pids = worker_pids(two)
     assert len(pids) == 2
-    before = {pid: cpu_ticks(pid) for pid in pids}
+    before = {pid: cpu_seconds(pid) for pid in pids}
     sent = 300
     answers = asyncio.run(send_on_new_connections(two.url, digits["x_test"][0].tobytes(), sent))
     assert [a.status_code for a in answers] == [200] * sent
-    worked = {pid: cpu_ticks(pid) - before[pid] for pid in pids}
+    worked = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
     assert all(ticks > 0 for ticks in worked.values()), f"one worker did nothing: {worked}"
     route = {"code": "OK", "protocol": "rest", "route": "classify"}
     for _ in range(10):
@@ -211,7 +207,7 @@ async def test_a_stop_drains_both_workers_without_a_failed_request(model_dir, di
     pids = worker_pids(srv)
     body = digits["x_test"][:256].tobytes()
     limits = httpx.Limits(max_keepalive_connections=0, max_connections=16)
-    before = {pid: cpu_ticks(pid) for pid in pids}
+    before = {pid: cpu_seconds(pid) for pid in pids}
     async with httpx.AsyncClient(base_url=srv.url, timeout=30, limits=limits) as client:
         # 16 × 256 images on 16 connections, spread over both workers.
         calls = [asyncio.create_task(client.post(CLASSIFY, content=body, headers=OCTET))
@@ -224,7 +220,7 @@ async def test_a_stop_drains_both_workers_without_a_failed_request(model_dir, di
                 os.kill(pid, signal.SIGINT)
         answers = await asyncio.gather(*calls)
     assert [a.status_code for a in answers] == [200] * 16
-    assert all(cpu_ticks(pid) > before[pid] for pid in pids if Path(f"/proc/{pid}").exists())
+    assert all(cpu_seconds(pid) > before[pid] for pid in pids if Path(f"/proc/{pid}").exists())
     code = await asyncio.to_thread(srv.process.wait, 40)
     assert code == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
@@ -247,9 +243,9 @@ def test_a_new_version_under_load_reaches_every_worker_without_a_failure(
             time.sleep(1.5)
         assert all(o.ok for o in traffic.outcomes), [o for o in traffic.outcomes if not o.ok]
         pids = worker_pids(srv)
-        before = {pid: cpu_ticks(pid) for pid in pids}
+        before = {pid: cpu_seconds(pid) for pid in pids}
         answers = asyncio.run(send_on_new_connections(srv.url, body, 64))
-        assert all(cpu_ticks(pid) > before[pid] for pid in pids)  # both workers answered
+        assert all(cpu_seconds(pid) > before[pid] for pid in pids)  # both workers answered
         assert {a.json()["model_version"] for a in answers} == {2}
     finally:
         stop_server(srv)
