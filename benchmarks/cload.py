@@ -33,9 +33,10 @@ f:close()
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'RESULT {{"requests": %d, "seconds": %f, "p50_us": %d, "p99_us": %d, "errors": %d}}\\n',
+    'RESULT {{"requests": %d, "seconds": %f, "p50_us": %d, "p99_us": %d, "errors": %d, '
+    .. '"non_2xx": %d}}\\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.status + e.timeout))
+    e.connect + e.read + e.write + e.status + e.timeout, e.status))
 end
 """
 
@@ -79,7 +80,9 @@ def wrk_post(
     if match is None:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     r = json.loads(match.group(1))
-    return _point(r["requests"], r["seconds"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["errors"])
+    point = _point(r["requests"], r["seconds"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["errors"])
+    point["non_2xx"] = r["non_2xx"]  # answered, but not with a success (503s of shedding)
+    return point
 
 
 def grpc_frame(message: bytes) -> bytes:
@@ -114,3 +117,36 @@ def h2load_grpc(target: str, method: str, message: bytes, connections: int, seco
     errors = int(done.group(1)) - int(done.group(2))
     p50, p99 = (statistics.quantiles(micros, n=100)[i] / 1000 for i in (49, 98))
     return _point(len(micros), seconds, p50, p99, errors)
+
+
+def h2load_http1_by_status(
+    url: str, body: bytes, headers: dict[str, str], connections: int, seconds: float
+) -> dict:
+    """POST ``body`` over ``connections`` HTTP/1.1 keep-alive connections for ``seconds`` with
+    h2load, which logs every answer's status and latency: so successes and refusals get their
+    own counts and percentiles (wrk's latency mixes them). Each connection re-sends at once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data, log = Path(tmp, "body"), Path(tmp, "log")
+        data.write_bytes(body)
+        header_flags = [flag for k, v in headers.items() for flag in ("-H", f"{k}: {v}")]
+        subprocess.run(
+            [require("h2load"), "--h1", f"-c{connections}", f"-D{seconds:g}", "-m1",
+             f"-t{min(2, connections)}", *header_flags, "-d", str(data),
+             f"--log-file={log}", url],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        )  # fmt: skip
+        rows = [line.split("\t") for line in log.read_text().splitlines() if line]
+    by_status: dict[str, list[int]] = {}
+    for row in rows:
+        by_status.setdefault(row[1], []).append(int(row[2]))
+    result: dict = {"seconds": seconds, "statuses": {}}
+    for status, micros in sorted(by_status.items()):
+        micros.sort()
+        quantiles = statistics.quantiles(micros, n=100) if len(micros) > 1 else micros * 99
+        result["statuses"][status] = {
+            "count": len(micros),
+            "per_s": round(len(micros) / seconds, 1),
+            "p50_ms": round(quantiles[49] / 1000, 3),
+            "p99_ms": round(quantiles[98] / 1000, 3),
+        }
+    return result

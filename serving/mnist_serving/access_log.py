@@ -12,10 +12,10 @@ same format.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +33,7 @@ def request_id(incoming: str | None) -> str:
     """The caller's id when it is sane, else a new one (32 hex digits)."""
     if incoming and _SANE_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # a uuid4's randomness, at a fifth of uuid.uuid4()'s cost
 
 
 @dataclass

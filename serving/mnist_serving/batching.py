@@ -59,11 +59,16 @@ class BatchConfig:
 @dataclass
 class Timing:
     """A request's time in the queue and in model calls, seconds (summed over its batches), and
-    its trace span when tracing is on."""
+    its trace span when tracing is on. ``arrived``, ``model_started`` and ``answered``
+    (``perf_counter`` times: when the gateway took the request, when its first model call
+    began, when its last one ended) give the waits the admission governor learns from."""
 
     queue_s: float = 0.0
     model_s: float = 0.0
     span: Any = None
+    arrived: float = 0.0
+    model_started: float = 0.0
+    answered: float = 0.0
 
 
 @dataclass
@@ -234,10 +239,13 @@ class Batcher:
                 if traced is not None:
                     traced.end()
             finished = time.perf_counter()
-            self._metrics.inference_latency.labels(self._runtime).observe(finished - started)
+            self._metrics.series("inference_latency", self._runtime).observe(finished - started)
             for task in batch:
                 if task.timing is not None:
+                    if not task.timing.model_started:
+                        task.timing.model_started = started
                     task.timing.queue_s += started - task.enqueued
+                    task.timing.answered = finished
                     task.timing.model_s += finished - started
             if traced is not None:
                 self._trace(batch, started, finished)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,12 +31,14 @@ from mnist_contract.preprocess import (
     to_mnist_frame,
 )
 from mnist_serving.access_log import AccessLog, AccessRecord, request_id, utc_now
+from mnist_serving.admission import Admission
 from mnist_serving.batching import Ticket, Timing
 from mnist_serving.errors import (
     BackendUnavailable,
     DeadlineExceeded,
     InvalidInput,
     Overloaded,
+    QueueDelayed,
     RateLimited,
     ServingError,
     TooManyInFlight,
@@ -51,10 +54,13 @@ from mnist_serving.settings import Settings
 from mnist_serving.tracing import Tracing, epoch_ns
 from mnist_serving.window import RecentTraffic
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 INFERENCE_ROUTES = frozenset({"predict", "classify", "infer"})
+SHED_REPORT_S = 10.0  # refusals by queue delay are summed into one log line this often
 REFUSAL_REASONS: dict[type[ServingError], str] = {
     Overloaded: "queue_full",
+    QueueDelayed: "queue_delay",
     TooManyInFlight: "in_flight_limit",
     RateLimited: "rate_limited",
     Unauthenticated: "unauthenticated",
@@ -130,7 +136,10 @@ class InferenceCore:
         self._recent = recent or RecentTraffic()
         self._open_routes = frozenset(settings.open_routes)
         self._tfserving_view = tfserving_registry(metrics, MODEL_NAME)
-        self._inference_in_flight = 0
+        target_ms = settings.queue_target_ms
+        self.admission = Admission(settings.max_in_flight_requests, target_ms / 1000 or None)
+        self._shed_since_report = 0
+        self._shed_report_at = 0.0
         self._in_progress = 0  # requests of any route inside request()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -204,44 +213,50 @@ class InferenceCore:
         rid: str | None = None,
         peer: str | None = None,
         carrier: Mapping[str, str] | None = None,
+        door: tuple[float, float] | None = None,
     ) -> AsyncIterator[RequestTracker]:
-        """Check the caller's key and rate, then count the request: in flight while inside,
-        then total and latency by outcome code, and its access-log line. ``rid`` is the
-        request id the adapter decided (:func:`~mnist_serving.access_log.request_id`, which it
-        also answers with); without one the core makes one. With tracing on, the request is a
-        span continuing the trace context in ``carrier`` (headers, metadata)."""
+        """Check the caller's key and rate, take an inference slot (:mod:`.admission`), then
+        count the request: in flight while inside, then total and latency by outcome code,
+        and its access-log line. ``rid`` is the request id the adapter decided
+        (:func:`~mnist_serving.access_log.request_id`, which it also answers with); without one
+        the core makes one. ``door``: the adapter took the slot itself, before reading the
+        request (``perf_counter`` times it arrived and was admitted). With tracing on, the
+        request is a span continuing the trace context in ``carrier`` (headers, metadata)."""
         tracker = RequestTracker(rid if rid is not None else request_id(None))
         with self.tracing.server_span(protocol, route, tracker.request_id, carrier) as span:
             # Only a sampled request gets child spans, links and an exemplar: an unsampled one
             # costs its non-recording server span and nothing more.
             tracker.timing.span = span if span is not None and span.is_recording() else None
-            async with self._counted(protocol, route, credential, tracker, peer):
+            async with self._counted(protocol, route, credential, tracker, peer, door):
                 yield tracker
 
     @contextlib.asynccontextmanager
     async def _counted(
         self, protocol: str, route: str, credential: str | None, tracker: RequestTracker,
-        peer: str | None,
+        peer: str | None, door: tuple[float, float] | None,
     ) -> AsyncIterator[None]:  # fmt: skip
-        in_flight = self.metrics.in_flight.labels(protocol, route)
+        in_flight = self.metrics.series("in_flight", protocol, route)
         in_flight.inc()
         self._in_progress += 1
         self._idle.clear()
-        started = time.perf_counter()
-        admitted = False
+        started = tracker.timing.arrived = time.perf_counter()
+        if door is not None:
+            started, tracker.timing.arrived = door
+        entered = False
         try:
             key = self.access.authenticate(credential)
             tracker.key = key if self.access.enabled else None
             self.access.admit(key)
-            if route in INFERENCE_ROUTES:
-                self._admit_inference()
-                admitted = True
+            if route in INFERENCE_ROUTES and door is None:
+                await self.admission.enter()
+                entered = True
+                tracker.timing.arrived = time.perf_counter()
             yield
         except ServingError as exc:
             tracker.code, tracker.http_status = exc.code, exc.http_status
             reason = REFUSAL_REASONS.get(type(exc))
             if reason:
-                self.metrics.refused.labels(protocol, reason).inc()
+                self._note_refusal(protocol, reason)
             raise
         except asyncio.CancelledError:
             tracker.code, tracker.http_status = "CANCELLED", 499  # the caller went away
@@ -250,21 +265,21 @@ class InferenceCore:
             tracker.code, tracker.http_status = "INTERNAL", 500
             raise
         finally:
-            if admitted:
-                self._inference_in_flight -= 1
+            if entered:
+                self.admission.leave()
             in_flight.dec()
             self._in_progress -= 1
             if not self._in_progress:
                 self._idle.set()
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(protocol, route, tracker.code).inc()
+            self.metrics.series("requests", protocol, route, tracker.code).inc()
             self.metrics.observe_latency(
                 (protocol, route, tracker.code), elapsed, self.tracing.exemplar(tracker.timing.span)
             )
             if route in INFERENCE_ROUTES:
                 self._recent.record(elapsed)
             if tracker.images:
-                self.metrics.images.labels(protocol).inc(tracker.images)
+                self.metrics.series("images", protocol).inc(tracker.images)
             if self.access_log.enabled:
                 self._log_request(protocol, route, tracker, elapsed, peer)
             span = tracker.timing.span
@@ -312,17 +327,36 @@ class InferenceCore:
             )
         )
 
-    def _admit_inference(self) -> None:
-        """Refuse at once past the in-flight cap: under a flood the excess gets a quick 503
-        before its body is even read, and the admitted requests keep a bounded latency."""
-        cap = self.settings.max_in_flight_requests
-        if cap and self._inference_in_flight >= cap:
-            raise TooManyInFlight(
-                f"{self._inference_in_flight} requests already in progress, the gateway's limit "
-                "(max_in_flight_requests); retry shortly",
-                retry_after=1,
-            )
-        self._inference_in_flight += 1
+    def _note_refusal(self, protocol: str, reason: str) -> None:
+        self.metrics.series("refused", protocol, reason).inc()
+        if reason == "queue_delay":
+            self._report_shedding()
+
+    def _report_shedding(self) -> None:
+        """One warning per :data:`SHED_REPORT_S` while shedding, not one line per refusal: a
+        flood of log lines is the last thing an overloaded gateway needs."""
+        self._shed_since_report += 1
+        now = time.monotonic()
+        if now >= self._shed_report_at:
+            state = self.admission.state()
+            log.warning(
+                "shedding load: %d inference requests refused with 503 in the last %g s; "
+                "admitted requests waited over the %g ms queue target, so at most %s are "
+                "admitted at once for now",
+                self._shed_since_report, SHED_REPORT_S, self.settings.queue_target_ms,
+                state.limit,
+            )  # fmt: skip
+            self._shed_since_report = 0
+            self._shed_report_at = now + SHED_REPORT_S
+
+    def count_refusal(self, protocol: str, route: str, refusal: Overloaded, started: float) -> None:
+        """A refusal an adapter answered at its door, without entering :meth:`request`:
+        counted as a request (total, latency) and as a refusal by reason, as the core counts
+        its own."""
+        code = refusal.code
+        self._note_refusal(protocol, REFUSAL_REASONS[type(refusal)])
+        self.metrics.series("requests", protocol, route, code).inc()
+        self.metrics.observe_latency((protocol, route, code), time.perf_counter() - started, None)
 
     async def bounded(self, work: Awaitable[T], caller_deadline_s: float | None = None) -> T:
         """Run ``work`` within the gateway's request time limit and the caller's own deadline
@@ -410,10 +444,12 @@ class InferenceCore:
     ) -> np.ndarray:
         # With other requests in the gateway (even ones still being read), the event loop is
         # better left free for them while the model runs in a thread.
-        alone = self._inference_in_flight <= 1
+        alone = self.admission.in_flight <= 1
         timing = tracker.timing if tracker is not None else None
         probs = await served.batcher.run(images, ticket, alone=alone, timing=timing)
-        self.metrics.version_requests.labels(str(served.version)).inc()
+        if timing is not None:
+            self._learn_wait(timing)
+        self.metrics.series("version_requests", str(served.version)).inc()
         self._count_predictions(probs)
         if tracker is not None:
             tracker.images += len(images)
@@ -423,11 +459,19 @@ class InferenceCore:
             self.samples.offer(to_frames(images), probs, served.version, rid)
         return probs
 
+    def _learn_wait(self, timing: Timing) -> None:
+        """Tell the governor how long this request waited: before its model call (being read,
+        parsed, queued), and after it until the event loop came back to it. Both grow with
+        the work queued in this process, whatever it is waiting for."""
+        now = time.perf_counter()
+        waited = (timing.model_started - timing.arrived) + (now - timing.answered)
+        self.admission.observe(waited, now)
+
     def _count_predictions(self, probs: np.ndarray) -> None:
         digits = probs.argmax(axis=1)
         for digit, count in enumerate(np.bincount(digits, minlength=10)):
             if count:
-                self.metrics.predictions.labels(str(digit)).inc(int(count))
+                self.metrics.series("predictions", str(digit)).inc(int(count))
         self.metrics.confidence.observe_many(probs[np.arange(len(probs)), digits])
 
     # -- digits API -----------------------------------------------------------------------

@@ -8,7 +8,8 @@
     ├── Unauthenticated               401 / UNAUTHENTICATED
     ├── RateLimited                   429 / RESOURCE_EXHAUSTED   (+ Retry-After)
     ├── Overloaded                    503 / UNAVAILABLE          (+ Retry-After; queue full)
-    │   └── TooManyInFlight           503 / UNAVAILABLE          (+ Retry-After; in-flight cap)
+    │   ├── TooManyInFlight           503 / UNAVAILABLE          (+ Retry-After; in-flight cap)
+    │   └── QueueDelayed              503 / UNAVAILABLE          (+ Retry-After; waits too long)
     ├── BackendUnavailable            503 / UNAVAILABLE          (model not ready, backend down)
     └── DeadlineExceeded              504 / DEADLINE_EXCEEDED
 
@@ -64,6 +65,11 @@ class Overloaded(ServingError):
 
 class TooManyInFlight(Overloaded):
     """Refused on arrival: the gateway already holds its cap of requests in progress."""
+
+
+class QueueDelayed(Overloaded):
+    """Refused on arrival: admitted requests have been waiting longer than the queue target
+    (:mod:`mnist_serving.admission`)."""
 
 
 class BackendUnavailable(ServingError):

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist_contract.model import INPUT_NAME, MODEL_NAME
 from mnist_contract.open_inference import HEADER_LENGTH, FramingError, frame, split
@@ -33,9 +34,10 @@ from mnist_serving import SERVER_VERSION, openapi
 from mnist_serving import rest_codec as codec
 from mnist_serving import v2_codec as v2
 from mnist_serving.access_log import REQUEST_ID_HEADER, request_id
-from mnist_serving.core import DigitImage, InferenceCore, RequestTracker
+from mnist_serving.core import INFERENCE_ROUTES, DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
     InvalidInput,
+    Overloaded,
     PayloadTooLarge,
     ServingError,
     Unauthenticated,
@@ -392,7 +394,7 @@ def _api_handler(
         try:
             async with core.request(
                 route.protocol, route.name, credential(request), rid=rid,
-                peer=_peer(request), carrier=request.headers,
+                peer=_peer(request), carrier=request.headers, door=request.scope.get(DOOR_KEY),
             ) as tracker:  # fmt: skip
                 response = await core.bounded(answer(request, tracker))
                 tracker.http_status = response.status_code
@@ -432,12 +434,84 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return json_response({"error": f"{message}: see /docs for the API"}, status, headers)
 
 
-def create_app(core: InferenceCore) -> Starlette:
-    """The REST app for ``core``: every row of :data:`ROUTES`, and JSON for unknown routes."""
+def create_app(core: InferenceCore) -> ASGIApp:
+    """The REST app for ``core``: every row of :data:`ROUTES`, and JSON for unknown routes,
+    behind the :class:`Door` that refuses an overload's excess before routing."""
     endpoints = RestEndpoints(core, openapi.document(ROUTES, core.settings))
     routes = []
     for route in ROUTES:
         answer = getattr(endpoints, route.endpoint)
         wrap = _api_handler if route.kind == "api" else _operational_handler
         routes.append(StarletteRoute(route.path, wrap(core, route, answer), methods=[route.method]))
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return Door(app, core)
+
+
+DOOR_KEY = "mnist.door"  # in the ASGI scope: (arrived, admitted) perf_counter times
+
+
+def _inference_paths() -> list[tuple[re.Pattern[str], Route]]:
+    """Each inference route's path as a pattern (a ``{name:segment}`` is one segment)."""
+    return [
+        (re.compile(re.sub(r"{\w+:segment}", "[^/:]+", route.path) + "$"), route)
+        for route in ROUTES
+        if route.method == "POST" and route.name in INFERENCE_ROUTES
+    ]
+
+
+class Door:
+    """The first code a REST request meets. An inference request takes its slot here
+    (:class:`~mnist_serving.admission.Admission`), before routing and before its body is read,
+    so waiting at the door while the gateway sheds costs no CPU and a refusal costs little: it
+    is answered straight on the ASGI channel, without a request object. Everything else goes
+    on to ``app``."""
+
+    def __init__(self, app: ASGIApp, core: InferenceCore) -> None:
+        self.app = app
+        self._core = core
+        self._paths = _inference_paths()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = self._inference_route(scope["path"])
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        admission = self._core.admission
+        arrived = time.perf_counter()
+        try:
+            await admission.enter()
+        except Overloaded as refusal:
+            self._core.count_refusal(route.protocol, route.name, refusal, arrived)
+            await _send_refusal(scope, send, refusal)
+            return
+        scope[DOOR_KEY] = (arrived, time.perf_counter())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            admission.leave()
+
+    def _inference_route(self, path: str) -> Route | None:
+        for pattern, route in self._paths:
+            if pattern.match(path):
+                return route
+        return None
+
+
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()  # ASGI header names are lower-case bytes
+
+
+async def _send_refusal(scope: Scope, send: Send, refusal: Overloaded) -> None:
+    """The 503 :func:`error_response` would give, written as raw ASGI messages."""
+    sent_id = next((v for k, v in scope["headers"] if k == _REQUEST_ID_KEY), None)
+    rid = request_id(sent_id.decode("latin-1") if sent_id is not None else None)
+    body = codec.dumps({"error": refusal.message})
+    headers = [
+        (b"content-type", JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(max(1, round(refusal.retry_after or 1))).encode()),
+        (_REQUEST_ID_KEY, rid.encode()),
+    ]
+    await send({"type": "http.response.start", "status": refusal.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     """Largest width × height of an uploaded image, checked before decoding."""
     max_in_flight_requests: int = Field(1024, ge=0)
     """Predict/classify requests in progress at once; beyond it 503 at once (0: no cap)."""
+    queue_target_ms: float = Field(20.0, ge=0, le=60_000)
+    """Longest admitted requests should wait for their model call; once even the shortest wait
+    stays above it for 100 ms, new inference requests past a concurrency limit get 503 +
+    Retry-After on arrival, before their body is read (0: off)."""
     max_json_depth: int = Field(16, ge=6, le=512)
     """Deepest nesting of arrays and objects accepted in a JSON body."""
     request_timeout_ms: int = Field(30_000, ge=10, le=3_600_000)

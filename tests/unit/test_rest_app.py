@@ -69,6 +69,9 @@ async def test_v2_infer_shares_the_core_and_its_refusals(tmp_path) -> None:
         assert (
             "max_in_flight_requests" in refused.json()["error"] and refused.headers["retry-after"]
         )
+        # Refused at the door, before the key's rate is looked at: it spent none of the burst.
+        third = await api.post("/v2/models/mnist/infer", json=_v2_body(3), headers=key)
+        assert third.status_code == 200
         limited = await api.post("/v2/models/mnist/infer", json=_v2_body(3), headers=key)
         assert limited.status_code == 429 and limited.headers["retry-after"]
         metrics = (await api.get("/metrics", headers=key)).text
