@@ -8,6 +8,8 @@ archive`` and starts its gateway beside this working tree's (both LiteRT, one wo
 loopback ports). Each round measures every point on both, in alternating order, so the
 machine's drift hits both alike; the table gives each point's median over the rounds and the
 ratios (this tree / base): above 1 is faster for requests/s, below 1 is cheaper for CPU.
+After the rounds, the same run measures the ceilings (:mod:`benchmarks.ceilings`): a bare ASGI
+app on the same uvicorn, a trivial grpc.aio servicer, raw LiteRT at batch 1, 32 and 256.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 from io import BytesIO
 from pathlib import Path
 
+from benchmarks import ceilings
 from benchmarks.protocols_benchmark import FACES, point
 from benchmarks.support import (
     ROOT,
@@ -84,6 +87,10 @@ def main() -> None:
         finally:
             for server in gateways.values():
                 stop_gateway(server)
+    octet, octet_headers = faces["digits REST, octet-stream"].encode(digits[:1])
+    message, _ = faces["TF Serving gRPC, tensor_content"].encode(digits[:1])
+    # One worker each, so the model gets both CPUs, as the gateways' LiteRT did.
+    limits = ceilings.measure(args.model_dir, octet, octet_headers, message, 2, args.seconds)
     base, this = gateways
     print(f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians; "
           "wrk -t2 / h2load -t1 on the same cores\n")  # fmt: skip
@@ -109,6 +116,8 @@ def main() -> None:
               f"{t['p50_ms']:.2f} / {t['p99_ms']:.1f} | "
               f"{b['cpu_us_per_request']:,.0f} | {t['cpu_us_per_request']:,.0f} | "
               f"{t['cpu_us_per_request'] / b['cpu_us_per_request']:.2f} | {errors} |")  # fmt: skip
+    print("\nThe ceilings, measured after the rounds in the same run:\n")
+    print(ceilings.table(limits))
 
 
 if __name__ == "__main__":

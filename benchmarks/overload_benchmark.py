@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.ceilings import start_bare_asgi
 from benchmarks.cload import h2load_http1_by_status
 from benchmarks.compare_revisions import export
 from benchmarks.protocols_benchmark import FACES
@@ -31,7 +32,6 @@ from benchmarks.support import (
     benchmark_digits,
     benchmark_parser,
     cpu_seconds,
-    free_port,
     rss_mb,
     source_path,
     start_gateway,
@@ -39,17 +39,6 @@ from benchmarks.support import (
 )
 
 CONNECTIONS = (8, 32, 256, 1024)
-BARE_503 = """
-import sys, uvicorn
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    await send({"type": "http.response.start", "status": 503,
-                "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")]})
-    await send({"type": "http.response.body", "body": b'{"error": "overloaded"}'})
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http="httptools", loop="uvloop",
-            log_level="warning", access_log=False, lifespan="off")
-"""
 
 
 def measure(url: str, pid: int, body: bytes, headers: dict, connections: int, seconds: float):
@@ -74,18 +63,13 @@ def measure(url: str, pid: int, body: bytes, headers: dict, connections: int, se
 
 
 def bare_refusal_floor(body: bytes, headers: dict, seconds: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp, "bare503.py")
-        script.write_text(BARE_503)
-        port = free_port()
-        process = subprocess.Popen([sys.executable, str(script), str(port)])
-        try:
-            time.sleep(2)
-            url = f"http://127.0.0.1:{port}/v1/digits:classify"
-            return {c: measure(url, process.pid, body, headers, c, seconds) for c in (32, 1024)}
-        finally:
-            process.terminate()
-            process.wait()
+    process, url = start_bare_asgi(503)
+    try:
+        url += "/v1/digits:classify"
+        return {c: measure(url, process.pid, body, headers, c, seconds) for c in (32, 1024)}
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def soak(gateway, body: bytes, headers: dict, seconds: float) -> list[tuple[int, float]]:

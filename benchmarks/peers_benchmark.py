@@ -1,21 +1,23 @@
-"""Side by side on this machine: our gateway, a naive FastAPI baseline, KServe and MLServer.
+"""Side by side on this machine: our gateway, a naive and a competent FastAPI baseline,
+KServe, MLServer and BentoML, all driven by wrk with the same payloads.
 
     python -m benchmarks.peers_benchmark --model-dir models --seconds 6 \\
         > benchmarks/results/peers-benchmark.md       # also writes docs/peers.png
 
 Each peer gets its own virtual environment under ``benchmarks/.venvs/`` (made on first use)
 and loads the same trained model the way its users would: the Keras file (``model.keras``)
-for the naive app, KServe and MLServer; the LiteRT flatbuffer for our gateway. All servers run
-at once, one process each, on loopback; each scenario visits them in turn (and the order
-rotates), so drift on this shared machine hits all alike. Same payloads: TF Serving's
-``{"instances": ...}`` JSON for ours, the naive app and KServe (its V1 protocol), the
-equivalent V2 JSON for MLServer; one extra row sends ours its binary body (octet-stream).
+for the naive app, KServe and MLServer; the SavedModel's serving signature for the competent
+FastAPI app and BentoML (with its adaptive batching); the LiteRT flatbuffer for our gateway
+(its defaults: a worker per CPU). All servers run at once on loopback; each scenario visits
+them in turn (and the order rotates), so drift on this shared machine hits all alike. Same
+payloads: TF Serving's ``{"instances": ...}`` JSON for ours, the FastAPI apps, KServe (its V1
+protocol) and BentoML, the equivalent V2 JSON for MLServer; one extra row sends ours its
+binary body (octet-stream). CPU per request is each server's process tree from /proc.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -31,9 +33,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.loadgen import run_load
+from benchmarks.cload import wrk_post
 from benchmarks.rest_benchmark import raw_ceiling
-from benchmarks.support import ROOT, free_port, rss_mb
+from benchmarks.support import ROOT, cpu_seconds, free_port, rss_mb
 from mnist_contract.layout import KERAS_FILE, model_base, version_dirs
 
 PEERS_DIR = Path(__file__).parent / "peers"
@@ -57,6 +59,14 @@ class Peer:
 PEERS = [
     Peer("ours", [], "/readyz", "/v1/models/mnist:predict", "v1"),
     Peer("naive FastAPI", [TF, "fastapi", "uvicorn"], "/ready", "/predict", "v1"),
+    Peer(
+        "FastAPI + signature",
+        [TF, "fastapi", "uvicorn[standard]", "orjson"],
+        "/ready",
+        "/v1/models/mnist:predict",
+        "v1",
+    ),
+    Peer("BentoML", [TF, "bentoml"], "/readyz", "/predict", "v1"),
     Peer("KServe", [TF, "kserve"], "/v1/models/mnist", "/v1/models/mnist:predict", "v1"),
     Peer("MLServer", [TF, "mlserver"], "/v2/models/mnist/ready", "/v2/models/mnist/infer", "v2"),
 ]
@@ -87,13 +97,20 @@ def versions(python: Path, names: list[str]) -> str:
 def start(peer: Peer, version_dir: Path, model_dir: Path) -> None:
     python = venv_python(peer)
     port = free_port()
-    env = {**os.environ, "MODEL": str(version_dir / KERAS_FILE), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "MODEL": str(version_dir / KERAS_FILE), "SAVEDMODEL": str(version_dir),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
     if peer.name == "ours":
         cmd = [str(python), "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
                "127.0.0.1", "--rest-port", str(port), "--grpc-port", "-1", "--log-level", "warning"]  # fmt: skip
     elif peer.name == "naive FastAPI":
         cmd = [str(python), "-m", "uvicorn", "naive_app:app", "--app-dir", str(PEERS_DIR),
                "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    elif peer.name == "FastAPI + signature":
+        cmd = [str(python), "-m", "uvicorn", "signature_app:app", "--app-dir", str(PEERS_DIR),
+               "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    elif peer.name == "BentoML":
+        cmd = [str(python.parent / "bentoml"), "serve", "bentoml_service:Mnist",
+               "--working-dir", str(PEERS_DIR), "--port", str(port)]  # fmt: skip
     elif peer.name == "KServe":
         cmd = [str(python), str(PEERS_DIR / "kserve_app.py"), "--http_port", str(port)]
     else:
@@ -138,14 +155,32 @@ def body(peer: Peer, images: np.ndarray) -> bytes:
     ).encode()
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+def measured(peer: Peer, path: str, payload: bytes, headers: dict[str, str], images: int,
+             connections: int, seconds: float) -> dict:  # fmt: skip
+    """wrk against one peer, with its process tree's CPU per request over the run."""
+    assert peer.process is not None
+    cpu = cpu_seconds(peer.process.pid)
+    r = wrk_post(peer.url + path, payload, headers, connections, seconds)
+    used = cpu_seconds(peer.process.pid) - cpu
+    r["images_per_s"] = round(r["rps"] * images)
+    r["cpu_us_per_request"] = round(used * 1e6 / max(r["requests"], 1))
+    return r
+
+
 def check_answers(peer: Peer, images: np.ndarray, labels: np.ndarray) -> float:
     r = httpx.post(peer.url + peer.predict_path, content=body(peer, images),
                    headers={"Content-Type": "application/json"}, timeout=60)  # fmt: skip
     r.raise_for_status()
     doc = r.json()
-    probs = np.array(
-        doc["predictions"] if peer.protocol == "v1" else doc["outputs"][0]["data"]
-    ).reshape(-1, 10)
+    if isinstance(doc, list):  # BentoML answers the array itself
+        probs = np.array(doc).reshape(-1, 10)
+    else:
+        probs = np.array(
+            doc["predictions"] if peer.protocol == "v1" else doc["outputs"][0]["data"]
+        ).reshape(-1, 10)
     return float((probs.argmax(1) == labels).mean())
 
 
@@ -171,25 +206,19 @@ def main() -> None:
             order = PEERS[turn % len(PEERS) :] + PEERS[: turn % len(PEERS)]
             for peer in order:
                 payload = body(peer, digits[:n])
-                asyncio.run(
-                    run_load(
-                        peer.url + peer.predict_path, payload, "application/json", min(c, 4), 1
-                    )
-                )
-                res = asyncio.run(
-                    run_load(
-                        peer.url + peer.predict_path, payload, "application/json", c, args.seconds
-                    )
-                )
-                rows.append({"server": peer.name, "images": n, **res.summary(n)})
+                wrk_post(peer.url + peer.predict_path, payload, JSON, min(c, 4), 1)  # warm-up
+                rows.append({"server": peer.name, "images": n, "concurrency": c,
+                             **measured(peer, peer.predict_path, payload, JSON, n, c,
+                                        args.seconds)})  # fmt: skip
         # Ours also with its binary digits API, the format we recommend for batches, between
         # two fresh ceiling readings (the raw interpreter's speed drifts on this shared host).
         ours = PEERS[0]
         before = raw_ceiling(args.model_dir, args.seconds / 2)
-        res = asyncio.run(run_load(ours.url + "/v1/digits:classify", digits.tobytes(),
-                                   "application/octet-stream", 2, args.seconds))  # fmt: skip
+        octet = {"Content-Type": "application/octet-stream"}
+        rows.append({"server": "ours, octet-stream", "images": 256, "concurrency": 2,
+                     **measured(ours, "/v1/digits:classify", digits.tobytes(), octet, 256, 2,
+                                args.seconds)})  # fmt: skip
         after = raw_ceiling(args.model_dir, args.seconds / 2)
-        rows.append({"server": "ours, octet-stream", "images": 256, **res.summary(256)})
         ceiling["around_binary_run"] = [
             before["batch_256_images_per_s"],
             after["batch_256_images_per_s"],
@@ -214,7 +243,7 @@ def main() -> None:
 
 def report(rows, memory, accuracy, ceiling, installed, args) -> None:
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-          f"{args.seconds:.0f} s per point; load generator on the same machine\n")  # fmt: skip
+          f"{args.seconds:.0f} s per point; wrk (C) on the same machine\n")  # fmt: skip
     print("| server | versions | ready after | peak RSS | accuracy on 256 test digits |")
     print("|---|---|---:|---:|---:|")
     for peer in PEERS:
@@ -228,14 +257,15 @@ def report(rows, memory, accuracy, ceiling, installed, args) -> None:
         "after the 'ours, octet-stream' row\n"
     )
     print(
-        "| images/request | concurrency | server | req/s | images/s | p50 ms | p95 ms | p99 ms | errors | req/s vs ours |"
+        "| images/request | connections | server | req/s | images/s | p50 ms | p99 ms | CPU µs/req | errors | req/s vs ours |"
     )
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     ours = {(r["images"], r["concurrency"]): r for r in rows if r["server"] == "ours"}
     for r in sorted(rows, key=lambda r: (r["images"], r["concurrency"], r["server"] != "ours")):
         base = ours[(r["images"], r["concurrency"])]["rps"] or float("nan")
         print(f"| {r['images']} | {r['concurrency']} | {r['server']} | {r['rps']:,} | {r['images_per_s']:,} | "
-              f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['rps'] / base:.2f}× |")  # fmt: skip
+              f"{r['p50_ms']} | {r['p99_ms']} | {r['cpu_us_per_request']:,} | {r['errors']} | "
+              f"{r['rps'] / base:.2f}× |")  # fmt: skip
     plot(rows, args.plot)
     print(
         "\n```json\n"

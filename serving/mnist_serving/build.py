@@ -12,6 +12,7 @@ import functools
 
 from prometheus_client import CollectorRegistry
 
+from mnist_serving.access_log import AccessLog, LineSink
 from mnist_serving.batching import BatchConfig, Batcher
 from mnist_serving.core import InferenceCore
 from mnist_serving.cpus import plan, usable_cpus
@@ -40,11 +41,14 @@ def build_gateway(
     load: Loader | None = None,
     tracing: Tracing | None = None,
     share: GatewayShare | None = None,
+    access_sink: LineSink | None = None,
 ) -> Gateway:
     """A gateway for ``settings``. ``load`` replaces the version loader (a test's fake
     runtime); ``registry`` the metrics registry (a fresh one per gateway by default);
     ``tracing`` the tracer (by default as the ``OTEL_*`` environment says); ``share``, for
-    one worker process among several, what it shares with the others."""
+    one worker process among several, what it shares with the others; ``access_sink``, where
+    access lines go when the caller owns the process's logging (:func:`configure_logging`),
+    else the ``mnist_serving.access`` logger."""
     parts = prepare(settings)
     folder = share.folder if share is not None else None
     metrics = create_metrics(registry, shared_dir=folder)
@@ -61,6 +65,7 @@ def build_gateway(
     core = InferenceCore(
         settings, metrics, repository, access, readiness, tracing,
         sample_writer(settings, metrics), RecentTraffic(shared_dir=folder),
+        AccessLog(settings.access_log, sink=access_sink),
     )  # fmt: skip
     grpc = GrpcServer(core, settings, readiness) if settings.grpc_port >= 0 else None
     return Gateway(

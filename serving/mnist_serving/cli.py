@@ -79,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args).for_cpus(usable_cpus())
+        sink = configure_logging(settings.log_level, settings.access_log)
         if isinstance(settings.workers, int) and settings.workers > 1:
-            configure_logging(settings.log_level, settings.access_log)
             return Supervisor(settings).run()
-        gateway = build_gateway(settings)
+        gateway = build_gateway(settings, access_sink=sink)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, json.JSONDecodeError) as exc:
         print(f"mnist-serve: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.access_log)
     try:
         return run(gateway)
     except StartupError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from mnist_serving.errors import (
     Unauthenticated,
     servable_not_found,
 )
-from mnist_serving.metrics import Metrics, tfserving_registry
+from mnist_serving.metrics import FEW_VALUES, Metrics, tfserving_registry
 from mnist_serving.readiness import Readiness
 from mnist_serving.repositories import ModelRepository, ServedVersion, VersionSpec, VersionStatus
 from mnist_serving.samples import SampleWriter, to_frames
@@ -57,6 +58,7 @@ from mnist_serving.window import RecentTraffic
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INFERENCE_ROUTES = frozenset({"predict", "classify", "infer"})
+DIGIT_LABELS = tuple(str(digit) for digit in range(10))
 SHED_REPORT_S = 10.0  # refusals by queue delay are summed into one log line this often
 REFUSAL_REASONS: dict[type[ServingError], str] = {
     Overloaded: "queue_full",
@@ -124,6 +126,7 @@ class InferenceCore:
         tracing: Tracing | None = None,
         samples: SampleWriter | None = None,
         recent: RecentTraffic | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.settings = settings
         self.tracing = tracing or Tracing()
@@ -143,7 +146,7 @@ class InferenceCore:
         self._in_progress = 0  # requests of any route inside request()
         self._idle = asyncio.Event()
         self._idle.set()
-        self.access_log = AccessLog(settings.access_log)
+        self.access_log = access_log or AccessLog(settings.access_log)
 
     # -- what the adapters offer besides inference ----------------------------------------
 
@@ -366,7 +369,7 @@ class InferenceCore:
         callers = caller_deadline_s is not None and caller_deadline_s < limit
         timeout = caller_deadline_s if callers and caller_deadline_s is not None else limit
         try:
-            return await asyncio.wait_for(work, timeout)
+            return await _within(work, timeout)
         except TimeoutError:
             if callers:
                 raise DeadlineExceeded(
@@ -469,9 +472,13 @@ class InferenceCore:
 
     def _count_predictions(self, probs: np.ndarray) -> None:
         digits = probs.argmax(axis=1)
-        for digit, count in enumerate(np.bincount(digits, minlength=10)):
-            if count:
-                self.metrics.series("predictions", str(digit)).inc(int(count))
+        if len(digits) <= FEW_VALUES:  # most requests: one image, a loop beats bincount
+            for digit in digits.tolist():
+                self.metrics.series("predictions", DIGIT_LABELS[digit]).inc()
+        else:
+            for digit, count in enumerate(np.bincount(digits, minlength=10).tolist()):
+                if count:
+                    self.metrics.series("predictions", DIGIT_LABELS[digit]).inc(count)
         self.metrics.confidence.observe_many(probs[np.arange(len(probs)), digits])
 
     # -- digits API -----------------------------------------------------------------------
@@ -494,7 +501,7 @@ class InferenceCore:
             if tracker is not None and tracker.timing.span is not None:
                 end = epoch_ns(time.perf_counter())
                 self.tracing.child("preprocess", tracker.timing.span, epoch_ns(started), end)
-            batch = model_input(np.stack(frames))
+            batch = model_input(frames)
             probs = await self._run(served, batch, ticket, tracker)
         digits = probs.argmax(axis=1)
         confidences = probs[np.arange(len(probs)), digits].tolist()
@@ -504,7 +511,8 @@ class InferenceCore:
         ]
         return ClassifyResult(results, served.version)
 
-    def _frames(self, images: Sequence[DigitImage]) -> list[np.ndarray]:
+    def _frames(self, images: Sequence[DigitImage]) -> np.ndarray:
+        """The uint8 frames [N, 28, 28] the model is given, in the images' order."""
         frames: list[np.ndarray | None] = [None] * len(images)
         # Fast path for the common binary case (octet-stream, uint8 28×28): one vectorised
         # polarity check for the whole batch instead of a median per image.
@@ -517,8 +525,11 @@ class InferenceCore:
         ]
         if quick:
             stack = np.stack([images[i].pixels for i in quick])  # type: ignore[misc]
-            for i, ready in zip(quick, frames_already_mnist(stack), strict=True):
-                if ready:
+            ready = frames_already_mnist(stack)
+            if len(quick) == len(images) and ready.all():
+                return stack  # every image already an MNIST frame: nothing more to do
+            for i, ok in zip(quick, ready.tolist(), strict=True):
+                if ok:
                     frames[i] = images[i].pixels
         for i, img in enumerate(images):
             if frames[i] is not None:
@@ -532,7 +543,7 @@ class InferenceCore:
                     raise ImageError("no image data")
             except ImageError as exc:
                 raise InvalidInput(f"image {i}: {exc}") from exc
-        return [f for f in frames if f is not None]
+        return np.stack(frames)  # type: ignore[arg-type] # every slot is filled by now
 
     # -- status and metadata --------------------------------------------------------------
 
@@ -560,6 +571,15 @@ class InferenceCore:
         if not spec.is_default:
             self.repository.resolve(spec)
         return self.ready
+
+
+async def _within(work: Awaitable[T], seconds: float) -> T:
+    """``work`` cancelled past ``seconds`` (TimeoutError). ``asyncio.timeout`` runs it in the
+    caller's task; ``wait_for`` before Python 3.12 wraps it in a new task, ~25 µs a request."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await work
+    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
 def pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -224,6 +224,7 @@ class Gateway:
             await self.core.wait_idle(GRPC_GRACE_SECONDS)
             await self._grpc.stop(GRPC_GRACE_SECONDS)
         await self._unload()
+        self.core.access_log.flush()  # the last turn's lines, before the loop goes
         if self.settings.ready_file is not None and self.ports is not None:
             self.settings.ready_file.unlink(missing_ok=True)  # ours: written when serving
 

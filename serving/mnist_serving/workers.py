@@ -439,9 +439,9 @@ def worker_main(settings: Settings, share: GatewayShare, pipe: Connection) -> No
     from mnist_serving.gateway import run_on_loop
     from mnist_serving.settings import SettingsError
 
-    configure_logging(settings.log_level, settings.access_log)
+    sink = configure_logging(settings.log_level, settings.access_log)
     try:
-        gateway = build_gateway(settings, share=share)
+        gateway = build_gateway(settings, share=share, access_sink=sink)
     except (SettingsError, StartupError) as exc:
         pipe.send(("failed", f"worker {share.worker}: {exc}"))
         sys.exit(1)

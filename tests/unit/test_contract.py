@@ -98,3 +98,26 @@ def test_the_batch_polarity_check_agrees_with_the_one_image_rule() -> None:
     expected = [is_mnist_frame(frame) for frame in stack]
     assert frames_already_mnist(stack).tolist() == expected
     assert expected[:5] == [True, False, False, False, True] and any(expected) and not all(expected)
+
+
+def test_a_few_confidences_land_where_many_do() -> None:
+    # Up to FEW_VALUES values take a plain loop, more take numpy: both must agree with the
+    # library's own observe, bucket edges and NaN included.
+    from prometheus_client import Histogram
+
+    from mnist_serving.metrics import FEW_VALUES
+
+    values = np.array([0.3, 0.5, 0.55, 0.999, 1.0, np.nan, 0.0, 0.95], np.float32)
+    assert len(values) <= FEW_VALUES
+    few, many, plain = CollectorRegistry(), CollectorRegistry(), CollectorRegistry()
+    buckets = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+    BulkHistogram("h", "help", buckets, few).observe_many(values)
+    BulkHistogram("h", "help", buckets, many).observe_many(np.tile(values, 2))
+    reference = Histogram("h", "help", registry=plain, buckets=buckets)
+    for value in values[~np.isnan(values)].tolist():
+        reference.observe(value)
+    for le in (*map(str, buckets), "+Inf"):
+        want = plain.get_sample_value("h_bucket", {"le": le})
+        assert few.get_sample_value("h_bucket", {"le": le}) == want, le
+        assert many.get_sample_value("h_bucket", {"le": le}) == 2 * want, le
+    assert few.get_sample_value("h_sum") == pytest.approx(plain.get_sample_value("h_sum"))
