@@ -15,39 +15,22 @@ import asyncio
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.ceilings import raw_litert
 from benchmarks.loadgen import run_load
 from benchmarks.support import benchmark_digits, rss_mb, start_gateway, stop_gateway
-from mnist_contract.layout import TFLITE_FILE, model_base, version_dirs
-from mnist_contract.model import SERVING_DEFAULT
 from mnist_contract.pixels import model_input
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def raw_ceiling(model_dir: Path, seconds: float) -> dict[str, float]:
-    """Images/s of the LiteRT interpreter alone: batches of 256 and of 1."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    versions = version_dirs(model_base(model_dir))
-    newest = versions[max(versions)]
-    runner = Interpreter(model_path=str(newest / TFLITE_FILE), num_threads=2).get_signature_runner(
-        SERVING_DEFAULT.name
-    )
-    out = {}
-    for batch in (256, 1):
-        x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
-        runner(images=x)
-        n, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            runner(images=x)
-            n += batch
-        out[f"batch_{batch}_images_per_s"] = round(n / (time.perf_counter() - started), 1)
-    return out
+    """Images/s of the LiteRT interpreter alone (2 threads): batches of 256 and of 1."""
+    rates = raw_litert(model_dir, 2, seconds)
+    return {f"batch_{batch}_images_per_s": rates[batch] for batch in (256, 1)}
 
 
 def scenarios(digits: np.ndarray) -> list[tuple[str, str, bytes, str, int, list[int]]]:
