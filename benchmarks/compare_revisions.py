@@ -39,6 +39,7 @@ POINTS = [  # (face, images per request, connections)
     ("TF Serving REST, JSON rows", 1, 32),
     ("TF Serving gRPC, tensor_content", 1, 32),
     ("digits REST, octet-stream", 256, 4),
+    ("TF Serving REST, JSON rows", 256, 4),
 ]
 MEASURED = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
 

@@ -191,11 +191,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "peers.png")
     args = parser.parse_args()
-    versions = version_dirs(model_base(args.model_dir))
-    version_dir = versions[max(versions)]
+    folders = version_dirs(model_base(args.model_dir))
+    version_dir = folders[max(folders)].resolve()  # peers may run from another folder
     with np.load(args.data) as d:
         digits, labels = d["x_test"][:256], d["y_test"][:256]
     rows: list[dict] = []
+    installed = {
+        p.name: versions(venv_python(p), [*p.packages, "mnist-serving", "ai-edge-litert"])
+        for p in PEERS
+    }
     try:
         for peer in PEERS:
             start(peer, version_dir, args.model_dir)
@@ -225,10 +229,6 @@ def main() -> None:
         ]
         memory = {
             p.name: rss_mb(p.process.pid, peak=True, children=True) for p in PEERS if p.process
-        }
-        installed = {
-            p.name: versions(venv_python(p), [*p.packages, "mnist-serving", "ai-edge-litert"])
-            for p in PEERS
         }
     finally:
         for peer in PEERS:

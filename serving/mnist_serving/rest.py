@@ -267,7 +267,7 @@ class RestEndpoints:
 
     async def predict(self, request: Request, tracker: RequestTracker) -> Response:
         spec = version_spec(request)
-        body = codec.loads(await read_body(request, self.limit), self.depth)
+        body = codec.loads_predict(await read_body(request, self.limit), self.depth)
         signature, inputs, rows = codec.parse_predict(body)
         result = await self.core.predict(signature, inputs, spec, tracker)
         return json_response(codec.render_predict(result, rows))

@@ -24,6 +24,7 @@ from mnist_contract.model import (
 from mnist_contract.model import top_k as rank
 from mnist_serving.core import ClassifyResult, DigitImage, PredictResult
 from mnist_serving.errors import InvalidInput, PayloadTooLarge
+from mnist_serving.json_rows import split_instances
 from mnist_serving.repositories import ServedVersion, VersionStatus
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -45,6 +46,24 @@ def loads(body: bytes, max_depth: int = 16) -> Any:
         raise InvalidInput(f"malformed JSON: {exc}") from exc
     check_depth(doc, max_depth)
     return doc
+
+
+def loads_predict(body: bytes, max_depth: int = 16) -> Any:
+    """:func:`loads` for a ``:predict`` body, with a large ``instances`` array of numbers read
+    by :mod:`~mnist_serving.json_rows` when it can (the same values, a fraction of the cost)."""
+    split = split_instances(body, max_depth)
+    if split is not None:
+        rest, instances = split
+        try:
+            doc = orjson.loads(rest)
+        except orjson.JSONDecodeError:
+            doc = None  # the usual path names what is wrong
+        # The placeholder must be what the top-level "instances" member holds.
+        if isinstance(doc, dict) and type(doc.get("instances")) is int and doc["instances"] == 0:
+            check_depth(doc, max_depth)
+            doc["instances"] = instances
+            return doc
+    return loads(body, max_depth)
 
 
 def check_depth(doc: Any, max_depth: int) -> None:
@@ -108,6 +127,8 @@ def parse_predict(doc: Any) -> tuple[str, dict[str, np.ndarray], bool]:
 
 
 def _rows(instances: Any) -> dict[str, np.ndarray]:
+    if isinstance(instances, np.ndarray):  # already read by loads_predict
+        return {INPUT_NAME: instances}
     if not isinstance(instances, list):
         raise InvalidInput("'instances' must be a JSON array with one element per example")
     if not instances:

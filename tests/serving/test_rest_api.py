@@ -87,6 +87,22 @@ async def test_gzip_request_body(api, digits) -> None:
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2
 
 
+async def test_a_large_rows_body_answers_as_the_usual_json_path_does(api, digits) -> None:
+    """Sixteen images: big enough for json_rows' shortcut. The same document with its key
+    spelled with a JSON escape (which the shortcut leaves to orjson) answers the same."""
+    text = json.dumps({"instances": _scaled(digits["x_test"][:16]).tolist()})
+    escaped = text.replace('"instances"', '"\\u0069nstances"')
+    headers = {"Content-Type": "application/json"}
+    fast = await api.post("/v1/models/mnist:predict", content=text.encode(), headers=headers)
+    usual = await api.post("/v1/models/mnist:predict", content=escaped.encode(), headers=headers)
+    assert fast.status_code == usual.status_code == 200, fast.text
+    assert fast.json() == usual.json()
+    assert len(fast.json()["predictions"]) == 16
+    malformed = text.replace("0.0", ".5", 1).encode()  # not a JSON number
+    bad = await api.post("/v1/models/mnist:predict", content=malformed, headers=headers)
+    assert bad.status_code == 400 and "malformed JSON" in bad.json()["error"]
+
+
 ZEROS = np.zeros((1, 28, 28, 1)).tolist()
 
 
