@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cload import h2load_grpc, wrk_post
-from benchmarks.grpc_benchmark import start_helper, stop
-from benchmarks.support import ROOT, cpu_seconds, free_port
+from benchmarks.support import ROOT, cpu_seconds, free_port, start_helper, stop
 from mnist_contract.layout import TFLITE_FILE, model_base, version_dirs
 from mnist_contract.model import SERVING_DEFAULT
 

@@ -14,6 +14,7 @@ same round; "B's CPU" is the forwarding process's CPU per request (B, or the bar
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -22,14 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.cload import h2load_grpc, wrk_post
-from benchmarks.grpc_benchmark import start_helper, stop
 from benchmarks.protocols_benchmark import FACES, Face
 from benchmarks.support import (
     ROOT,
     benchmark_digits,
     benchmark_parser,
     cpu_seconds,
+    gateway_spans,
     start_gateway,
+    start_helper,
+    stop,
     stop_gateway,
 )
 
@@ -46,6 +49,7 @@ class Route:
     grpc_target: str
     forwarder_pid: int | None  # None for A alone
     a_pid: int
+    spans_url: str = ""  # a gateway forwarder's REST URL: its /metrics time its requests
 
 
 def run_point(
@@ -53,6 +57,7 @@ def run_point(
 ) -> dict:
     body, headers = face.encode(frames)
     pids = [p for p in (path.forwarder_pid, path.a_pid) if p is not None]
+    spans = gateway_spans(path.spans_url) if path.spans_url else None
     before = [cpu_seconds(p) for p in pids]
     if face.transport == "rest":
         r = wrk_post(path.rest_url + face.target, body, headers, connections, seconds)
@@ -62,6 +67,11 @@ def run_point(
     per_request = [round(u * 1e6 / max(r["requests"], 1)) for u in used]
     r["forwarder_cpu_us"] = per_request[0] if path.forwarder_pid is not None else None
     r["a_cpu_us"] = per_request[-1]
+    if spans is not None:
+        after = gateway_spans(path.spans_url)
+        t_request, n_request, t_call, n_call = (y - x for x, y in zip(spans, after, strict=True))
+        r["span_ms"] = t_request * 1000 / max(n_request, 1)
+        r["call_ms"] = t_call * 1000 / max(n_call, 1)
     return r
 
 
@@ -75,7 +85,7 @@ def main() -> None:
     bare, bare_target = start_helper("bare_grpc_proxy", a.grpc)
     paths = [
         Route("A alone", a.url, a.grpc, None, a.process.pid),
-        Route("B → A", b.url, b.grpc, b.process.pid, a.process.pid),
+        Route("B → A", b.url, b.grpc, b.process.pid, a.process.pid, spans_url=b.url),
         Route("bare gRPC proxy → A", "", bare_target, bare.pid, a.process.pid),
     ]
     rows: list[dict] = []
@@ -123,10 +133,25 @@ def print_table(rows: list[dict], paths: list[Route], args) -> None:
                       f"{med['p50_ms']:.3f} | {med['p99_ms']:.3f} | "
                       f"{'' if path.forwarder_pid is None else f'{added:+.3f} ms'} | {forwarder} | "
                       f"{med['a_cpu_us']:,.0f} | {sum(r['errors'] for r in points)} |")  # fmt: skip
+    print("\nWhere B's time goes, from B's own /metrics over the same points (means: histograms "
+          "give sums). B's span is the core's timing of a request, admission to answer; the "
+          "backend call is inside it; B's own work is the difference. The rest of the added "
+          "time is outside B's Python code: its HTTP or gRPC server, its gRPC client, and "
+          "three processes taking turns on two cores.\n")  # fmt: skip
+    print("| request | conn. | B's span ms | backend call ms | B's own work ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name in REQUESTS:
+        for connections in CONNECTIONS:
+            points = [r for r in rows if r["request"] == name and "span_ms" in r
+                      and r["connections"] == connections]  # fmt: skip
+            span = statistics.median(r["span_ms"] for r in points)
+            call = statistics.median(r["call_ms"] for r in points)
+            print(f"| {name} | {connections} | {span:.3f} | {call:.3f} | {span - call:.3f} |")
     print(
         f"\n`python -m benchmarks.chain_benchmark --model-dir {args.model_dir} "
         f"--seconds {args.seconds:g} --rounds {args.rounds}` (from {ROOT.name}/)"
     )
+    print("\n```json\n" + json.dumps(rows, indent=1) + "\n```")
 
 
 if __name__ == "__main__":

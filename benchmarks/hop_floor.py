@@ -22,8 +22,7 @@ import grpc
 import uvloop
 
 from benchmarks.bare_grpc_proxy import _same
-from benchmarks.grpc_benchmark import start_helper, stop
-from benchmarks.support import cpu_seconds
+from benchmarks.support import cpu_seconds, start_helper, stop
 
 METHOD = "/floor.Echo/Call"
 BODY = b"\x01" * 3136  # 784 float32 pixels

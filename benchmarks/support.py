@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.request import urlopen
+
+from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,3 +196,44 @@ def _own_cpu_seconds(pid: int) -> float:
     except FileNotFoundError:  # it exited since it was listed
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_helper(script: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a helper module of this package (``hop_floor``, ``bare_grpc_proxy``) that prints
+    "ready on gRPC HOST:PORT": (process, target)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"benchmarks.{script}", *args], stdout=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    match = re.search(r"ready on gRPC (\S+)", line)
+    if match is None:
+        proc.kill()
+        raise SystemExit(f"{script} {' '.join(args)} did not start: {line!r}")
+    return proc, match.group(1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def gateway_spans(url: str) -> tuple[float, float, float, float]:
+    """From a gateway's /metrics: (seconds, count) of its inference requests as the core
+    timed them, and (seconds, count) of its model or backend calls."""
+    families = {"mnist_request_duration_seconds": 0, "mnist_inference_duration_seconds": 2}
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for family in text_string_to_metric_families(urlopen(url + "/metrics").read().decode()):
+        at = families.get(family.name)
+        if at is None:
+            continue
+        for sample in family.samples:
+            if at == 0 and sample.labels.get("route") not in ("predict", "classify"):
+                continue
+            if sample.name.endswith("_sum"):
+                totals[at] += sample.value
+            elif sample.name.endswith("_count"):
+                totals[at + 1] += sample.value
+    return totals[0], totals[1], totals[2], totals[3]

@@ -11,7 +11,7 @@ import grpc
 import httpx
 import pytest
 
-from benchmarks.grpc_benchmark import gateway_spans, start_helper, stop
+from benchmarks.support import gateway_spans, start_helper, stop
 from tests.serving.conftest import Server, start_server, stop_server
 
 METHOD = "/floor.Echo/Call"
