@@ -59,8 +59,9 @@ def split_instances(body: bytes, max_depth: int) -> tuple[bytes, np.ndarray] | N
     array = body[start:end]
     if array.translate(None, _ARRAY_BYTES):
         return None
-    shape = regular_shape(array.translate(None, _NOT_STRUCTURE))
-    if shape is None or len(shape) + 1 > max_depth or not _elements_inside(array):
+    # The array sits one level inside the document, so it may nest max_depth - 1 deep.
+    shape = regular_shape(array.translate(None, _NOT_STRUCTURE), max_rank=max_depth - 1)
+    if shape is None or not _elements_inside(array):
         return None
     values = _values(array.translate(None, _BRACKETS).split(b","), shape)
     if values is None:
@@ -95,13 +96,14 @@ def _few_distinct(prefix: bytes) -> bool:
     return bool(pieces) and len(set(pieces)) <= MAX_DISTINCT_SHARE * len(pieces)
 
 
-def regular_shape(structure: bytes) -> tuple[int, ...] | None:
+def regular_shape(structure: bytes, max_rank: int) -> tuple[int, ...] | None:
     """The shape of a regular nested array from its brackets and commas alone (the elements
     deleted: ``[[1,2],[3,4]]`` → ``[[,],[,]]`` → (2, 2)), or None if it is not one regular
-    array. An element-free list (``[]``) reads as one element here; its empty element is
+    array or nests deeper than ``max_rank`` (checked first: the work grows with the square of
+    the depth). An element-free list (``[]``) reads as one element here; its empty element is
     refused later, when the elements are read."""
     rank = len(structure) - len(structure.lstrip(b"["))
-    if rank == 0:
+    if rank == 0 or rank > max_rank:
         return None
     close = structure.find(b"]", rank - 1)
     if close < 0:

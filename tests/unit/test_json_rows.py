@@ -26,11 +26,12 @@ def usual(body: bytes) -> np.ndarray:
 
 
 def test_shape_from_brackets_alone() -> None:
-    assert regular_shape(b"[[,],[,]]") == (2, 2)
-    assert regular_shape(b"[[[]],[[]]]") == (2, 1, 1)
-    assert regular_shape(b"[,,]") == (3,)
+    assert regular_shape(b"[[,],[,]]", 15) == (2, 2)
+    assert regular_shape(b"[[[]],[[]]]", 15) == (2, 1, 1)
+    assert regular_shape(b"[,,]", 15) == (3,)
     for ragged in (b"[[,],[]]", b"[[],[,]]", b"[]]", b"[],[]", b"[[]", b"", b"[[],,[]]"):
-        assert regular_shape(ragged) is None, ragged
+        assert regular_shape(ragged, 15) is None, ragged
+    assert regular_shape(b"[[[]]]", 2) is None  # deeper than allowed: not even looked at
 
 
 @pytest.mark.parametrize(
@@ -158,3 +159,11 @@ def test_an_edited_body_reads_as_the_usual_path_reads_it(digits, data, cut, inse
     assert (got is None) == (expected is None)
     if got is not None:
         assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)
+
+
+def test_a_deep_body_is_declined_and_the_usual_path_names_the_limit() -> None:
+    """8,000 levels open, then enough numbers to pass the sample."""
+    body = b'{"instances": ' + b"[" * 8000 + b"1," * 20000 + b"1" + b"]" * 8000 + b"}"
+    assert split_instances(body, 16) is None
+    with pytest.raises(InvalidInput, match="deeper than 16"):
+        rest_codec.loads_predict(body, 16)
