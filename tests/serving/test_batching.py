@@ -172,19 +172,29 @@ class ThreadRecordingModel:
         return np.full((len(images), 10), 0.1, np.float32)
 
 
+async def _lone_calls_until_on_the_loop(batcher, model: ThreadRecordingModel) -> int:
+    """Lone calls until one runs on the event loop; how many it took. The cost is learned
+    from measured calls, and on a busy machine one of them can be slow (the thread was not
+    scheduled), which keeps the next few in the thread until the average falls again."""
+    loop_thread = threading.current_thread().name
+    for calls in range(1, 60):
+        with batcher.announce() as ticket:
+            await batcher.run(_images([1]), ticket, alone=True)
+        if model.threads[-1] == loop_thread:
+            return calls
+    raise AssertionError(f"a short lone call never ran on the event loop: {model.threads}")
+
+
 async def test_a_lone_call_known_to_be_short_runs_on_the_event_loop() -> None:
     model = ThreadRecordingModel()
     batcher = await _batcher(model, batch_timeout_micros=0)
-    for _ in range(3):
-        with batcher.announce() as ticket:
-            await batcher.run(_images([1]), ticket, alone=True)
+    # The first call's cost is unknown, so it goes to the thread; once measured, lone calls
+    # run on the loop.
+    await _lone_calls_until_on_the_loop(batcher, model)
+    assert model.threads[0].startswith("batch")
     await batcher.run(_images([1]))  # its caller knows of others in the gateway
     await batcher.stop()
-    loop_thread = threading.current_thread().name
-    # The first call's cost is unknown, so it goes to the thread; once measured, lone calls
-    # stay on the loop.
-    assert model.threads[0].startswith("batch") and model.threads[1:3] == [loop_thread] * 2
-    assert model.threads[3].startswith("batch")
+    assert model.threads[-1].startswith("batch")
 
 
 async def test_a_slow_call_or_one_with_company_goes_to_the_thread() -> None:
@@ -197,10 +207,9 @@ async def test_a_slow_call_or_one_with_company_goes_to_the_thread() -> None:
 
     fast = ThreadRecordingModel()
     batcher = await _batcher(fast, batch_timeout_micros=0)
-    await batcher.run(_images([1]), alone=True)  # measured: short
+    await _lone_calls_until_on_the_loop(batcher, fast)  # measured: short
     with batcher.announce():  # another request is on its way: keep the loop free for it
         await batcher.run(_images([1]), alone=True)
-    await batcher.run(_images([1]), alone=True)  # alone again: back on the loop
+    assert fast.threads[-1].startswith("batch")
+    await _lone_calls_until_on_the_loop(batcher, fast)  # alone again: back on the loop
     await batcher.stop()
-    assert fast.threads[1].startswith("batch")
-    assert fast.threads[2] == threading.current_thread().name
