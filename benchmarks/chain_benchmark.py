@@ -53,22 +53,22 @@ class Route:
 
 
 def run_point(
-    path: Route, face: Face, frames: np.ndarray, connections: int, seconds: float
+    route: Route, face: Face, frames: np.ndarray, connections: int, seconds: float
 ) -> dict:
     body, headers = face.encode(frames)
-    pids = [p for p in (path.forwarder_pid, path.a_pid) if p is not None]
-    spans = gateway_spans(path.spans_url) if path.spans_url else None
+    pids = [p for p in (route.forwarder_pid, route.a_pid) if p is not None]
+    spans = gateway_spans(route.spans_url) if route.spans_url else None
     before = [cpu_seconds(p) for p in pids]
     if face.transport == "rest":
-        r = wrk_post(path.rest_url + face.target, body, headers, connections, seconds)
+        r = wrk_post(route.rest_url + face.target, body, headers, connections, seconds)
     else:
-        r = h2load_grpc(path.grpc_target, face.target, body, connections, seconds)
+        r = h2load_grpc(route.grpc_target, face.target, body, connections, seconds)
     used = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
     per_request = [round(u * 1e6 / max(r["requests"], 1)) for u in used]
-    r["forwarder_cpu_us"] = per_request[0] if path.forwarder_pid is not None else None
+    r["forwarder_cpu_us"] = per_request[0] if route.forwarder_pid is not None else None
     r["a_cpu_us"] = per_request[-1]
     if spans is not None:
-        after = gateway_spans(path.spans_url)
+        after = gateway_spans(route.spans_url)
         t_request, n_request, t_call, n_call = (y - x for x, y in zip(spans, after, strict=True))
         r["span_ms"] = t_request * 1000 / max(n_request, 1)
         r["call_ms"] = t_call * 1000 / max(n_call, 1)
@@ -83,7 +83,7 @@ def main() -> None:
     a = start_gateway(args.model_dir)
     b = start_gateway(args.model_dir, "--backend", "tfserving", "--tfserving-targets", a.grpc)
     bare, bare_target = start_helper("bare_grpc_proxy", a.grpc)
-    paths = [
+    routes = [
         Route("A alone", a.url, a.grpc, None, a.process.pid),
         Route("B → A", b.url, b.grpc, b.process.pid, a.process.pid, spans_url=b.url),
         Route("bare gRPC proxy → A", "", bare_target, bare.pid, a.process.pid),
@@ -94,21 +94,21 @@ def main() -> None:
             for name in REQUESTS:
                 face = faces[name]
                 for connections in CONNECTIONS:
-                    turn = paths[round_ % len(paths) :] + paths[: round_ % len(paths)]
-                    for path in turn:
-                        if face.transport == "rest" and not path.rest_url:
+                    turn = routes[round_ % len(routes) :] + routes[: round_ % len(routes)]
+                    for route in turn:
+                        if face.transport == "rest" and not route.rest_url:
                             continue
-                        r = run_point(path, face, digits[:1], connections, args.seconds)
+                        r = run_point(route, face, digits[:1], connections, args.seconds)
                         rows.append({"request": name, "connections": connections,
-                                     "path": path.name, "round": round_, **r})  # fmt: skip
+                                     "path": route.name, "round": round_, **r})  # fmt: skip
     finally:
         stop_gateway(b)
         stop_gateway(a)
         stop(bare)
-    print_table(rows, paths, args)
+    print_table(rows, routes, args)
 
 
-def print_table(rows: list[dict], paths: list[Route], args) -> None:
+def print_table(rows: list[dict], routes: list[Route], args) -> None:
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
           f"{platform.python_version()}; load generator, B, A and the proxy on the same machine; "
           f"{args.seconds:g} s per point, {args.rounds} rounds, 1 image per request\n")  # fmt: skip
@@ -119,19 +119,19 @@ def print_table(rows: list[dict], paths: list[Route], args) -> None:
         for connections in CONNECTIONS:
             alone = {r["round"]: r["p50_ms"] for r in rows if r["request"] == name
                      and r["connections"] == connections and r["path"] == "A alone"}  # fmt: skip
-            for path in paths:
+            for route in routes:
                 points = [r for r in rows if r["request"] == name
-                          and r["connections"] == connections and r["path"] == path.name]  # fmt: skip
+                          and r["connections"] == connections and r["path"] == route.name]  # fmt: skip
                 if not points:
                     continue
                 med = {k: statistics.median(r[k] for r in points)
                        for k in ("rps", "p50_ms", "p99_ms", "a_cpu_us")}  # fmt: skip
                 added = statistics.median(r["p50_ms"] - alone[r["round"]] for r in points)
                 forwarder = (f"{statistics.median(r['forwarder_cpu_us'] for r in points):,.0f}"
-                             if path.forwarder_pid is not None else "")  # fmt: skip
-                print(f"| {name} | {connections} | {path.name} | {med['rps']:,.0f} | "
+                             if route.forwarder_pid is not None else "")  # fmt: skip
+                print(f"| {name} | {connections} | {route.name} | {med['rps']:,.0f} | "
                       f"{med['p50_ms']:.3f} | {med['p99_ms']:.3f} | "
-                      f"{'' if path.forwarder_pid is None else f'{added:+.3f} ms'} | {forwarder} | "
+                      f"{'' if route.forwarder_pid is None else f'{added:+.3f} ms'} | {forwarder} | "
                       f"{med['a_cpu_us']:,.0f} | {sum(r['errors'] for r in points)} |")  # fmt: skip
     print("\nWhere B's time goes, from B's own /metrics over the same points (means: histograms "
           "give sums). B's span is the core's timing of a request, admission to answer; the "

@@ -16,67 +16,31 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 
-from benchmarks.cload import h2load_grpc, wrk_post
-from benchmarks.support import (
-    benchmark_digits,
-    benchmark_parser,
-    cpu_seconds,
-    start_gateway,
-    stop_gateway,
-)
+from benchmarks.protocols_benchmark import FACES, Face, point
+from benchmarks.support import benchmark_digits, benchmark_parser, start_gateway, stop_gateway
 from mnist_contract.protos import digits_pb2
-from mnist_contract.protos import tensorflow_serving_pb2 as tfs
-from mnist_contract.tensors import array_to_tensor
 
 CLASSIFY = "/mnist.v1.DigitClassifier/Classify"
-PREDICT = "/tensorflow.serving.PredictionService/Predict"
-OCTET = {"Content-Type": "application/octet-stream"}
 
 
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    transport: str  # "rest" or "grpc"
-    target: str  # REST path or gRPC method
+def _classify_raw(frames: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    request = digits_pb2.ClassifyRequest()
+    for frame in frames:
+        request.images.add(raw=frame.tobytes())
+    return request.SerializeToString(), {}
 
 
-KINDS = (
-    Kind("REST digits octet-stream", "rest", "/v1/digits:classify"),
-    Kind("gRPC Classify raw", "grpc", CLASSIFY),
-    Kind("gRPC Predict tensor_content", "grpc", PREDICT),
+_BY_NAME = {face.name: face for face in FACES}
+KINDS = (  # the protocols benchmark's faces, named as this table compares them
+    replace(_BY_NAME["digits REST, octet-stream"], name="REST digits octet-stream"),
+    Face("gRPC Classify raw", "grpc", CLASSIFY, _classify_raw),
+    replace(_BY_NAME["TF Serving gRPC, tensor_content"], name="gRPC Predict tensor_content"),
 )
 LEVELS = ((1, (1, 8, 32, 64)), (256, (2,)))  # (images per request, connections)
-
-
-def encode(kind: Kind, frames: np.ndarray) -> bytes:
-    if kind.target == CLASSIFY:
-        classify = digits_pb2.ClassifyRequest()
-        for frame in frames:
-            classify.images.add(raw=frame.tobytes())
-        return classify.SerializeToString()
-    if kind.target == PREDICT:
-        predict = tfs.PredictRequest()
-        predict.model_spec.name = "mnist"
-        predict.inputs["images"].CopyFrom(
-            array_to_tensor((frames.astype(np.float32) / 255)[..., None])
-        )
-        return predict.SerializeToString()
-    return frames.tobytes()
-
-
-def point(gateway, kind: Kind, body: bytes, connections: int, seconds: float) -> dict:
-    cpu = cpu_seconds(gateway.process.pid)
-    if kind.transport == "rest":
-        r = wrk_post(gateway.url + kind.target, body, OCTET, connections, seconds)
-    else:
-        r = h2load_grpc(gateway.grpc, kind.target, body, connections, seconds)
-    used = cpu_seconds(gateway.process.pid) - cpu
-    r["cpu_us_per_request"] = round(used * 1e6 / max(r["requests"], 1))
-    return r
 
 
 def main() -> None:
@@ -88,11 +52,10 @@ def main() -> None:
     try:
         for round_ in range(args.rounds):
             for images, levels in LEVELS:
-                bodies = {kind: encode(kind, digits[:images]) for kind in KINDS}
                 for connections in levels:
                     turn = KINDS[round_ % len(KINDS) :] + KINDS[: round_ % len(KINDS)]
                     for kind in turn:
-                        r = point(gateway, kind, bodies[kind], connections, args.seconds)
+                        r = point(kind, digits[:images], connections, args.seconds, gateway)
                         results.setdefault((kind.name, images, connections), []).append(r)
     finally:
         stop_gateway(gateway)

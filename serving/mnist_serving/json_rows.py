@@ -48,9 +48,10 @@ def split_instances(body: bytes, max_depth: int) -> tuple[bytes, np.ndarray] | N
     """(the body with its instances array replaced by ``0``, that array as float32), or None
     when the usual path should read the body. The caller parses the rest and must find
     ``instances == 0`` in it (so the array really was the top-level member)."""
-    if len(body) < MIN_BYTES or body.count(_KEY) != 1:
+    key = body.find(_KEY) if len(body) >= MIN_BYTES else -1
+    if key < 0 or body.find(_KEY, key + len(_KEY)) >= 0:  # absent, or more than once
         return None
-    start = _array_start(body, body.index(_KEY) + len(_KEY))
+    start = _array_start(body, key + len(_KEY))
     if start is None or not _few_distinct(body[start : start + SAMPLE_BYTES]):
         return None
     # The array runs to the body's last "]" when it is the last member holding brackets;
