@@ -49,8 +49,8 @@ def loads(body: bytes, max_depth: int = 16) -> Any:
 
 
 def loads_predict(body: bytes, max_depth: int = 16) -> Any:
-    """:func:`loads` for a ``:predict`` body, with a large ``instances`` array of numbers read
-    by :mod:`~mnist_serving.json_rows` when it can (the same values, a fraction of the cost)."""
+    """:func:`loads` for a ``:predict`` body, with its ``instances`` array of numbers read by
+    :mod:`~mnist_serving.json_rows` when it can (the same values, a fraction of the cost)."""
     split = split_instances(body, max_depth)
     if split is not None:
         rest, instances = split

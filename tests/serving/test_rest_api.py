@@ -87,9 +87,9 @@ async def test_gzip_request_body(api, digits) -> None:
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2
 
 
-async def test_a_large_rows_body_answers_as_the_usual_json_path_does(api, digits) -> None:
-    """Sixteen images: big enough for json_rows' shortcut. The same document with its key
-    spelled with a JSON escape (which the shortcut leaves to orjson) answers the same."""
+async def test_a_rows_body_answers_as_the_usual_json_path_does(api, digits) -> None:
+    """Sixteen images, read by json_rows' shortcut. The same document with its key spelled
+    with a JSON escape (which the shortcut leaves to orjson) answers the same."""
     text = json.dumps({"instances": _scaled(digits["x_test"][:16]).tolist()})
     escaped = text.replace('"instances"', '"\\u0069nstances"')
     headers = {"Content-Type": "application/json"}

@@ -1,4 +1,4 @@
-"""The large-``instances`` shortcut: exactly the usual path's tensor, or no answer at all."""
+"""The ``instances`` shortcut: exactly the usual path's tensor, or no answer at all."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mnist_serving import rest_codec
 from mnist_serving.errors import InvalidInput
-from mnist_serving.json_rows import MIN_BYTES, regular_shape, split_instances
+from mnist_serving.json_rows import regular_shape, split_instances
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,6 @@ def test_shape_from_brackets_alone() -> None:
 )
 def test_same_tensor_and_rest_as_the_usual_path(frames, dump) -> None:
     body = dump({"instances": frames.tolist()}).encode()
-    assert len(body) >= MIN_BYTES
     split = split_instances(body, 16)
     assert split is not None, "an image body is what the shortcut is for"
     rest, values = split
@@ -61,7 +60,8 @@ def test_integers_exponents_and_signs_convert_as_orjson_reads_them(digits) -> No
     pixels = digits["x_test"][:16].astype(np.int64).reshape(16, 784)
     text = json.dumps({"instances": pixels.tolist()})
     # A few spellings JSON allows, swapped in for some zeros: same values the usual path reads.
-    for spelling in ("-0", "0e0", "-0.0", "1E+2", "2.5e-3", "-7", "1e39"):
+    long_integers = ("12345678901234567", "18446744073709551615", "123456789012345678901234567890")
+    for spelling in ("-0", "0e0", "-0.0", "1E+2", "2.5e-3", "-7", "1e39", *long_integers):
         text = text.replace("[0, 0,", f"[{spelling}, 0,", 1)
     body = text.encode()
     _rest, values = split_instances(body, 16) or pytest.fail("shortcut declined")
@@ -88,7 +88,6 @@ def _with(frames, old: str, new: str) -> bytes:
         ("0.0", "--1"),
         ("0.0", "1 2"),  # two numbers where one belongs
         ("0.0", "1e400"),  # beyond float64: orjson refuses it
-        ("0.0", "12345678901234567"),  # a long integer: orjson keeps it an int
         ("[0.0]", "[]"),  # an empty list
         ("[0.0]", "[0.0, 0.0]"),  # ragged
         ("[0.0]", "[[0.0]]"),  # deeper in one place
@@ -103,12 +102,25 @@ def test_anything_else_is_left_to_the_usual_path(frames, old, new) -> None:
     assert split_instances(_with(frames, old, new), 16) is None
 
 
+@pytest.mark.parametrize(
+    "instances",
+    [
+        np.random.default_rng(0).random((16, 28, 28, 1)),  # every value distinct
+        np.zeros((1, 28, 28, 1)),  # one image
+        np.array([[0.5]]),  # a body of a few bytes
+        np.arange(12.0).reshape(2, 3, 2) - 6,  # another shape: the core names what is wrong
+    ],
+    ids=["random-floats", "one-image", "tiny", "other-shape"],
+)
+def test_any_regular_array_of_numbers_is_read(instances) -> None:
+    body = json.dumps({"instances": instances.tolist()}).encode()
+    _rest, values = split_instances(body, 16) or pytest.fail("shortcut declined")
+    assert values.shape == instances.shape and np.array_equal(values, usual(body))
+
+
 def test_bodies_it_does_not_read(frames) -> None:
     body = json.dumps({"instances": frames.tolist()}).encode()
     assert split_instances(body, max_depth=4) is None  # the usual path names the depth limit
-    assert split_instances(json.dumps({"instances": frames[:1].tolist()}).encode(), 16) is None
-    noisy = np.random.default_rng(0).random((16, 28, 28, 1))  # every value distinct
-    assert split_instances(json.dumps({"instances": noisy.tolist()}).encode(), 16) is None
     twice = body[:-1] + b', "x": {"instances": [1]}}'
     assert split_instances(twice, 16) is None
     after = body[:-1] + b', "y": [1]}'  # another member with brackets after the array
@@ -162,8 +174,18 @@ def test_an_edited_body_reads_as_the_usual_path_reads_it(digits, data, cut, inse
 
 
 def test_a_deep_body_is_declined_and_the_usual_path_names_the_limit() -> None:
-    """8,000 levels open, then enough numbers to pass the sample."""
+    """8,000 levels open, then many numbers."""
     body = b'{"instances": ' + b"[" * 8000 + b"1," * 20000 + b"1" + b"]" * 8000 + b"}"
     assert split_instances(body, 16) is None
     with pytest.raises(InvalidInput, match="deeper than 16"):
         rest_codec.loads_predict(body, 16)
+
+
+def test_an_escaped_second_key_leaves_the_body_to_the_usual_path(frames) -> None:
+    """``"\\u0069nstances"`` is a second "instances" key that orjson keeps (the last one wins),
+    which a search for the literal key cannot see."""
+    body = json.dumps({"instances": frames.tolist()}).encode()[:-1] + b', "\\u0069nstances": 0}'
+    assert orjson.loads(body)["instances"] == 0
+    assert split_instances(body, 16) is None
+    with pytest.raises(InvalidInput, match="must be a JSON array"):
+        rest_codec.parse_predict(rest_codec.loads_predict(body, 16))
