@@ -82,6 +82,15 @@ class DeadlineExceeded(ServingError):
     http_status = 504
 
 
+class CallerGone(ServingError):
+    """The caller closed the connection before its request was read: nobody is left to answer,
+    so it is counted (as a cancelled call is) and not logged as a fault. 499 is nginx's
+    status for it; no client ever sees it."""
+
+    code = "CANCELLED"
+    http_status = 499
+
+
 class StartupError(RuntimeError):
     """The gateway cannot start serving (no version loads, a port is taken); not a request
     error: the command prints it and exits 1."""

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from starlette.applications import Starlette
 from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,6 +36,7 @@ from mnist_serving import v2_codec as v2
 from mnist_serving.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.core import INFERENCE_ROUTES, DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
+    CallerGone,
     InvalidInput,
     Overloaded,
     PayloadTooLarge,
@@ -240,11 +241,14 @@ async def read_body(request: Request, limit: int) -> bytes:
             f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit"
         )
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the {limit:,}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds the {limit:,}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise CallerGone("the caller closed the connection before sending its whole body") from None
     return codec.decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import numpy as np
@@ -70,6 +71,38 @@ async def test_a_full_queue_answers_503_quickly_with_retry_after(model_dir, digi
     assert all("queue is full" in r.json()["error"] for r in refused)
     # Refusals do not wait their turn: each takes far less than a served request's queue time.
     assert max(r.elapsed.total_seconds() for r in refused) < 5
+
+
+def test_a_caller_gone_before_its_body_is_counted_as_cancelled_not_logged_as_a_fault(
+    server, digits
+) -> None:
+    """A load generator's last requests (or an impatient client) hang up mid-body: no stack
+    trace in the log, no 500 counted; the request is counted CANCELLED."""
+
+    def cancelled() -> float:
+        text = httpx.get(server.url + "/metrics").text
+        prefix = 'mnist_requests_total{code="CANCELLED",protocol="rest",route="classify"}'
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(prefix))  # fmt: skip
+
+    before = cancelled()
+    head = (
+        b"POST /v1/digits:classify HTTP/1.1\r\nHost: gateway\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Length: 784\r\n\r\n"
+    )
+    host, port = server.url.removeprefix("http://").split(":")
+    for _ in range(3):
+        with socket.create_connection((host, int(port))) as raw:
+            raw.sendall(head + digits["x_test"][0].tobytes()[:100])
+    deadline = time.monotonic() + 10
+    while cancelled() < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cancelled() == before + 3
+    log = server.log.read_text(errors="replace")
+    assert "unhandled error" not in log and "Traceback" not in log
+    totals = [line for line in httpx.get(server.url + "/metrics").text.splitlines()
+              if line.startswith("mnist_requests_total{")]  # fmt: skip
+    assert totals and not any('code="INTERNAL"' in line for line in totals)
 
 
 def test_cli_refuses_a_missing_model_folder_with_advice(tmp_path) -> None:
@@ -138,7 +171,6 @@ def test_savedmodel_runtime_gives_the_same_answers(model_dir, digits) -> None:
 
 async def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir, digits) -> None:
     import signal
-    import time
 
     srv = start_server(model_dir)
     body = digits["x_test"][:256].tobytes()
