@@ -65,7 +65,7 @@ def test_the_json_log_holds_every_request_and_never_a_key(logged: Server) -> Non
             request, metadata=(("x-request-id", "grpc-ok-1"), ("authorization", f"Bearer {KEY}")),
             timeout=10,
         )  # fmt: skip
-        assert dict(call.initial_metadata())["x-request-id"] == "grpc-ok-1"
+        assert dict(call.trailing_metadata())["x-request-id"] == "grpc-ok-1"
     lines = _lines(logged)  # every line of the gateway's log is one JSON object
     access = {
         line["request_id"]: line for line in lines if line["logger"] == "mnist_serving.access"

@@ -98,20 +98,30 @@ async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> Non
     assert ALICE not in metrics and BOB not in metrics
 
 
-def test_grpc_requires_a_key_in_metadata(model_dir, digits) -> None:
-    server = start_server(model_dir, env={"MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}'})
+def test_grpc_requires_a_key_in_metadata_and_limits_its_rate(model_dir, digits) -> None:
+    """Refusals carry the request id in their trailing metadata, as answers do, and a rate
+    limit's Retry-After beside it."""
+    server = start_server(model_dir, env={"MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}',
+                                          "MNIST_RATE_LIMIT_PER_SECOND": "0.5",
+                                          "MNIST_RATE_LIMIT_BURST": "1"})  # fmt: skip
     try:
         with grpc.insecure_channel(server.grpc) as channel:
             stub = digits_pb2_grpc.DigitClassifierStub(channel)
             request = digits_pb2.ClassifyRequest()
             request.images.add(raw=digits["x_test"][0].tobytes())
             with pytest.raises(grpc.RpcError) as info:
-                stub.Classify(request, timeout=5)
+                stub.Classify(request, timeout=5, metadata=(("x-request-id", "no-key-1"),))
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            answer = stub.Classify(
-                request, timeout=5, metadata=(("authorization", f"Bearer {ALICE}"),)
-            )
+            assert dict(info.value.trailing_metadata())["x-request-id"] == "no-key-1"
+            keyed = (("authorization", f"Bearer {ALICE}"),)
+            answer, call = stub.Classify.with_call(request, timeout=5, metadata=keyed)
             assert answer.results[0].digit == digits["y_test"][0]
+            assert len(dict(call.trailing_metadata())["x-request-id"]) == 32
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Classify(request, timeout=5, metadata=(*keyed, ("x-request-id", "fast-2")))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            trailing = dict(info.value.trailing_metadata())
+            assert trailing["x-request-id"] == "fast-2" and trailing["retry-after"] == "2"
         log = server.log.read_text()
     finally:
         stop_server(server)
