@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_serving.deadlines import within
 from mnist_serving.errors import BackendUnavailable, Overloaded, ServingError
 from mnist_serving.metrics import Metrics
 from mnist_serving.runtimes import Session
@@ -303,7 +304,7 @@ class Batcher:
         ):
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await within(self._wakeup.wait(), remaining)
             except TimeoutError:
                 break
         batch: list[_Task] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from mnist_contract.preprocess import (
 from mnist_serving.access_log import AccessLog, AccessRecord, request_id, utc_now
 from mnist_serving.admission import Admission
 from mnist_serving.batching import Ticket, Timing
+from mnist_serving.deadlines import within
 from mnist_serving.errors import (
     BackendUnavailable,
     DeadlineExceeded,
@@ -369,7 +369,7 @@ class InferenceCore:
         callers = caller_deadline_s is not None and caller_deadline_s < limit
         timeout = caller_deadline_s if callers and caller_deadline_s is not None else limit
         try:
-            return await _within(work, timeout)
+            return await within(work, timeout)
         except TimeoutError:
             if callers:
                 raise DeadlineExceeded(
@@ -571,15 +571,6 @@ class InferenceCore:
         if not spec.is_default:
             self.repository.resolve(spec)
         return self.ready
-
-
-async def _within(work: Awaitable[T], seconds: float) -> T:
-    """``work`` cancelled past ``seconds`` (TimeoutError). ``asyncio.timeout`` runs it in the
-    caller's task; ``wait_for`` before Python 3.12 wraps it in a new task, ~25 µs a request."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await work
-    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
 def pixels_to_uint8(pixels: np.ndarray) -> np.ndarray:
