@@ -186,7 +186,10 @@ def process_tree(pid: int) -> list[int]:
         one = queue.pop()
         found.append(one)
         for task in Path(f"/proc/{one}/task").glob("*/children"):
-            queue += [int(child) for child in task.read_text().split()]
+            try:
+                queue += [int(child) for child in task.read_text().split()]
+            except FileNotFoundError:  # the thread ended since it was listed
+                continue
     return found
 
 
