@@ -82,12 +82,11 @@ SERVICES: dict[str, tuple[Method, ...]] = {
 }
 
 
-async def abort(context: Context, exc: Exception, rid: str) -> NoReturn:
+async def abort(context: Context, exc: Exception) -> NoReturn:
     if isinstance(exc, ServingError):
-        if exc.retry_after:
-            context.set_trailing_metadata(
-                ((REQUEST_ID_HEADER, rid), ("retry-after", str(round(exc.retry_after))))
-            )
+        if exc.retry_after:  # beside what the trailer already holds (the request id)
+            retry = ("retry-after", str(round(exc.retry_after)))
+            context.set_trailing_metadata((*(context.trailing_metadata() or ()), retry))
         await context.abort(grpc.StatusCode[exc.code], exc.message)
     log.error("unhandled error", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -233,7 +232,7 @@ class GrpcServer:
             key = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
             rid = request_id(metadata.get(REQUEST_ID_HEADER))
             # In the trailing metadata, which goes out with the answer and its status: initial
-            # metadata sent on its own is a write of its own, ~0.4 ms more for a lone call.
+            # metadata sent on its own is a write of its own, ~0.6 ms more for a lone call.
             context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
             peer = _peer(context)
             if method.kind == "probe":
@@ -251,7 +250,7 @@ class GrpcServer:
                         answer(request, tracker), context.time_remaining()
                     )
             except Exception as exc:  # noqa: BLE001 - mapped once, in abort
-                await abort(context, exc, rid)
+                await abort(context, exc)
 
         return handle
 
@@ -268,7 +267,7 @@ class GrpcServer:
             return await answer(request, RequestTracker(rid))
         except Exception as exc:  # noqa: BLE001 - mapped once, in abort
             code = exc.code if isinstance(exc, ServingError) else "INTERNAL"
-            await abort(context, exc, rid)
+            await abort(context, exc)
         finally:
             elapsed = time.perf_counter() - started
             self.core.log_probe(method.protocol, method.route, code, None, elapsed, rid, peer)

@@ -17,6 +17,8 @@ messages.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import orjson
 
@@ -117,7 +119,7 @@ def _flat_values(array: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
         numbers = orjson.loads(b"[" + array.translate(_BRACKETS_TO_SPACES) + b"]")
     except orjson.JSONDecodeError:
         return None
-    if len(numbers) != int(np.prod(shape)):
+    if len(numbers) != math.prod(shape):
         return None
     with np.errstate(over="ignore"):  # beyond float32: inf, refused later, as on the usual path
         return np.array(numbers, dtype=np.float32).reshape(shape)
