@@ -1,5 +1,5 @@
 """Reading a TF Serving ``{"instances": ...}`` body: the usual path (orjson + numpy) beside
-:mod:`mnist_serving.json_rows`' shortcut, in one process, by body size.
+:mod:`mnist_serving.adapters.rest.json_rows`' shortcut, in one process, by body size.
 
     python -m benchmarks.json_rows_benchmark > benchmarks/results/json-rows-benchmark.md
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.support import ROOT, benchmark_digits
-from mnist_serving import rest_codec
+from mnist_serving.adapters.rest import codec as rest_codec
 
 
 def mean_call_ms(read: Callable[[], object], seconds: float) -> float:

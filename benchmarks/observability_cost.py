@@ -36,8 +36,14 @@ from benchmarks.support import (
     start_gateway,
     stop_gateway,
 )
-from mnist_serving.access_log import AccessLog, AccessRecord, Style, configure_logging, utc_now
-from mnist_serving.tracing import Tracing
+from mnist_serving.observability.access_log import (
+    AccessLog,
+    AccessRecord,
+    Style,
+    configure_logging,
+    utc_now,
+)
+from mnist_serving.observability.tracing import Tracing
 
 FACES = ("digits REST octet-stream", "V2 gRPC raw")
 

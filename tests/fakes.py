@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_serving.loader import LoadedVersion, VersionRejected
 from mnist_serving.repositories.local import Loader
-from mnist_serving.runtimes import Session
+from mnist_serving.runtimes.loading import LoadedVersion, VersionRejected
+from mnist_serving.runtimes.protocol import Session
 
 
 def answer(images: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Where a gateway is put together: settings → start-up parts → metrics → repository → core →
-adapters → :class:`~mnist_serving.gateway.Gateway`. The implementations are chosen here and
+adapters → :class:`~mnist_serving.lifecycle.gateway.Gateway`. The implementations are chosen here and
 nowhere else (which repository, which runtime, how batches are formed)::
 
     gateway = build_gateway(Settings(model_dir=Path("models")))
@@ -12,26 +12,26 @@ import functools
 
 from prometheus_client import CollectorRegistry
 
-from mnist_serving.access_log import AccessLog, LineSink
-from mnist_serving.batching import BatchConfig, Batcher
-from mnist_serving.core import InferenceCore
-from mnist_serving.cpus import plan, usable_cpus
-from mnist_serving.gateway import Gateway
-from mnist_serving.grpc_server import GrpcServer
-from mnist_serving.loader import load_version
-from mnist_serving.metrics import Metrics, create_metrics
-from mnist_serving.readiness import Readiness
-from mnist_serving.repositories import BatcherFactory, ModelRepository
+from mnist_serving.adapters.grpc.server import GrpcServer
+from mnist_serving.adapters.rest.app import create_app
+from mnist_serving.core.access_control import AccessControl
+from mnist_serving.core.inference import InferenceCore
+from mnist_serving.core.readiness import Readiness
+from mnist_serving.lifecycle.cpus import plan, usable_cpus
+from mnist_serving.lifecycle.gateway import Gateway
+from mnist_serving.lifecycle.preflight import StartupParts, prepare
+from mnist_serving.observability.access_log import AccessLog, LineSink
+from mnist_serving.observability.metrics import Metrics, create_metrics
+from mnist_serving.observability.recent_traffic import RecentTraffic
+from mnist_serving.observability.samples import SampleWriter
+from mnist_serving.observability.tracing import Tracing
 from mnist_serving.repositories.local import Loader, LocalRepository
-from mnist_serving.rest import create_app
-from mnist_serving.runtimes import Runtime, Session
-from mnist_serving.samples import SampleWriter
-from mnist_serving.security import AccessControl
+from mnist_serving.repositories.protocol import BatcherFactory, ModelRepository
+from mnist_serving.runtimes.batching import BatchConfig, Batcher
+from mnist_serving.runtimes.loading import load_version
+from mnist_serving.runtimes.protocol import Runtime, Session
 from mnist_serving.settings import Settings
-from mnist_serving.shared import CanaryCredit, GatewayShare
-from mnist_serving.startup import StartupParts, prepare
-from mnist_serving.tracing import Tracing
-from mnist_serving.window import RecentTraffic
+from mnist_serving.shared_state import CanaryCredit, GatewayShare
 
 
 def build_gateway(
@@ -99,8 +99,8 @@ def build_repository(
     make_batcher = batcher_factory(settings, metrics, tracing)
     if settings.backend == "tfserving":
         # Imported only when chosen: the local path never loads the forwarding client.
-        from mnist_serving.repositories.tfserving import TFServingRepository
-        from mnist_serving.runtimes.tfserving import TFServingRuntime
+        from mnist_serving.repositories.tfserving_replicas import TFServingRepository
+        from mnist_serving.runtimes.tfserving_client import TFServingRuntime
 
         runtime = TFServingRuntime(
             settings.tfserving_targets,

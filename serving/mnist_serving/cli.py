@@ -15,14 +15,14 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from mnist_serving.access_log import configure_logging
 from mnist_serving.build import build_gateway
-from mnist_serving.cpus import usable_cpus
 from mnist_serving.errors import StartupError
-from mnist_serving.gateway import run
-from mnist_serving.model_config import VersionPolicy
+from mnist_serving.lifecycle.cpus import usable_cpus
+from mnist_serving.lifecycle.gateway import run
+from mnist_serving.lifecycle.supervisor import Supervisor
+from mnist_serving.observability.access_log import configure_logging
+from mnist_serving.repositories.model_config import VersionPolicy
 from mnist_serving.settings import Settings, SettingsError
-from mnist_serving.workers import Supervisor
 
 
 def build_parser() -> argparse.ArgumentParser:

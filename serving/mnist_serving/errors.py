@@ -69,7 +69,7 @@ class TooManyInFlight(Overloaded):
 
 class QueueDelayed(Overloaded):
     """Refused on arrival: admitted requests have been waiting longer than the queue target
-    (:mod:`mnist_serving.admission`)."""
+    (:mod:`mnist_serving.core.admission`)."""
 
 
 class BackendUnavailable(ServingError):

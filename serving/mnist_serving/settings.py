@@ -14,8 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mnist_contract.layout import model_base
 from mnist_contract.model import MODEL_NAME
-from mnist_serving.cpus import plan
-from mnist_serving.model_config import ModelConfig, ModelConfigError, VersionPolicy
+from mnist_serving.lifecycle.cpus import plan
+from mnist_serving.repositories.model_config import ModelConfig, ModelConfigError, VersionPolicy
 
 # Routes that are not the inference APIs; with API keys on, those not listed in open_routes
 # need a key too.
@@ -45,7 +45,7 @@ def _count_or_auto(most: int) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
-# A count, or "auto" (decided from the CPUs this process may use, :mod:`mnist_serving.cpus`).
+# A count, or "auto" (decided from the CPUs this process may use, :mod:`mnist_serving.lifecycle.cpus`).
 Workers = Annotated[int | Literal["auto"], _count_or_auto(256)]
 Threads = Annotated[int | Literal["auto"], _count_or_auto(64)]
 

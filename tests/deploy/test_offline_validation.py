@@ -295,7 +295,7 @@ def test_tfserving_config_has_policy_labels_batching_and_monitoring() -> None:
 def test_kubernetes_containers_parse_as_real_settings_and_probes_hit_real_routes(
     monkeypatch,
 ) -> None:
-    from mnist_serving.rest import ROUTES
+    from mnist_serving.adapters.rest.app import ROUTES
     from mnist_serving.settings import Settings
     from mnist_training.cli import build_parser
 

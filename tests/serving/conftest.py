@@ -15,9 +15,9 @@ from PIL import Image
 
 from benchmarks.support import Server, start_gateway, stop_gateway
 from mnist_serving.build import build_gateway
+from mnist_serving.observability.tracing import Tracing
 from mnist_serving.repositories.local import Loader
 from mnist_serving.settings import Settings
-from mnist_serving.tracing import Tracing
 
 __all__ = ["Server", "in_process", "start_server", "stop_server"]
 start_server = start_gateway

@@ -16,7 +16,7 @@ import pytest
 
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import open_inference_pb2_grpc as v2_grpc
-from mnist_serving.access_log import request_id
+from mnist_serving.observability.access_log import request_id
 from mnist_serving.settings import Settings
 from tests.fakes import digit_image, loader, version_folders
 from tests.serving.conftest import Server, in_process, start_server, stop_server

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from mnist_serving.batching import BatchConfig, Batcher
 from mnist_serving.errors import Overloaded
-from mnist_serving.metrics import create_metrics
+from mnist_serving.observability.metrics import create_metrics
+from mnist_serving.runtimes.batching import BatchConfig, Batcher
 
 
 class RecordingModel:

@@ -16,7 +16,11 @@ import httpx
 import numpy as np
 import pytest
 
-from mnist_serving.model_config import ModelConfigError, VersionPolicy, read_model_config
+from mnist_serving.repositories.model_config import (
+    ModelConfigError,
+    VersionPolicy,
+    read_model_config,
+)
 from tests.serving.conftest import Server, start_server, stop_server
 
 OCTET = {"Content-Type": "application/octet-stream"}

@@ -5,7 +5,12 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mnist_serving.metrics import PROTOCOLS, REFUSAL_REASONS, create_metrics, tfserving_registry
+from mnist_serving.observability.metrics import (
+    PROTOCOLS,
+    REFUSAL_REASONS,
+    create_metrics,
+    tfserving_registry,
+)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -50,6 +55,6 @@ def test_refusal_series_exist_at_zero_before_any_refusal() -> None:
 
 
 def test_the_core_refuses_only_with_reasons_the_metrics_know() -> None:
-    from mnist_serving.core import REFUSAL_REASONS as CORE_REASONS
+    from mnist_serving.core.inference import REFUSAL_REASONS as CORE_REASONS
 
     assert set(CORE_REASONS.values()) <= set(REFUSAL_REASONS)

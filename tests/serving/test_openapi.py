@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 from openapi_spec_validator import validate
 
-from mnist_serving.openapi import document
-from mnist_serving.rest import ROUTES
+from mnist_serving.adapters.rest.app import ROUTES
+from mnist_serving.adapters.rest.openapi import document
 from mnist_serving.settings import Settings
 from tests.serving.conftest import Server
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from mnist_serving.samples import SampleWriter
+from mnist_serving.observability.samples import SampleWriter
 from mnist_serving.settings import Settings
 from tests.fakes import digit_image, loader, version_folders
 from tests.serving.conftest import in_process

@@ -8,8 +8,13 @@ import pytest
 
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from mnist_serving.build import build_gateway
+from mnist_serving.core.access_control import (
+    AccessControl,
+    KeyFileError,
+    bearer_or_api_key,
+    load_keys,
+)
 from mnist_serving.errors import RateLimited, Unauthenticated
-from mnist_serving.security import AccessControl, KeyFileError, bearer_or_api_key, load_keys
 from mnist_serving.settings import Settings, SettingsError
 from tests.serving.conftest import in_process, start_server, stop_server
 

@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import open_inference_pb2_grpc as v2_grpc
+from mnist_serving.adapters.grpc.server import GrpcServer
 from mnist_serving.build import build_gateway
-from mnist_serving.grpc_server import GrpcServer
+from mnist_serving.observability.tracing import Tracing
 from mnist_serving.settings import Settings
-from mnist_serving.tracing import Tracing
 from tests.fakes import digit_image, loader, version_folders
 from tests.serving.conftest import in_process, start_server, stop_server
 

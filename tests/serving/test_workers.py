@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from benchmarks.support import cpu_seconds
-from mnist_serving.cpus import usable_cpus
+from mnist_serving.lifecycle.cpus import usable_cpus
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.serving.test_lifecycle import publish, wait_for
 from tests.serving.traffic import Traffic

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_serving.warmup import warmup_batches
+from mnist_serving.runtimes.warmup_records import warmup_batches
 from mnist_training import export, versions
 from mnist_training.errors import ExportError
 from mnist_training.train import TrainConfig, run

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from mnist_serving.access_log import (
+from mnist_serving.observability.access_log import (
     ACCESS_LOGGER,
     AccessLog,
     AccessRecord,

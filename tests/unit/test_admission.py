@@ -1,4 +1,4 @@
-"""Admission by waiting time (:mod:`mnist_serving.admission`), on a clock the tests move."""
+"""Admission by waiting time (:mod:`mnist_serving.core.admission`), on a clock the tests move."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mnist_serving.admission import DOOR_WAITS, FLOOR, INTERVAL_S, Admission
+from mnist_serving.core.admission import DOOR_WAITS, FLOOR, INTERVAL_S, Admission
 from mnist_serving.errors import QueueDelayed, TooManyInFlight
 
 TARGET = 0.02

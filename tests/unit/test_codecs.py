@@ -13,11 +13,12 @@ from mnist_contract.model import SIGNATURES
 from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import array_to_tensor, tensor_to_array
-from mnist_serving import grpc_codec, rest_codec
-from mnist_serving.core import Classification, ClassifyResult, PredictResult
+from mnist_serving.adapters.grpc import codec as grpc_codec
+from mnist_serving.adapters.rest import codec as rest_codec
+from mnist_serving.adapters.rest.multipart import parse_form
+from mnist_serving.core.inference import Classification, ClassifyResult, PredictResult
 from mnist_serving.errors import InvalidInput, NotFound
-from mnist_serving.multipart import parse_form
-from mnist_serving.repositories import VersionSpec
+from mnist_serving.repositories.protocol import VersionSpec
 
 
 def test_predict_bodies_in_both_formats_and_tf_servings_refusals() -> None:

@@ -17,7 +17,7 @@ from mnist_contract.open_inference import (
     split,
 )
 from mnist_contract.pixels import PixelError, model_input, to_uint8
-from mnist_serving.metrics import BulkHistogram
+from mnist_serving.observability.metrics import BulkHistogram
 
 
 def test_the_pixel_rule() -> None:
@@ -105,7 +105,7 @@ def test_a_few_confidences_land_where_many_do() -> None:
     # library's own observe, bucket edges and NaN included.
     from prometheus_client import Histogram
 
-    from mnist_serving.metrics import FEW_VALUES
+    from mnist_serving.observability.metrics import FEW_VALUES
 
     values = np.array([0.3, 0.5, 0.55, 0.999, 1.0, np.nan, 0.0, 0.95], np.float32)
     assert len(values) <= FEW_VALUES

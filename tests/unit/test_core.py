@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mnist_serving.build import build_gateway
-from mnist_serving.core import DigitImage, InferenceCore
+from mnist_serving.core.inference import DigitImage, InferenceCore
 from mnist_serving.errors import (
     DeadlineExceeded,
     InvalidInput,
@@ -18,7 +18,7 @@ from mnist_serving.errors import (
     TooManyInFlight,
     Unauthenticated,
 )
-from mnist_serving.repositories import VersionSpec
+from mnist_serving.repositories.protocol import VersionSpec
 from mnist_serving.settings import Settings
 from tests.fakes import FakeRuntime, digit_image, loader, version_folders
 

@@ -1,4 +1,4 @@
-"""The REST door (:class:`mnist_serving.rest.Door`) and time-based shedding, in-process on a
+"""The REST door (:class:`mnist_serving.adapters.rest.app.Door`) and time-based shedding, in-process on a
 fake model that takes a known time per call."""
 
 from __future__ import annotations

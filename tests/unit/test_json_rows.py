@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnist_serving import rest_codec
+from mnist_serving.adapters.rest import codec as rest_codec
+from mnist_serving.adapters.rest.json_rows import regular_shape, split_instances
 from mnist_serving.errors import InvalidInput
-from mnist_serving.json_rows import regular_shape, split_instances
 
 
 @pytest.fixture(scope="module")

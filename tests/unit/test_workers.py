@@ -13,12 +13,17 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mnist_serving.cpus import MAX_AUTO_THREADS, cgroup_quota_cpus, plan, usable_cpus
+from mnist_serving.core.access_control import AccessControl, token_buckets
 from mnist_serving.errors import RateLimited
-from mnist_serving.security import AccessControl, token_buckets
+from mnist_serving.lifecycle.cpus import MAX_AUTO_THREADS, cgroup_quota_cpus, plan, usable_cpus
+from mnist_serving.lifecycle.supervisor import (
+    MAX_BACKOFF_SECONDS,
+    Supervisor,
+    backoff,
+    describe_exit,
+)
 from mnist_serving.settings import Settings
-from mnist_serving.shared import CanaryCredit, SharedFloats
-from mnist_serving.workers import MAX_BACKOFF_SECONDS, Supervisor, backoff, describe_exit
+from mnist_serving.shared_state import CanaryCredit, SharedFloats
 
 
 def cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[str, str] | None = None) -> Path:
@@ -147,7 +152,7 @@ def test_rate_limit_buckets_are_one_per_key_and_can_be_shared() -> None:
 
 
 def test_metrics_folders_of_dead_supervisors_are_removed(tmp_path) -> None:
-    from mnist_serving.workers import FOLDER_PREFIX, remove_stale_folders
+    from mnist_serving.lifecycle.supervisor import FOLDER_PREFIX, remove_stale_folders
 
     child = subprocess.Popen(["true"])  # its pid, once it has exited and been reaped
     child.wait()

@@ -3,7 +3,7 @@
 Versions are the numbered folders under ``<model_dir>/mnist/`` (:mod:`mnist_contract.layout`).
 A watcher re-scans the folder and the model config file every ``poll_seconds``: a version the
 policy wants is loaded, checked and warmed in a worker thread (the injected ``load``, normally
-:func:`mnist_serving.loader.load_version`), then swapped in; one the policy drops is taken out
+:func:`mnist_serving.runtimes.loading.load_version`), then swapped in; one the policy drops is taken out
 of rotation first and unloaded once its queue is empty, so no request fails during a swap. A
 version that cannot load is refused (state ``END`` with the reason, a log line, a metric) and
 is not retried until its folder changes; the versions already serving carry on.
@@ -22,10 +22,13 @@ from pathlib import Path
 from mnist_contract.layout import version_dirs
 from mnist_contract.model import MODEL_NAME
 from mnist_serving.errors import BackendUnavailable, StartupError, servable_not_found
-from mnist_serving.loader import LoadedVersion, VersionRejected
-from mnist_serving.metrics import Metrics
-from mnist_serving.model_config import ModelConfig, ModelConfigError, parse_model_config
-from mnist_serving.repositories import (
+from mnist_serving.observability.metrics import Metrics
+from mnist_serving.repositories.model_config import (
+    ModelConfig,
+    ModelConfigError,
+    parse_model_config,
+)
+from mnist_serving.repositories.protocol import (
     AVAILABLE,
     END,
     LOADING,
@@ -38,7 +41,8 @@ from mnist_serving.repositories import (
     announce_versions,
     label_target,
 )
-from mnist_serving.shared import CanaryCredit
+from mnist_serving.runtimes.loading import LoadedVersion, VersionRejected
+from mnist_serving.shared_state import CanaryCredit
 
 log = logging.getLogger(__name__)
 Fingerprint = tuple[tuple[str, int, int], ...]

@@ -26,10 +26,10 @@ from mnist_contract.model import (
 )
 from mnist_contract.open_inference import HEADER_LENGTH, IMAGE_SHAPES
 from mnist_contract.preprocess import ACCEPTED, MEDIA_TYPES
-from mnist_serving.repositories import STATES
+from mnist_serving.repositories.protocol import STATES
 
 if TYPE_CHECKING:
-    from mnist_serving.rest import Route
+    from mnist_serving.adapters.rest.app import Route
     from mnist_serving.settings import Settings
 
 FLOAT32_MAX = 3.4028234663852886e38

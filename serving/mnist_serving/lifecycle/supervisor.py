@@ -17,7 +17,7 @@ them all. The :class:`Supervisor` owns the processes:
   group; the supervisor passes it on once) and stop by themselves if the supervisor dies.
 
 What the workers share (the metrics folder, canary credit, rate-limit buckets) is made here
-and handed to each at spawn (:class:`~mnist_serving.shared.GatewayShare`).
+and handed to each at spawn (:class:`~mnist_serving.shared_state.GatewayShare`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from mnist_serving.gateway import (
+from mnist_serving.core.access_control import token_buckets
+from mnist_serving.lifecycle.gateway import (
     GRPC_GRACE_SECONDS,
     REST_GRACE_SECONDS,
     BoundPorts,
@@ -49,12 +50,11 @@ from mnist_serving.gateway import (
     dual_stack,
     write_atomically,
 )
-from mnist_serving.metrics import WORKER_TABLE
-from mnist_serving.security import token_buckets
+from mnist_serving.lifecycle.preflight import prepare
+from mnist_serving.observability.metrics import WORKER_TABLE
+from mnist_serving.observability.recent_traffic import ring_path
 from mnist_serving.settings import Settings
-from mnist_serving.shared import GatewayShare, SharedFloats
-from mnist_serving.startup import prepare
-from mnist_serving.window import ring_path
+from mnist_serving.shared_state import GatewayShare, SharedFloats
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_SECONDS = 600.0  # a SavedModel load with warm-up on a slow disk, at worst
@@ -363,7 +363,7 @@ class Supervisor:
         return [w.pid for w in sorted(self._workers.values(), key=lambda w: w.index)]
 
     def _write_table(self) -> None:
-        """The worker table the metrics read (:class:`~mnist_serving.metrics.WorkerProcesses`)."""
+        """The worker table the metrics read (:class:`~mnist_serving.observability.metrics.WorkerProcesses`)."""
         table = {
             "supervisor": os.getpid(),
             "restarts": self._restarts,
@@ -433,10 +433,10 @@ def worker_main(settings: Settings, share: GatewayShare, pipe: Connection) -> No
     """A worker: one gateway on the shared ports, telling the supervisor when it serves."""
     # Ctrl-C reaches the whole process group; the supervisor passes it on once, as SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from mnist_serving.access_log import configure_logging
     from mnist_serving.build import build_gateway
     from mnist_serving.errors import StartupError
-    from mnist_serving.gateway import run_on_loop
+    from mnist_serving.lifecycle.gateway import run_on_loop
+    from mnist_serving.observability.access_log import configure_logging
     from mnist_serving.settings import SettingsError
 
     sink = configure_logging(settings.log_level, settings.access_log)

@@ -4,7 +4,7 @@ Keys come from a file (``name:key`` per line) and/or ``MNIST_API_KEYS`` (JSON ``
 With no keys configured, every request is let through. Keys are compared in constant time and
 never logged; a refusal says only that the key is missing or wrong. Each key has a token bucket
 (``rate_limit_per_second``, burst ``rate_limit_burst``), one for the whole gateway even with
-several worker processes (:mod:`mnist_serving.shared`); an empty bucket is a
+several worker processes (:mod:`mnist_serving.shared_state`); an empty bucket is a
 :class:`RateLimited` with the wait until the next token as ``Retry-After``.
 """
 
@@ -18,7 +18,7 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from mnist_serving.errors import RateLimited, Unauthenticated
-from mnist_serving.shared import SharedFloats
+from mnist_serving.shared_state import SharedFloats
 
 
 class KeyFileError(ValueError):

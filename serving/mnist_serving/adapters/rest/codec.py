@@ -22,10 +22,10 @@ from mnist_contract.model import (
     top_k_problem,
 )
 from mnist_contract.model import top_k as rank
-from mnist_serving.core import ClassifyResult, DigitImage, PredictResult
+from mnist_serving.adapters.rest.json_rows import split_instances
+from mnist_serving.core.inference import ClassifyResult, DigitImage, PredictResult
 from mnist_serving.errors import InvalidInput, PayloadTooLarge
-from mnist_serving.json_rows import split_instances
-from mnist_serving.repositories import ServedVersion, VersionStatus
+from mnist_serving.repositories.protocol import ServedVersion, VersionStatus
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -50,7 +50,7 @@ def loads(body: bytes, max_depth: int = 16) -> Any:
 
 def loads_predict(body: bytes, max_depth: int = 16) -> Any:
     """:func:`loads` for a ``:predict`` body, with its ``instances`` array of numbers read by
-    :mod:`~mnist_serving.json_rows` when it can (the same values, a fraction of the cost)."""
+    :mod:`~mnist_serving.adapters.rest.json_rows` when it can (the same values, a fraction of the cost)."""
     split = split_instances(body, max_depth)
     if split is not None:
         rest, instances = split

@@ -33,9 +33,9 @@ from mnist_serving.errors import (
     RateLimited,
     ServingError,
 )
-from mnist_serving.metrics import Metrics
-from mnist_serving.runtimes import Session
-from mnist_serving.tracing import Tracing
+from mnist_serving.observability.metrics import Metrics
+from mnist_serving.observability.tracing import Tracing
+from mnist_serving.runtimes.protocol import Session
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5

@@ -30,9 +30,9 @@ from mnist_contract.preprocess import (
     frames_already_mnist,
     to_mnist_frame,
 )
-from mnist_serving.access_log import AccessLog, AccessRecord, request_id, utc_now
-from mnist_serving.admission import Admission
-from mnist_serving.batching import Ticket, Timing
+from mnist_serving.core.access_control import AccessControl
+from mnist_serving.core.admission import Admission
+from mnist_serving.core.readiness import Readiness
 from mnist_serving.deadlines import within
 from mnist_serving.errors import (
     BackendUnavailable,
@@ -46,14 +46,19 @@ from mnist_serving.errors import (
     Unauthenticated,
     servable_not_found,
 )
-from mnist_serving.metrics import FEW_VALUES, Metrics, tfserving_registry
-from mnist_serving.readiness import Readiness
-from mnist_serving.repositories import ModelRepository, ServedVersion, VersionSpec, VersionStatus
-from mnist_serving.samples import SampleWriter, to_frames
-from mnist_serving.security import AccessControl
+from mnist_serving.observability.access_log import AccessLog, AccessRecord, request_id, utc_now
+from mnist_serving.observability.metrics import FEW_VALUES, Metrics, tfserving_registry
+from mnist_serving.observability.recent_traffic import RecentTraffic
+from mnist_serving.observability.samples import SampleWriter, to_frames
+from mnist_serving.observability.tracing import Tracing, epoch_ns
+from mnist_serving.repositories.protocol import (
+    ModelRepository,
+    ServedVersion,
+    VersionSpec,
+    VersionStatus,
+)
+from mnist_serving.runtimes.batching import Ticket, Timing
 from mnist_serving.settings import Settings
-from mnist_serving.tracing import Tracing, epoch_ns
-from mnist_serving.window import RecentTraffic
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,7 +226,7 @@ class InferenceCore:
         """Check the caller's key and rate, take an inference slot (:mod:`.admission`), then
         count the request: in flight while inside, then total and latency by outcome code,
         and its access-log line. ``rid`` is the request id the adapter decided
-        (:func:`~mnist_serving.access_log.request_id`, which it also answers with); without one
+        (:func:`~mnist_serving.observability.access_log.request_id`, which it also answers with); without one
         the core makes one. ``door``: the adapter took the slot itself, before reading the
         request (``perf_counter`` times it arrived and was admitted). With tracing on, the
         request is a span continuing the trace context in ``carrier`` (headers, metadata)."""

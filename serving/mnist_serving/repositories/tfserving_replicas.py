@@ -3,7 +3,7 @@
 The replicas hold the versions; this repository reports the newest version they serve as the
 one available, answers requests pinned to that version (or to a label pointing at it) and
 refuses others with TF Serving's NOT_FOUND, as TF Serving itself would. It is ready while at
-least one replica reports the model AVAILABLE (:class:`~mnist_serving.runtimes.tfserving.
+least one replica reports the model AVAILABLE (:class:`~mnist_serving.runtimes.tfserving_client.
 TFServingRuntime` polls them).
 """
 
@@ -13,8 +13,8 @@ import logging
 import time
 
 from mnist_serving.errors import servable_not_found
-from mnist_serving.metrics import Metrics
-from mnist_serving.repositories import (
+from mnist_serving.observability.metrics import Metrics
+from mnist_serving.repositories.protocol import (
     AVAILABLE,
     BatcherFactory,
     ReadyListener,
@@ -24,7 +24,7 @@ from mnist_serving.repositories import (
     announce_versions,
     label_target,
 )
-from mnist_serving.runtimes.tfserving import TFServingRuntime
+from mnist_serving.runtimes.tfserving_client import TFServingRuntime
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from mnist_contract.protos import tensorflow_error_pb2 as tf_error
 from mnist_contract.protos import tensorflow_pb2 as tf_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import TensorError, array_to_tensor, tensor_to_array
-from mnist_serving.core import ClassifyResult, DigitImage, InferenceCore, PredictResult
+from mnist_serving.core.inference import ClassifyResult, DigitImage, InferenceCore, PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories import VersionSpec, VersionStatus
+from mnist_serving.repositories.protocol import VersionSpec, VersionStatus
 
 FRAME_BYTES = 28 * 28
 

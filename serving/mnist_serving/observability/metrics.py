@@ -3,7 +3,7 @@
 Names follow Prometheus's conventions: base units (seconds), ``_total`` counters, histograms
 that aggregate across replicas. The table in ``docs/metrics.md`` lists them all.
 
-With several worker processes (:mod:`mnist_serving.workers`) every metric is kept by
+With several worker processes (:mod:`mnist_serving.lifecycle.supervisor`) every metric is kept by
 prometheus-client's multiprocess mode: each worker writes its values to memory-mapped files in
 one folder and a scrape of any worker merges them, so counters and histograms are exact sums
 and each gauge says how it combines (``livesum`` for in-flight and queue depth: the gateway's

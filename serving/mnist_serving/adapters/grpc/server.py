@@ -2,12 +2,12 @@
 
 :data:`SERVICES` lists every service and method with its request type and metrics route;
 registration, the health service's names and reflection's names all come from it. Messages are
-translated by :mod:`mnist_serving.grpc_codec`; the work is the core's.
+translated by :mod:`mnist_serving.adapters.grpc.codec`; the work is the core's.
 
 Errors are mapped once (:func:`abort`): a :class:`ServingError`'s neutral code is a
 ``grpc.StatusCode`` name; anything else is logged and answered INTERNAL with no detail. A
 caller's deadline bounds the work (DEADLINE_EXCEEDED when it runs out). Health follows the
-gateway's readiness (:class:`~mnist_serving.readiness.Readiness`), NOT_SERVING until ready.
+gateway's readiness (:class:`~mnist_serving.core.readiness.Readiness`), NOT_SERVING until ready.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos.pool import POOL
 from mnist_serving import SERVER_VERSION
-from mnist_serving import grpc_codec as codec
-from mnist_serving import v2_codec as v2
-from mnist_serving.access_log import REQUEST_ID_HEADER, request_id
-from mnist_serving.core import InferenceCore, RequestTracker
+from mnist_serving.adapters import open_inference as v2
+from mnist_serving.adapters.grpc import codec
+from mnist_serving.core.access_control import bearer_or_api_key
+from mnist_serving.core.inference import InferenceCore, RequestTracker
+from mnist_serving.core.readiness import Readiness
 from mnist_serving.errors import InvalidInput, NotFound, ServingError, StartupError
-from mnist_serving.readiness import Readiness
-from mnist_serving.repositories import VersionSpec
-from mnist_serving.security import bearer_or_api_key
+from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
+from mnist_serving.repositories.protocol import VersionSpec
 from mnist_serving.settings import Settings
 
 log = logging.getLogger(__name__)

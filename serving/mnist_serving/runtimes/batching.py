@@ -34,9 +34,9 @@ import numpy as np
 
 from mnist_serving.deadlines import within
 from mnist_serving.errors import BackendUnavailable, Overloaded, ServingError
-from mnist_serving.metrics import Metrics
-from mnist_serving.runtimes import Session
-from mnist_serving.tracing import Tracing, epoch_ns
+from mnist_serving.observability.metrics import Metrics
+from mnist_serving.observability.tracing import Tracing, epoch_ns
+from mnist_serving.runtimes.protocol import Session
 
 log = logging.getLogger(__name__)
 # Holding the event loop this long delays nobody when the gateway has no other request; the

@@ -1,7 +1,7 @@
 """The REST adapter: one route table over an endpoints object; parse HTTP, call the core, render.
 
 Every route is a row of :data:`ROUTES`; the Starlette app and the OpenAPI document
-(:mod:`mnist_serving.openapi`) are both built from it, so the document lists exactly what is
+(:mod:`mnist_serving.adapters.rest.openapi`) are both built from it, so the document lists exactly what is
 served. Inference and model routes run inside :meth:`InferenceCore.request` (counted, keyed,
 time-limited); operational routes only pass :meth:`InferenceCore.authorize`.
 
@@ -30,11 +30,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mnist_contract.model import INPUT_NAME, MODEL_NAME
 from mnist_contract.open_inference import HEADER_LENGTH, FramingError, frame, split
 from mnist_contract.preprocess import MEDIA_TYPES
-from mnist_serving import SERVER_VERSION, openapi
-from mnist_serving import rest_codec as codec
-from mnist_serving import v2_codec as v2
-from mnist_serving.access_log import REQUEST_ID_HEADER, request_id
-from mnist_serving.core import INFERENCE_ROUTES, DigitImage, InferenceCore, RequestTracker
+from mnist_serving import SERVER_VERSION
+from mnist_serving.adapters import open_inference as v2
+from mnist_serving.adapters.rest import codec, openapi
+from mnist_serving.adapters.rest.multipart import parse_form
+from mnist_serving.core.access_control import bearer_or_api_key
+from mnist_serving.core.inference import INFERENCE_ROUTES, DigitImage, InferenceCore, RequestTracker
 from mnist_serving.errors import (
     CallerGone,
     InvalidInput,
@@ -44,9 +45,8 @@ from mnist_serving.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from mnist_serving.multipart import parse_form
-from mnist_serving.repositories import VersionSpec, parse_version
-from mnist_serving.security import bearer_or_api_key
+from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
+from mnist_serving.repositories.protocol import VersionSpec, parse_version
 from mnist_serving.static import DEMO_HTML
 
 log = logging.getLogger(__name__)
@@ -471,7 +471,7 @@ class InferencePath:
 
 class Door:
     """The first code a REST request meets. An inference request (a POST to one of
-    ``inference``'s paths) takes its slot here (:class:`~mnist_serving.admission.Admission`),
+    ``inference``'s paths) takes its slot here (:class:`~mnist_serving.core.admission.Admission`),
     before its body is read, so waiting at the door while the gateway sheds costs no CPU and a
     refusal costs little: it is answered straight on the ASGI channel, without a request
     object. An admitted one goes straight to its handler: Starlette's route scan and

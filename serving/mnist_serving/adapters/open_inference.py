@@ -31,9 +31,9 @@ from mnist_contract.open_inference import (
 )
 from mnist_contract.pixels import model_input
 from mnist_contract.protos import open_inference_pb2 as pb
-from mnist_serving.core import InferenceCore, PredictResult
+from mnist_serving.core.inference import InferenceCore, PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories import VersionSpec
+from mnist_serving.repositories.protocol import VersionSpec
 
 # Parameters we know but cannot honour: refused with the reason instead of silently ignored.
 _UNSUPPORTED = {

@@ -6,7 +6,7 @@ socket bound here) and the gRPC server, announces the bound ports (a line for pe
 health follows), no new connections, requests in progress finish, the model is unloaded, exit
 0. A second signal stops without waiting. Nothing of uvicorn is patched: a small subclass of
 its server leaves the signals to the gateway and says when it listens, and it serves a socket
-bound here. As one of several worker processes (:mod:`mnist_serving.workers`) it binds its
+bound here. As one of several worker processes (:mod:`mnist_serving.lifecycle.supervisor`) it binds its
 ports with ``SO_REUSEPORT``, after its model is loaded, so the kernel sends it connections
 only once it can answer them.
 """
@@ -30,11 +30,11 @@ import grpc
 import uvicorn
 from starlette.types import ASGIApp
 
-from mnist_serving.core import InferenceCore
+from mnist_serving.adapters.grpc.server import GrpcServer
+from mnist_serving.core.inference import InferenceCore
 from mnist_serving.errors import StartupError
-from mnist_serving.grpc_server import GrpcServer
+from mnist_serving.lifecycle.preflight import Tls
 from mnist_serving.settings import Settings
-from mnist_serving.startup import Tls
 
 log = logging.getLogger(__name__)
 GRPC_GRACE_SECONDS = 5.0

@@ -1,0 +1,1 @@
+"""The gRPC adapter: one service table, endpoints per protocol, protobuf codecs."""
