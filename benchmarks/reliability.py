@@ -24,9 +24,9 @@ from benchmarks.loadgen import run_load
 from benchmarks.support import ROOT, rss_mb, start_gateway, stop_gateway
 
 FAULT_TESTS = [
-    "tests/serving/test_faults.py",
-    "tests/serving/test_lifecycle.py::test_a_new_version_swaps_in_under_load_without_a_failed_request",
-    "tests/serving/test_fuzz.py",
+    "tests/end_to_end/serving/test_faults.py",
+    "tests/end_to_end/serving/test_lifecycle.py::test_a_new_version_swaps_in_under_load_without_a_failed_request",
+    "tests/end_to_end/serving/test_fuzz.py",
 ]
 
 

@@ -19,7 +19,7 @@ import pytest
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist-small.npz"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Other projects' clients' suites run in their own environment, driven by
-# tests/serving/test_open_inference_clients.py; this run does not collect them.
+# tests/end_to_end/serving/test_open_inference_clients.py; this run does not collect them.
 collect_ignore = ["external"]
 
 
@@ -60,10 +60,10 @@ def figures() -> Iterator[dict[str, Any]]:
 # Fixtures that mean a test runs against the trained model or real processes.
 END_TO_END_FIXTURES = frozenset({"model_dir", "fixture_npz", "server", "target"})
 END_TO_END_MODULES = frozenset({
-    "tests.client.test_install", "tests.load.test_benchmark_tools",
-    "tests.serving.test_workers",  # supervisors and worker processes on free ports
+    "tests.end_to_end.client.test_install", "tests.end_to_end.load.test_benchmark_tools",
+    "tests.end_to_end.serving.test_workers",  # supervisors and worker processes on free ports
     # other projects' clients and servers, in their own environment
-    "tests.client.test_v2_peers", "tests.serving.test_open_inference_clients",
+    "tests.end_to_end.client.test_v2_peers", "tests.end_to_end.serving.test_open_inference_clients",
 })  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 this contract, for the SDK's V2 tests: ``images`` in, ``probabilities`` out.
 
 The model is :mod:`template_model` (numpy only, no TensorFlow here), which
-``tests/client/test_v2_peers.py`` also imports, so it knows what the server must answer.
+``tests/end_to_end/client/test_v2_peers.py`` also imports, so it knows what the server must answer.
 
     python kserve_server.py DIGITS.npz --http_port 8080 --grpc_port 8081
 """

@@ -1,0 +1,133 @@
+"""API keys and per-key rate limits, on REST (in-process) and gRPC (a real server)."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from mnist_contract.protos import digits_pb2, digits_pb2_grpc
+from mnist_serving.build import build_gateway
+from mnist_serving.core.access_control import (
+    AccessControl,
+    KeyFileError,
+    bearer_or_api_key,
+    load_keys,
+)
+from mnist_serving.errors import RateLimited, Unauthenticated
+from mnist_serving.settings import Settings, SettingsError
+from tests.helpers.gateways import in_process, start_server, stop_server
+
+ALICE = "alice-key-0123456789abcdef"
+BOB = "bob-key-0123456789abcdef00"
+
+
+def test_keys_from_file_and_env(tmp_path) -> None:
+    path = tmp_path / "keys"
+    path.write_text(f"# team keys\nalice:{ALICE}\n\nbob: {BOB}\n")
+    assert load_keys(path, {"ci": "ci-key-0123456789abcdef"}) == {
+        "alice": ALICE,
+        "bob": BOB,
+        "ci": "ci-key-0123456789abcdef",
+    }
+    path.write_text("alice:short\n")
+    with pytest.raises(KeyFileError, match=r"keys:1: expected 'name:key'"):
+        load_keys(path, {})
+    with pytest.raises(KeyFileError, match="cannot read"):
+        load_keys(tmp_path / "missing", {})
+    with pytest.raises(KeyFileError, match="share the same key"):
+        load_keys(None, {"a": ALICE, "b": ALICE})
+
+
+def test_authentication_and_token_buckets() -> None:
+    access = AccessControl({"alice": ALICE}, rate_per_second=2, burst=3)
+    assert access.authenticate(ALICE) == "alice"
+    with pytest.raises(Unauthenticated, match="missing API key"):
+        access.authenticate(None)
+    with pytest.raises(Unauthenticated, match=r"^invalid API key$"):
+        access.authenticate(ALICE + "x")
+    for _ in range(3):
+        access.admit("alice", now=100.0)
+    with pytest.raises(RateLimited) as info:
+        access.admit("alice", now=100.0)
+    assert info.value.retry_after == 1
+    access.admit("alice", now=100.6)  # 0.6 s × 2/s = 1.2 tokens back
+    assert AccessControl({}, 0, 1).authenticate(None) == "anonymous"
+    assert bearer_or_api_key("Bearer abc", None) == "abc"
+    assert bearer_or_api_key(None, " xyz ") == "xyz"
+    assert bearer_or_api_key("Basic abc", None) is None
+
+
+def test_a_bad_key_file_stops_the_server_with_a_message(model_dir, tmp_path) -> None:
+    with pytest.raises(SettingsError, match="cannot read API keys"):
+        build_gateway(Settings(model_dir=model_dir, api_keys_file=tmp_path / "nope"))
+
+
+async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> None:
+    settings = Settings(model_dir=model_dir, api_keys={"alice": ALICE, "bob": BOB},
+                        rate_limit_per_second=0.5, rate_limit_burst=2, open_routes=["healthz"])  # fmt: skip
+    body = digits["x_test"][:1].tobytes()
+    octet = {"Content-Type": "application/octet-stream"}
+    async with in_process(settings) as c:
+        missing = await c.post("/v1/digits:classify", content=body, headers=octet)
+        assert missing.status_code == 401 and missing.json() == {
+            "error": "missing API key (send Authorization: Bearer <key>)"
+        }
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = await c.post(
+            "/v1/digits:classify", content=body, headers={**octet, "X-API-Key": "nope"}
+        )
+        assert wrong.status_code == 401 and wrong.json() == {"error": "invalid API key"}
+        for _ in range(2):
+            ok = await c.post(
+                "/v1/digits:classify",
+                content=body,
+                headers={**octet, "Authorization": f"Bearer {ALICE}"},
+            )
+            assert ok.status_code == 200
+        limited = await c.post(
+            "/v1/digits:classify",
+            content=body,
+            headers={**octet, "Authorization": f"Bearer {ALICE}"},
+        )
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+        other = await c.post("/v1/models/mnist:predict", json={"instances": np.zeros((1, 28, 28, 1)).tolist()},
+                             headers={"X-API-Key": BOB})  # fmt: skip
+        assert other.status_code == 200  # each key has its own bucket
+        assert (await c.get("/healthz")).status_code == 200  # open
+        assert (await c.get("/readyz")).status_code == 401  # not listed as open
+        assert (await c.get("/readyz", headers={"X-API-Key": BOB})).status_code == 200
+        metrics = (await c.get("/metrics", headers={"X-API-Key": BOB})).text
+    assert 'mnist_requests_refused_total{protocol="rest",reason="rate_limited"} 1.0' in metrics
+    assert 'mnist_requests_refused_total{protocol="rest",reason="unauthenticated"} 2.0' in metrics
+    assert ALICE not in metrics and BOB not in metrics
+
+
+def test_grpc_requires_a_key_in_metadata_and_limits_its_rate(model_dir, digits) -> None:
+    """Refusals carry the request id in their trailing metadata, as answers do, and a rate
+    limit's Retry-After beside it."""
+    server = start_server(model_dir, env={"MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}',
+                                          "MNIST_RATE_LIMIT_PER_SECOND": "0.5",
+                                          "MNIST_RATE_LIMIT_BURST": "1"})  # fmt: skip
+    try:
+        with grpc.insecure_channel(server.grpc) as channel:
+            stub = digits_pb2_grpc.DigitClassifierStub(channel)
+            request = digits_pb2.ClassifyRequest()
+            request.images.add(raw=digits["x_test"][0].tobytes())
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Classify(request, timeout=5, metadata=(("x-request-id", "no-key-1"),))
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert dict(info.value.trailing_metadata())["x-request-id"] == "no-key-1"
+            keyed = (("authorization", f"Bearer {ALICE}"),)
+            answer, call = stub.Classify.with_call(request, timeout=5, metadata=keyed)
+            assert answer.results[0].digit == digits["y_test"][0]
+            assert len(dict(call.trailing_metadata())["x-request-id"]) == 32
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Classify(request, timeout=5, metadata=(*keyed, ("x-request-id", "fast-2")))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            trailing = dict(info.value.trailing_metadata())
+            assert trailing["x-request-id"] == "fast-2" and trailing["retry-after"] == "2"
+        log = server.log.read_text()
+    finally:
+        stop_server(server)
+    assert ALICE not in log
