@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cload import h2load_grpc, wrk_post
-from benchmarks.support import ROOT, cpu_seconds, free_port, start_helper, stop
+from benchmarks.support import ROOT, start_helper, stop
 from mnist_contract.layout import TFLITE_FILE, model_base, version_dirs
 from mnist_contract.model import SERVING_DEFAULT
+from tests.helpers.processes import cpu_seconds, free_port
 
 ECHO_METHOD = "/floor.Echo/Call"  # benchmarks.hop_floor's echo servicer
 

@@ -28,13 +28,11 @@ from benchmarks.support import (
     ROOT,
     benchmark_digits,
     benchmark_parser,
-    cpu_seconds,
     gateway_spans,
-    start_gateway,
     start_helper,
     stop,
-    stop_gateway,
 )
+from tests.helpers.processes import cpu_seconds, start_gateway, stop_gateway
 
 REQUESTS = ("digits REST, octet-stream", "TF Serving gRPC, tensor_content")
 CONNECTIONS = (1, 32)

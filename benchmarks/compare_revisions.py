@@ -24,14 +24,8 @@ from pathlib import Path
 
 from benchmarks import ceilings
 from benchmarks.protocols_benchmark import FACES, point
-from benchmarks.support import (
-    ROOT,
-    SOURCE_FOLDERS,
-    benchmark_digits,
-    source_path,
-    start_gateway,
-    stop_gateway,
-)
+from benchmarks.support import ROOT, SOURCE_FOLDERS, benchmark_digits, source_path
+from tests.helpers.processes import start_gateway, stop_gateway
 
 POINTS = [  # (face, images per request, connections)
     ("digits REST, octet-stream", 1, 1),  # a lone request: its latency

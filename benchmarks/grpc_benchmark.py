@@ -21,8 +21,9 @@ from dataclasses import replace
 import numpy as np
 
 from benchmarks.protocols_benchmark import FACES, Face, point
-from benchmarks.support import benchmark_digits, benchmark_parser, start_gateway, stop_gateway
+from benchmarks.support import benchmark_digits, benchmark_parser
 from mnist_contract.protos import digits_pb2
+from tests.helpers.processes import start_gateway, stop_gateway
 
 CLASSIFY = "/mnist.v1.DigitClassifier/Classify"
 

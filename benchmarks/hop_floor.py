@@ -22,7 +22,8 @@ import grpc
 import uvloop
 
 from benchmarks.bare_grpc_proxy import _same
-from benchmarks.support import cpu_seconds, start_helper, stop
+from benchmarks.support import start_helper, stop
+from tests.helpers.processes import cpu_seconds
 
 METHOD = "/floor.Echo/Call"
 BODY = b"\x01" * 3136  # 784 float32 pixels

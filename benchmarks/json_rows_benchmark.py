@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.support import ROOT, benchmark_digits
-from mnist_serving.adapters.rest import codec as rest_codec
+from mnist_serving.adapters.rest import tfserving_codec as rest_codec
+from mnist_serving.adapters.rest.json_body import loads
 
 
 def mean_call_ms(read: Callable[[], object], seconds: float) -> float:
@@ -42,7 +43,7 @@ def side_by_side_ms(*reads: Callable[[], object], rounds: int = 7) -> list[float
 
 
 def usual(body: bytes) -> np.ndarray:
-    return rest_codec.parse_predict(rest_codec.loads(body))[1]["images"]
+    return rest_codec.parse_predict(loads(body))[1]["images"]
 
 
 def shortcut(body: bytes) -> np.ndarray:

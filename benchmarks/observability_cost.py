@@ -28,14 +28,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from benchmarks.cload import h2load_grpc, wrk_post
 from benchmarks.protocols_benchmark import INFER, _v2_grpc
-from benchmarks.support import (
-    benchmark_digits,
-    benchmark_parser,
-    cpu_seconds,
-    free_port,
-    start_gateway,
-    stop_gateway,
-)
+from benchmarks.support import benchmark_digits, benchmark_parser
 from mnist_serving.observability.access_log import (
     AccessLog,
     AccessRecord,
@@ -44,6 +37,7 @@ from mnist_serving.observability.access_log import (
     utc_now,
 )
 from mnist_serving.observability.tracing import Tracing
+from tests.helpers.processes import cpu_seconds, free_port, start_gateway, stop_gateway
 
 FACES = ("digits REST octet-stream", "V2 gRPC raw")
 

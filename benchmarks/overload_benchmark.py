@@ -27,16 +27,8 @@ from benchmarks.ceilings import start_bare_asgi
 from benchmarks.cload import h2load_http1_by_status
 from benchmarks.compare_revisions import export
 from benchmarks.protocols_benchmark import FACES
-from benchmarks.support import (
-    ROOT,
-    benchmark_digits,
-    benchmark_parser,
-    cpu_seconds,
-    rss_mb,
-    source_path,
-    start_gateway,
-    stop_gateway,
-)
+from benchmarks.support import ROOT, benchmark_digits, benchmark_parser, source_path
+from tests.helpers.processes import cpu_seconds, rss_mb, start_gateway, stop_gateway
 
 CONNECTIONS = (8, 32, 256, 1024)
 

@@ -35,8 +35,9 @@ import numpy as np
 
 from benchmarks.cload import wrk_post
 from benchmarks.rest_benchmark import raw_ceiling
-from benchmarks.support import ROOT, cpu_seconds, free_port, rss_mb
+from benchmarks.support import ROOT
 from mnist_contract.layout import KERAS_FILE, model_base, version_dirs
+from tests.helpers.processes import cpu_seconds, free_port, rss_mb
 
 PEERS_DIR = Path(__file__).parent / "peers"
 VENVS = Path(__file__).parent / ".venvs"

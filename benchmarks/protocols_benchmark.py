@@ -23,17 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.cload import h2load_grpc, wrk_post
-from benchmarks.support import (
-    benchmark_digits,
-    benchmark_parser,
-    cpu_seconds,
-    start_gateway,
-    stop_gateway,
-)
+from benchmarks.support import benchmark_digits, benchmark_parser
 from mnist_contract.open_inference import HEADER_LENGTH
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import array_to_tensor
+from tests.helpers.processes import cpu_seconds, start_gateway, stop_gateway
 
 JSON = {"Content-Type": "application/json"}
 PREDICT = "/tensorflow.serving.PredictionService/Predict"

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.loadgen import run_load
-from benchmarks.support import ROOT, rss_mb, start_gateway, stop_gateway
+from benchmarks.support import ROOT
+from tests.helpers.processes import rss_mb, start_gateway, stop_gateway
 
 FAULT_TESTS = [
     "tests/end_to_end/serving/test_faults.py",

@@ -21,8 +21,9 @@ import numpy as np
 
 from benchmarks.ceilings import raw_litert
 from benchmarks.cload import wrk_post
-from benchmarks.support import benchmark_digits, cpu_seconds, rss_mb, start_gateway, stop_gateway
+from benchmarks.support import benchmark_digits
 from mnist_contract.pixels import model_input
+from tests.helpers.processes import cpu_seconds, rss_mb, start_gateway, stop_gateway
 
 ROOT = Path(__file__).resolve().parents[1]
 

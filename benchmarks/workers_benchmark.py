@@ -21,15 +21,8 @@ import statistics
 from pathlib import Path
 
 from benchmarks.protocols_benchmark import FACES, median_cells, point
-from benchmarks.support import (
-    ROOT,
-    benchmark_digits,
-    benchmark_parser,
-    process_tree,
-    rss_mb,
-    start_gateway,
-    stop_gateway,
-)
+from benchmarks.support import ROOT, benchmark_digits, benchmark_parser
+from tests.helpers.processes import process_tree, rss_mb, start_gateway, stop_gateway
 
 CHOSEN = (
     "digits REST, octet-stream",

@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from mnist_serving.observability.tracing import Tracing
+from tests.helpers.tracing import in_memory_tracing
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist-small.npz"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -44,6 +48,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture
+def spans() -> tuple[Tracing, InMemorySpanExporter]:
+    """A tracer for a gateway under test, and the exporter that keeps its finished spans."""
+    return in_memory_tracing()
+
+
 @pytest.fixture(scope="session")
 def figures() -> Iterator[dict[str, Any]]:
     """Measurements the fault tests make; written to ``$MNIST_FIGURES_FILE`` when it is set
@@ -59,19 +69,41 @@ def figures() -> Iterator[dict[str, Any]]:
 
 # Fixtures that mean a test runs against the trained model or real processes.
 END_TO_END_FIXTURES = frozenset({"model_dir", "fixture_npz", "server", "target"})
-END_TO_END_MODULES = frozenset({
-    "tests.end_to_end.client.test_install", "tests.end_to_end.load.test_benchmark_tools",
-    "tests.end_to_end.serving.test_workers",  # supervisors and worker processes on free ports
-    # other projects' clients and servers, in their own environment
-    "tests.end_to_end.client.test_v2_peers", "tests.end_to_end.serving.test_open_inference_clients",
-})  # fmt: skip
+# Modules whose tests start real processes or servers on free ports without those fixtures.
+END_TO_END_MODULES = frozenset(
+    {
+        "tests.end_to_end.client.test_install",
+        "tests.end_to_end.client.test_v2_peers",
+        "tests.end_to_end.deploy.test_gateway_image_install",
+        "tests.end_to_end.load.test_benchmark_tools",
+        "tests.end_to_end.serving.test_open_inference_clients",
+        "tests.end_to_end.serving.test_tracing",
+        "tests.end_to_end.serving.test_workers",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test on a trained model or real servers ``end_to_end``, so that
-    ``pytest -m "not end_to_end"`` is the quick loop of unit tests on fakes."""
+    ``pytest -m "not end_to_end"`` is the quick loop of unit tests on fakes; and refuse a test
+    whose folder says otherwise (``tests/unit`` holds no end-to-end test, ``tests/end_to_end``
+    nothing else)."""
+    misplaced = []
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        module = getattr(item, "module", None)
-        if fixtures & END_TO_END_FIXTURES or getattr(module, "__name__", "") in END_TO_END_MODULES:
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        end_to_end = (
+            bool(fixtures & END_TO_END_FIXTURES)
+            or module in END_TO_END_MODULES
+            or item.get_closest_marker("end_to_end") is not None
+        )
+        if end_to_end:
             item.add_marker(pytest.mark.end_to_end)
+        in_folder = module.startswith("tests.end_to_end.")
+        if module.startswith(("tests.unit.", "tests.end_to_end.")) and end_to_end != in_folder:
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError(
+            "tests in the wrong folder for what they use (tests/unit: fakes only; "
+            "tests/end_to_end: the trained model or real processes): " + ", ".join(misplaced)
+        )

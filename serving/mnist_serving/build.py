@@ -1,5 +1,5 @@
-"""Where a gateway is put together: settings → start-up parts → metrics → repository → core →
-adapters → :class:`~mnist_serving.lifecycle.gateway.Gateway`. The implementations are chosen here and
+"""Where a gateway is put together: settings → checked files → metrics → repository →
+accounting and core → adapters → :class:`~mnist_serving.lifecycle.gateway.Gateway`. The implementations are chosen here and
 nowhere else (which repository, which runtime, how batches are formed)::
 
     gateway = build_gateway(Settings(model_dir=Path("models")))
@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry
 from mnist_serving.adapters.grpc.server import GrpcServer
 from mnist_serving.adapters.rest.app import create_app
 from mnist_serving.core.access_control import AccessControl
+from mnist_serving.core.accounting import RequestAccounting
+from mnist_serving.core.admission import Admission
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.core.readiness import Readiness
 from mnist_serving.lifecycle.cpus import plan, usable_cpus
@@ -22,6 +24,7 @@ from mnist_serving.lifecycle.gateway import Gateway
 from mnist_serving.lifecycle.preflight import StartupParts, prepare
 from mnist_serving.observability.access_log import AccessLog, LineSink
 from mnist_serving.observability.metrics import Metrics, create_metrics
+from mnist_serving.observability.multiprocess import worker_metrics
 from mnist_serving.observability.recent_traffic import RecentTraffic
 from mnist_serving.observability.samples import SampleWriter
 from mnist_serving.observability.tracing import Tracing
@@ -51,26 +54,30 @@ def build_gateway(
     else the ``mnist_serving.access`` logger."""
     parts = prepare(settings)
     folder = share.folder if share is not None else None
-    metrics = create_metrics(registry, shared_dir=folder)
+    metrics = worker_metrics(folder) if folder is not None else create_metrics(registry)
     readiness = Readiness()
     tracing = tracing or Tracing.from_environment()
     canary = CanaryCredit(share.canary) if share is not None else None
     repository = build_repository(settings, parts, metrics, readiness, load, tracing, canary)
+    buckets = share.buckets if share is not None else None
     access = AccessControl(
-        parts.keys,
-        settings.rate_limit_per_second,
-        settings.rate_limit_burst,
-        share.buckets if share is not None else None,
+        parts.keys, settings.rate_limit_per_second, settings.rate_limit_burst, buckets
     )
-    core = InferenceCore(
-        settings, metrics, repository, access, readiness, tracing,
-        sample_writer(settings, metrics), RecentTraffic(shared_dir=folder),
+    admission = Admission(settings.max_in_flight_requests, settings.queue_target_ms / 1000 or None)
+    accounting = RequestAccounting(
+        settings,
+        metrics,
+        access,
+        admission,
+        tracing,
+        RecentTraffic(shared_dir=folder),
         AccessLog(settings.access_log, sink=access_sink),
-    )  # fmt: skip
-    grpc = GrpcServer(core, settings, readiness) if settings.grpc_port >= 0 else None
-    return Gateway(
-        settings, core, create_app(core), grpc, parts.tls, shared_ports=share is not None
     )
+    samples = sample_writer(settings, metrics)
+    core = InferenceCore(settings, metrics, repository, admission, readiness, tracing, samples)
+    app = create_app(core, accounting, metrics, settings)
+    grpc = GrpcServer(core, accounting, settings, readiness) if settings.grpc_port >= 0 else None
+    return Gateway(settings, core, accounting, app, grpc, parts.tls, shared_ports=share is not None)
 
 
 def sample_writer(settings: Settings, metrics: Metrics) -> SampleWriter | None:

@@ -1,17 +1,19 @@
-"""Typed errors with a neutral code; each protocol adapter maps them once.
+"""Typed errors with a neutral code; each protocol adapter maps them once (REST:
+:mod:`mnist_serving.adapters.rest.errors`; gRPC: the code is a ``grpc.StatusCode`` name).
 
-    ServingError                      500 / INTERNAL (anything not listed below)
-    ├── InvalidInput                  400 / INVALID_ARGUMENT
-    │   ├── PayloadTooLarge           413 / RESOURCE_EXHAUSTED
-    │   └── UnsupportedMediaType      415 / INVALID_ARGUMENT
-    ├── NotFound                      404 / NOT_FOUND
-    ├── Unauthenticated               401 / UNAUTHENTICATED
-    ├── RateLimited                   429 / RESOURCE_EXHAUSTED   (+ Retry-After)
-    ├── Overloaded                    503 / UNAVAILABLE          (+ Retry-After; queue full)
-    │   ├── TooManyInFlight           503 / UNAVAILABLE          (+ Retry-After; in-flight cap)
-    │   └── QueueDelayed              503 / UNAVAILABLE          (+ Retry-After; waits too long)
-    ├── BackendUnavailable            503 / UNAVAILABLE          (model not ready, backend down)
-    └── DeadlineExceeded              504 / DEADLINE_EXCEEDED
+    ServingError                      INTERNAL (anything not listed below)
+    ├── InvalidInput                  INVALID_ARGUMENT
+    │   ├── PayloadTooLarge           RESOURCE_EXHAUSTED
+    │   └── UnsupportedMediaType      INVALID_ARGUMENT
+    ├── NotFound                      NOT_FOUND
+    ├── Unauthenticated               UNAUTHENTICATED
+    ├── RateLimited                   RESOURCE_EXHAUSTED   (+ retry_after)
+    ├── Overloaded                    UNAVAILABLE          (+ retry_after; queue full)
+    │   ├── TooManyInFlight           UNAVAILABLE          (+ retry_after; in-flight cap)
+    │   └── QueueDelayed              UNAVAILABLE          (+ retry_after; waits too long)
+    ├── BackendUnavailable            UNAVAILABLE          (model not ready, backend down)
+    ├── DeadlineExceeded              DEADLINE_EXCEEDED
+    └── CallerGone                    CANCELLED            (the caller hung up mid-request)
 
 The neutral code (``error.code``) is what metrics count, so REST and gRPC failures share labels.
 """
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 class ServingError(Exception):
     code = "INTERNAL"
-    http_status = 500
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -31,36 +32,30 @@ class ServingError(Exception):
 
 class InvalidInput(ServingError):
     code = "INVALID_ARGUMENT"
-    http_status = 400
 
 
 class PayloadTooLarge(InvalidInput):
     code = "RESOURCE_EXHAUSTED"
-    http_status = 413
 
 
 class UnsupportedMediaType(InvalidInput):
-    http_status = 415
+    """The body's content type is not one the route reads."""
 
 
 class NotFound(ServingError):
     code = "NOT_FOUND"
-    http_status = 404
 
 
 class Unauthenticated(ServingError):
     code = "UNAUTHENTICATED"
-    http_status = 401
 
 
 class RateLimited(ServingError):
     code = "RESOURCE_EXHAUSTED"
-    http_status = 429
 
 
 class Overloaded(ServingError):
     code = "UNAVAILABLE"
-    http_status = 503
 
 
 class TooManyInFlight(Overloaded):
@@ -74,21 +69,17 @@ class QueueDelayed(Overloaded):
 
 class BackendUnavailable(ServingError):
     code = "UNAVAILABLE"
-    http_status = 503
 
 
 class DeadlineExceeded(ServingError):
     code = "DEADLINE_EXCEEDED"
-    http_status = 504
 
 
 class CallerGone(ServingError):
     """The caller closed the connection before its request was read: nobody is left to answer,
-    so it is counted (as a cancelled call is) and not logged as a fault. 499 is nginx's
-    status for it; no client ever sees it."""
+    so it is counted (as a cancelled call is) and not logged as a fault."""
 
     code = "CANCELLED"
-    http_status = 499
 
 
 class StartupError(RuntimeError):

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from mnist_serving.settings import Settings
-from tests.helpers.gateways import Server, in_process, start_server, stop_server
+from tests.helpers.gateways import in_process
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 
 @pytest.fixture
@@ -21,6 +22,6 @@ async def api(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 def server(model_dir: Path) -> Iterator[Server]:
-    srv = start_server(model_dir)
+    srv = start_gateway(model_dir)
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)

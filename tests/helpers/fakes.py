@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mnist_serving.build import build_gateway
+from mnist_serving.lifecycle.gateway import Gateway
 from mnist_serving.repositories.local import Loader
 from mnist_serving.runtimes.loading import LoadedVersion, VersionRejected
 from mnist_serving.runtimes.protocol import Session
+from mnist_serving.settings import Settings
 
 
 def answer(images: np.ndarray) -> np.ndarray:
@@ -88,3 +92,18 @@ def version_folders(base: Path, *versions: int) -> Path:
     for version in versions:
         (base / "mnist" / str(version)).mkdir(parents=True, exist_ok=True)
     return base
+
+
+def fake_gateway(
+    tmp_path: Path, *versions: int, load: Loader | None = None, **settings: Any
+) -> Gateway:
+    """A gateway over ``versions`` (1 when none) of fake runtimes, built as the server builds
+    one; ``settings`` are :class:`Settings` fields."""
+    model_dir = version_folders(tmp_path, *(versions or (1,)))
+    return build_gateway(Settings(model_dir=model_dir, **settings), load=load or loader())
+
+
+def sample(gateway: Gateway, name: str, **labels: str) -> float:
+    """A metric sample's value in ``gateway``'s registry (0 when the series does not exist)."""
+    value = gateway.accounting.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value

@@ -1,4 +1,5 @@
-"""Gateways for the tests: in-process (ASGI, no sockets) and real servers on free ports."""
+"""Gateways in this process for the tests (ASGI, no sockets), and image bodies to send them;
+real gateways on free ports are :mod:`tests.helpers.processes`."""
 
 from __future__ import annotations
 
@@ -11,15 +12,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from benchmarks.support import Server, start_gateway, stop_gateway
 from mnist_serving.build import build_gateway
 from mnist_serving.observability.tracing import Tracing
 from mnist_serving.repositories.local import Loader
 from mnist_serving.settings import Settings
-
-__all__ = ["Server", "in_process", "start_server", "stop_server"]
-start_server = start_gateway
-stop_server = stop_gateway
 
 
 @contextlib.asynccontextmanager

@@ -1,8 +1,10 @@
-"""Open Inference Protocol ("V2") requests ⇄ core calls, for REST (JSON and binary tensors) and
-gRPC alike. Pure functions, no HTTP, no gRPC.
+"""The Open Inference Protocol ("V2"), what both transports share: the checks of an inference
+request, the outputs asked for, and the metadata answers. Pure functions, no HTTP, no gRPC.
 
-A V2 inference request becomes an :class:`InferCall`: the images as the signature takes them,
-the outputs asked for and how to send them. Both wire forms go through the same checks
+A V2 inference request becomes an :class:`InferCall` (the images as the signature takes them,
+the outputs asked for and how to send them) by the REST codec
+(:mod:`mnist_serving.adapters.rest.v2_codec`) or the gRPC one
+(:mod:`mnist_serving.adapters.grpc.v2_codec`); both go through the same checks
 (:func:`images_from`), so a REST and a gRPC caller get the same refusal for the same mistake.
 Versions are strings in V2: a number, or one of our labels (``stable``) where the protocol has
 room for a version (the URL's ``/versions/{v}``, the message's ``model_version``).
@@ -30,7 +32,6 @@ from mnist_contract.open_inference import (
     model_tensors,
 )
 from mnist_contract.pixels import model_input
-from mnist_contract.protos import open_inference_pb2 as pb
 from mnist_serving.core.inference import InferenceCore, PredictResult
 from mnist_serving.errors import InvalidInput
 from mnist_serving.repositories.protocol import VersionSpec
@@ -211,116 +212,13 @@ def raw_bytes(datatype: str, array: np.ndarray) -> bytes:
     return np.ascontiguousarray(array, DTYPES[datatype]).tobytes()
 
 
-# -- REST: JSON and binary bodies ------------------------------------------------------------
-
-
-def parse_rest(doc: Any, binary: bytes) -> InferCall:
-    """An :class:`InferCall` from a V2 JSON body (and the bytes after it, if binary)."""
-    if not isinstance(doc, dict):
-        raise InvalidInput('request body must be a JSON object like {"inputs": [...]}')
-    request_id = doc.get("id", "")
-    if not isinstance(request_id, str):
-        raise InvalidInput("'id' must be a string")
-    parameters = _parameters(doc.get("parameters", {}), "request")
-    check_parameters(parameters, "request")
-    raw_inputs = doc.get("inputs")
-    if not isinstance(raw_inputs, list):
-        raise InvalidInput("'inputs' must be a list of tensors")
-    signature = signature_of(parameters)
-    tensors, offset = [], 0
-    for i, item in enumerate(raw_inputs):
-        tensor, offset = _rest_tensor(i, item, binary, offset)
-        tensors.append(tensor)
-    if offset != len(binary):
-        raise InvalidInput(
-            f"{len(binary) - offset:,} bytes after the last binary tensor: binary_data_size "
-            "does not account for the whole body"
-        )
-    binary_output = parameters.get("binary_data_output", False)
-    if not isinstance(binary_output, bool):
-        raise InvalidInput("parameter binary_data_output must be true or false")
-    requested = doc.get("outputs", [])
-    if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
-        raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
-    named = [(o.get("name"), _parameters(o.get("parameters", {}), f"output {o.get('name')!r}"))
-             for o in requested]  # fmt: skip
-    return InferCall(
-        signature,
-        images_from(tensors, signature),
-        request_id,
-        outputs_from(named, signature, binary_output),
-        timeout_of(parameters),
-    )
-
-
-def _parameters(value: Any, where: str) -> dict[str, Any]:
+def parameters_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"{where}: 'parameters' must be an object")
     return value
 
 
-def _rest_tensor(index: int, item: Any, binary: bytes, offset: int) -> tuple[Tensor, int]:
-    if not isinstance(item, dict):
-        raise InvalidInput(f"input {index} must be an object with name, shape, datatype, data")
-    name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
-    where = f"input {name!r}"
-    parameters = _parameters(item.get("parameters", {}), where)
-    check_parameters(parameters, where)
-    size = parameters.get("binary_data_size")
-    if size is None:
-        if "data" not in item:
-            raise InvalidInput(f"{where} has neither 'data' nor a binary_data_size parameter")
-        return Tensor(name, datatype, shape, _json_elements(item["data"], datatype, where)), offset
-    if "data" in item:
-        raise InvalidInput(f"{where} has both 'data' and binary_data_size: send one")
-    size = whole(size)
-    if size is None or size < 0:
-        raise InvalidInput(f"{where}: binary_data_size must be a whole number of bytes")
-    if offset + size > len(binary):
-        raise InvalidInput(
-            f"{where}: binary_data_size {size:,} runs past the body's end "
-            f"({len(binary) - offset:,} bytes of binary data left)"
-        )
-    chunk = binary[offset : offset + size]
-    return Tensor(name, datatype, shape, _binary_elements(chunk, datatype, where)), offset + size
-
-
-def _json_elements(data: Any, datatype: Any, where: str) -> np.ndarray | None:
-    if datatype not in INPUT_DATATYPES:
-        return None  # refused with the datatype's own message
-    if not isinstance(data, list):
-        raise InvalidInput(f"{where}: 'data' must be a list of numbers (flat or nested)")
-    try:
-        with np.errstate(over="ignore"):
-            array = np.array(data, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(
-            f"{where}: 'data' holds values that are not numbers, or rows of different lengths"
-        ) from exc
-    if (
-        datatype == "UINT8"
-        and array.size
-        and ((array != np.floor(array)).any() or array.min() < 0 or array.max() > 255)
-    ):
-        raise InvalidInput(f"{where}: UINT8 data must be whole numbers 0-255")
-    if datatype == "FP32":
-        with np.errstate(over="ignore"):
-            array = array.astype(np.float32)
-        if not np.isfinite(array).all():
-            raise InvalidInput(f"{where}: FP32 data holds NaN, infinity or values beyond float32")
-    if _has_bool(data):
-        raise InvalidInput(f"{where}: 'data' must hold numbers, not true/false")
-    return array.ravel()
-
-
-def _has_bool(data: list[Any]) -> bool:
-    first = data
-    while isinstance(first, list) and first:
-        first = first[0]
-    return isinstance(first, bool)
-
-
-def _binary_elements(chunk: bytes, datatype: Any, where: str) -> np.ndarray | None:
+def binary_elements(chunk: bytes, datatype: Any, where: str) -> np.ndarray | None:
     if datatype not in INPUT_DATATYPES:
         return None
     dtype = DTYPES[datatype]
@@ -334,32 +232,6 @@ def _binary_elements(chunk: bytes, datatype: Any, where: str) -> np.ndarray | No
     return array
 
 
-def render_rest(call: InferCall, result: PredictResult) -> tuple[dict[str, Any], list[bytes]]:
-    """The JSON answer and the binary tensors to send after it (none when all are JSON)."""
-    outputs, tails = [], []
-    for output in call.outputs:
-        datatype, array = output_array(result, output)
-        entry: dict[str, Any] = {
-            "name": output.name,
-            "datatype": datatype,
-            "shape": list(array.shape),
-        }
-        if output.binary:
-            data = raw_bytes(datatype, array)
-            entry["parameters"] = {"binary_data_size": len(data)}
-            tails.append(data)
-        elif datatype == "BYTES":
-            entry["data"] = [s.decode() for s in array.ravel()]
-        else:
-            entry["data"] = array.ravel()
-        outputs.append(entry)
-    answer: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": str(result.version),
-                              "outputs": outputs}  # fmt: skip
-    if call.request_id:
-        answer["id"] = call.request_id
-    return answer, tails
-
-
 def server_metadata(version: str) -> dict[str, Any]:
     return {"name": "mnist-serving", "version": version, "extensions": list(EXTENSIONS)}
 
@@ -367,88 +239,3 @@ def server_metadata(version: str) -> dict[str, Any]:
 def model_metadata(versions: list[int]) -> dict[str, Any]:
     return {"name": MODEL_NAME, "versions": [str(v) for v in versions], "platform": PLATFORM,
             **model_tensors()}  # fmt: skip
-
-
-# -- gRPC ----------------------------------------------------------------------------------
-
-
-def parameter_values(parameters: Any) -> dict[str, Any]:
-    """A ``map<string, InferParameter>`` as plain values."""
-    values = {}
-    for name, parameter in parameters.items():
-        which = parameter.WhichOneof("parameter_choice")
-        values[name] = getattr(parameter, which) if which else None
-    return values
-
-
-_CONTENTS = {"FP32": "fp32_contents", "UINT8": "uint_contents"}
-
-
-def parse_grpc(request: pb.ModelInferRequest) -> tuple[VersionSpec, InferCall]:
-    spec = version_spec(request.model_name, request.model_version)
-    parameters = parameter_values(request.parameters)
-    check_parameters(parameters, "request")
-    signature = signature_of(parameters)
-    raw = list(request.raw_input_contents)
-    if raw and len(raw) != len(request.inputs):
-        raise InvalidInput(
-            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs: send one per input"
-        )
-    tensors = []
-    for i, tensor in enumerate(request.inputs):
-        where = f"input {tensor.name!r}"
-        check_parameters(parameter_values(tensor.parameters), where)
-        elements: np.ndarray | None = None
-        if raw:
-            if tensor.HasField("contents"):
-                raise InvalidInput(
-                    f"{where} has contents while raw_input_contents is used: send one"
-                )
-            elements = _binary_elements(raw[i], tensor.datatype, where)
-        elif tensor.datatype in _CONTENTS:
-            values = getattr(tensor.contents, _CONTENTS[tensor.datatype])
-            elements = np.array(
-                values, dtype=np.float32 if tensor.datatype == "FP32" else np.uint32
-            )
-            if tensor.datatype == "UINT8" and elements.size and elements.max() > 255:
-                raise InvalidInput(f"{where}: UINT8 contents must be 0-255")
-            if tensor.datatype == "FP32" and not np.isfinite(elements).all():
-                raise InvalidInput(f"{where}: FP32 contents hold NaN or infinity")
-        tensors.append(Tensor(tensor.name, tensor.datatype, list(tensor.shape), elements))
-    binary = parameters.get("binary_data_output", bool(raw))
-    if not isinstance(binary, bool):
-        raise InvalidInput("parameter binary_data_output must be a bool_param")
-    named = [(o.name, parameter_values(o.parameters)) for o in request.outputs]
-    call = InferCall(signature, images_from(tensors, signature), request.id,
-                     outputs_from(named, signature, binary), timeout_of(parameters))  # fmt: skip
-    return spec, call
-
-
-def render_grpc(call: InferCall, result: PredictResult) -> pb.ModelInferResponse:
-    """The answer, raw (``raw_output_contents``) when every output is binary, typed otherwise:
-    the protocol keeps the two apart within one response."""
-    response = pb.ModelInferResponse(
-        model_name=MODEL_NAME, model_version=str(result.version), id=call.request_id
-    )
-    raw = all(o.binary for o in call.outputs)
-    for output in call.outputs:
-        datatype, array = output_array(result, output)
-        tensor = response.outputs.add(name=output.name, datatype=datatype, shape=list(array.shape))
-        if raw:
-            response.raw_output_contents.append(raw_bytes(datatype, array))
-        elif datatype == "BYTES":
-            tensor.contents.bytes_contents.extend(array.ravel().tolist())
-        else:
-            tensor.contents.fp32_contents.extend(array.ravel().tolist())
-    return response
-
-
-def model_metadata_message(versions: list[int]) -> pb.ModelMetadataResponse:
-    doc = model_metadata(versions)
-    response = pb.ModelMetadataResponse(
-        name=doc["name"], versions=doc["versions"], platform=PLATFORM
-    )
-    for kind in ("inputs", "outputs"):
-        for tensor in doc[kind]:
-            getattr(response, kind).add(**tensor)
-    return response

@@ -31,9 +31,10 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from mnist_serving.adapters.grpc.server import GrpcServer
+from mnist_serving.core.accounting import RequestAccounting
 from mnist_serving.core.inference import InferenceCore
-from mnist_serving.errors import StartupError
 from mnist_serving.lifecycle.preflight import Tls
+from mnist_serving.lifecycle.sockets import bind_socket
 from mnist_serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,26 +53,6 @@ class BoundPorts:
     grpc_port: int | None  # None: gRPC off
     tls: bool
     workers: int = 1  # processes serving these ports (pid: the supervisor's, with several)
-
-
-def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (0: a free port); IPv6 when the host is one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        sock = socket.create_server(
-            (host, port), family=family, backlog=2048, reuse_port=reuse_port,
-            dualstack_ipv6=dual_stack(host),
-        )  # fmt: skip
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise StartupError(f"cannot listen on {host}:{port} ({reason})") from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def dual_stack(host: str) -> bool:
-    """``::`` means every address, IPv4 ones too (as gRPC binds it), where the OS allows."""
-    return host == "::" and socket.has_dualstack_ipv6()
 
 
 class RestServer(uvicorn.Server):
@@ -95,6 +76,7 @@ class Gateway:
         self,
         settings: Settings,
         core: InferenceCore,
+        accounting: RequestAccounting,
         app: ASGIApp,
         grpc_server: GrpcServer | None,
         tls: Tls | None,
@@ -104,6 +86,7 @@ class Gateway:
         self.settings = settings
         self._shared_ports = shared_ports  # one worker of several: bind with SO_REUSEPORT
         self.core = core
+        self.accounting = accounting
         self.app = app
         self._grpc = grpc_server
         self._tls = tls
@@ -116,11 +99,11 @@ class Gateway:
     # -- for in-process use (tests, embedding): the model without the servers ---------------
 
     @contextlib.asynccontextmanager
-    async def model_loaded(self) -> AsyncIterator[InferenceCore]:
+    async def model_loaded(self) -> AsyncIterator[Gateway]:
         """The model loaded around the block; :attr:`app` answers in-process meanwhile."""
         await self._load()
         try:
-            yield self.core
+            yield self
         finally:
             await self._unload()
 
@@ -221,10 +204,10 @@ class Gateway:
             self._rest.should_exit = True
             await self._rest_task
         if self._grpc is not None:
-            await self.core.wait_idle(GRPC_GRACE_SECONDS)
+            await self.accounting.wait_idle(GRPC_GRACE_SECONDS)
             await self._grpc.stop(GRPC_GRACE_SECONDS)
         await self._unload()
-        self.core.access_log.flush()  # the last turn's lines, before the loop goes
+        self.accounting.access_log.flush()  # the last turn's lines, before the loop goes
         if self.settings.ready_file is not None and self.ports is not None:
             self.settings.ready_file.unlink(missing_ok=True)  # ours: written when serving
 

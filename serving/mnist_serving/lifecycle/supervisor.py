@@ -41,17 +41,18 @@ from pathlib import Path
 from typing import Any
 
 from mnist_serving.core.access_control import token_buckets
+from mnist_serving.errors import StartupError
 from mnist_serving.lifecycle.gateway import (
     GRPC_GRACE_SECONDS,
     REST_GRACE_SECONDS,
     BoundPorts,
     announce,
     bound_ports,
-    dual_stack,
     write_atomically,
 )
 from mnist_serving.lifecycle.preflight import prepare
-from mnist_serving.observability.metrics import WORKER_TABLE
+from mnist_serving.lifecycle.sockets import reserve_port
+from mnist_serving.observability.multiprocess import WORKER_TABLE
 from mnist_serving.observability.recent_traffic import ring_path
 from mnist_serving.settings import Settings
 from mnist_serving.shared_state import GatewayShare, SharedFloats
@@ -341,21 +342,9 @@ class Supervisor:
 
     def _reserve(self, host: str, port: int) -> int:
         try:
-            if port:
-                # SO_REUSEPORT would let us join another server that set it too (another
-                # gateway's workers, say): first prove the port is free, without it.
-                with _socket_like_the_workers(host) as probe:
-                    probe.bind((host, port))
-            sock = _socket_like_the_workers(host)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                sock.close()
-                raise
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise WorkerStartFailed(f"cannot listen on {host}:{port} ({reason})") from None
+            sock = reserve_port(host, port)
+        except StartupError as exc:
+            raise WorkerStartFailed(str(exc)) from None
         self._reserved.append(sock)
         return int(sock.getsockname()[1])
 
@@ -401,15 +390,6 @@ def remove_stale_folders(parent: Path) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def _socket_like_the_workers(host: str) -> socket.socket:
-    """A TCP socket of the family (and, for IPv6, the dual-stack choice) the workers bind."""
-    if ":" not in host:
-        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack(host) else 1)
-    return sock
 
 
 @contextlib.contextmanager

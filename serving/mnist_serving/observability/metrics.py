@@ -1,28 +1,16 @@
 """Prometheus metrics, built by a factory that takes a registry (tests use a fresh one).
 
 Names follow Prometheus's conventions: base units (seconds), ``_total`` counters, histograms
-that aggregate across replicas. The table in ``docs/metrics.md`` lists them all.
-
-With several worker processes (:mod:`mnist_serving.lifecycle.supervisor`) every metric is kept by
-prometheus-client's multiprocess mode: each worker writes its values to memory-mapped files in
-one folder and a scrape of any worker merges them, so counters and histograms are exact sums
-and each gauge says how it combines (``livesum`` for in-flight and queue depth: the gateway's
-total over live workers; ``livemin`` for readiness: ready when every live worker is). What that
-mode cannot hold is solved here: the model's info is the answering worker's own (every worker
-serves the same versions, so it is not multiplied by N), the bulk confidence histogram feeds
-the library's own histogram values, and the per-process metrics come from
-:class:`WorkerProcesses`, labelled by worker.
+that aggregate across replicas. The table in ``docs/metrics.md`` lists them all; with several
+worker processes :mod:`~mnist_serving.observability.multiprocess` merges every worker's values.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
-import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,19 +21,15 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    generate_latest,
 )
-from prometheus_client import values as value_classes
 from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
-    UnknownMetricFamily,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar, Sample
+from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 # 100 µs to 10 s: a single LiteRT image takes ~0.1 ms, a 1,024-image request ~100 ms.
@@ -151,19 +135,6 @@ class LatestExemplars:
         return family
 
 
-class _WithExemplars(Collector):
-    """Every worker's values (the multiprocess collector), with this worker's exemplars."""
-
-    def __init__(
-        self, merged: Collector, name: str, labels: tuple[str, ...], kept: LatestExemplars
-    ) -> None:
-        self._merged, self._name, self._labels, self._kept = merged, name, labels, kept
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._merged.collect():
-            yield self._kept.attach(family, self._labels) if family.name == self._name else family
-
-
 @dataclass(frozen=True)
 class Metrics:
     registry: CollectorRegistry  # where the metrics are kept
@@ -216,7 +187,7 @@ GaugeMode = Any  # one of prometheus-client's multiprocess modes ("livesum", "li
 
 
 @dataclass(frozen=True)
-class _Spec:
+class Spec:
     """One metric of :class:`Metrics`: its field, kind, Prometheus name, help and labels."""
 
     field: str
@@ -243,49 +214,49 @@ class _Spec:
 
 _ROUTE = ("protocol", "route")
 # Every metric but the bulk confidence histogram, in the order docs/metrics.md lists them.
-_SPECS = (
-    _Spec("requests", Counter, "mnist_requests_total",
+SPECS = (
+    Spec("requests", Counter, "mnist_requests_total",
           "Requests handled, by protocol (rest, grpc), route and outcome code "
           "(OK or the error's neutral code, e.g. INVALID_ARGUMENT). Health probes excluded.",
           (*_ROUTE, "code")),
-    _Spec("request_latency", Histogram, "mnist_request_duration_seconds",
+    Spec("request_latency", Histogram, "mnist_request_duration_seconds",
           "Time from request received to answer ready, successes and failures alike.",
           (*_ROUTE, "code"), LATENCY_BUCKETS),
-    _Spec("in_flight", Gauge, "mnist_requests_in_flight", "Requests being handled now.", _ROUTE,
+    Spec("in_flight", Gauge, "mnist_requests_in_flight", "Requests being handled now.", _ROUTE,
           mode="livesum"),
-    _Spec("refused", Counter, "mnist_requests_refused_total",
+    Spec("refused", Counter, "mnist_requests_refused_total",
           "Requests refused without being run, by reason (queue_full, queue_delay, "
           "in_flight_limit, rate_limited, unauthenticated).", ("protocol", "reason")),
-    _Spec("images", Counter, "mnist_images_total", "Images (examples) classified.", ("protocol",)),
-    _Spec("inference_latency", Histogram, "mnist_inference_duration_seconds",
+    Spec("images", Counter, "mnist_images_total", "Images (examples) classified.", ("protocol",)),
+    Spec("inference_latency", Histogram, "mnist_inference_duration_seconds",
           "Time of one model call (one batch) in the runtime.", ("runtime",), LATENCY_BUCKETS),
-    _Spec("batch_size", Histogram, "mnist_batch_size",
+    Spec("batch_size", Histogram, "mnist_batch_size",
           "Images per model call after adaptive batching.", (), BATCH_BUCKETS),
-    _Spec("queue_wait", Histogram, "mnist_batch_queue_wait_seconds",
+    Spec("queue_wait", Histogram, "mnist_batch_queue_wait_seconds",
           "Time a request waited in the batching queue before its model call started.", (),
           LATENCY_BUCKETS),
-    _Spec("queue_depth", Gauge, "mnist_batch_queue_images", "Images waiting in the batching queue.",
+    Spec("queue_depth", Gauge, "mnist_batch_queue_images", "Images waiting in the batching queue.",
           mode="livesum"),
-    _Spec("predictions", Counter, "mnist_predictions_total",
+    Spec("predictions", Counter, "mnist_predictions_total",
           "Predicted digits, by digit (the predicted-digit mix, for drift).", ("digit",)),
-    _Spec("model_loaded", Gauge, "mnist_model_ready",
+    Spec("model_loaded", Gauge, "mnist_model_ready",
           "1 when the model is loaded and warmed (in every live worker), else 0.", mode="livemin"),
-    _Spec("model_versions", Gauge, "mnist_model_versions",
+    Spec("model_versions", Gauge, "mnist_model_versions",
           "Model versions by state (LOADING, AVAILABLE, UNLOADING, END).", ("state",),
           mode="livemax"),
-    _Spec("model_load_failures", Counter, "mnist_model_load_failures",
+    Spec("model_load_failures", Counter, "mnist_model_load_failures",
           "Version folders refused: missing or corrupt files, failed checks or warm-up."),
-    _Spec("model_config_errors", Counter, "mnist_model_config_errors",
+    Spec("model_config_errors", Counter, "mnist_model_config_errors",
           "Times the model config file could not be used (the previous one was kept)."),
-    _Spec("version_requests", Counter, "mnist_version_requests",
+    Spec("version_requests", Counter, "mnist_version_requests",
           "Inference requests answered by each model version (shows a canary split).",
           ("version",)),
-    _Spec("backend_up", Gauge, "mnist_backend_target_up",
+    Spec("backend_up", Gauge, "mnist_backend_target_up",
           "1 while a TF Serving target is in rotation (backend=tfserving; in every live "
           "worker), else 0.", ("target",), mode="livemin"),
-    _Spec("samples_written", Counter, "mnist_samples_written_total",
+    Spec("samples_written", Counter, "mnist_samples_written_total",
           "Sampled inputs written to --sample-dir."),
-    _Spec("samples_dropped", Counter, "mnist_samples_dropped_total",
+    Spec("samples_dropped", Counter, "mnist_samples_dropped_total",
           "Sampled inputs dropped, by reason (queue_full: the writer is behind; write_failed).",
           ("reason",)),
 )  # fmt: skip
@@ -295,15 +266,16 @@ def create_metrics(
     registry: CollectorRegistry | None = None,
     *,
     process: bool = True,
-    shared_dir: Path | None = None,
+    exposition: CollectorRegistry | None = None,
+    exemplars: LatestExemplars | None = None,
 ) -> Metrics:
     """All gateway metrics registered in ``registry`` (a new one when ``None``).
 
-    ``shared_dir``: this process is one of several workers whose metrics live in that folder
-    (``PROMETHEUS_MULTIPROC_DIR``, set before prometheus-client was imported); a scrape then
-    reads every worker's values from it."""
+    A scrape reads ``registry`` itself (with the process's own metrics when ``process``), or,
+    for one worker among several, ``exposition``: every worker's values
+    (:func:`~mnist_serving.observability.multiprocess.worker_metrics` makes both)."""
     reg = registry if registry is not None else CollectorRegistry()
-    made = {spec.field: spec.make(reg) for spec in _SPECS}
+    made = {spec.field: spec.make(reg) for spec in SPECS}
     confidence = BulkHistogram(
         "mnist_prediction_confidence",
         "Probability of the predicted digit (a surge of low values means unusual inputs).",
@@ -311,15 +283,11 @@ def create_metrics(
         reg,
     )
     model_info = ModelInfo()
-    exemplars = None
-    if shared_dir is None:
+    if exposition is None:
         exposition = reg
         if process:
             ProcessCollector(registry=reg)
             PlatformCollector(registry=reg)
-    else:
-        exemplars = LatestExemplars(LATENCY_BUCKETS)
-        exposition = shared_exposition(shared_dir, exemplars, process=process)
     exposition.register(model_info)
     metrics = Metrics(
         registry=reg,
@@ -337,156 +305,15 @@ def create_metrics(
     return metrics
 
 
-def shared_exposition(
-    folder: Path, exemplars: LatestExemplars, *, process: bool = True
-) -> CollectorRegistry:
-    """A scrape's registry for one worker among several: every worker's values merged from
-    ``folder`` (the latency buckets with this worker's exemplars), and the worker processes'
-    own metrics labelled by worker."""
-    if value_classes.ValueClass.__name__ != "MmapedValue":
-        raise RuntimeError(
-            "prometheus-client was imported before PROMETHEUS_MULTIPROC_DIR was set; "
-            "this worker's values would stay in its own memory"
-        )
-    exposition = CollectorRegistry(auto_describe=False)
-    merged = MultiProcessCollector(None, str(folder))  # type: ignore[no-untyped-call]
-    latency = next(spec for spec in _SPECS if spec.field == "request_latency")
-    exposition.register(_WithExemplars(merged, latency.name, latency.labels, exemplars))
-    if process:
-        exposition.register(WorkerProcesses(folder / WORKER_TABLE))
-        PlatformCollector(registry=exposition)
-    return exposition
+def latency_spec() -> Spec:
+    """The request latency histogram's name and labels (its exemplars are kept per worker)."""
+    return next(spec for spec in SPECS if spec.field == "request_latency")
 
 
-WORKER_TABLE = "workers.json"  # written by the supervisor; read by WorkerProcesses
-
-
-class WorkerProcesses(Collector):
-    """The supervisor's worker table as metrics: how many workers are up, how often one was
-    restarted, and each process's CPU, memory, file descriptors and start time (the library's
-    process collector, read for every worker's pid and labelled ``worker``)."""
-
-    def __init__(self, table: Path) -> None:
-        self._table = table
-
-    def collect(self) -> Iterator[Metric]:
-        try:
-            table = json.loads(self._table.read_text())
-        except (OSError, ValueError):
-            return
-        workers: dict[str, int] = {str(w["index"]): int(w["pid"]) for w in table["workers"]}
-        up = GaugeMetricFamily("mnist_workers", "Worker processes serving now.")
-        up.add_metric([], len(workers))
-        yield up
-        restarts = CounterMetricFamily(
-            "mnist_worker_restarts", "Worker processes restarted after they died."
-        )
-        restarts.add_metric([], table["restarts"])
-        yield restarts
-        yield from _labelled_by_worker({"supervisor": int(table["supervisor"]), **workers})
-
-
-def _constant(pid: int) -> Callable[[], int]:
-    return lambda: pid
-
-
-def _labelled_by_worker(pids: dict[str, int]) -> Iterable[Metric]:
-    families: dict[str, Metric] = {}
-    for worker, pid in pids.items():
-        if not os.path.exists(f"/proc/{pid}"):
-            continue  # gone since the table was written; the supervisor will rewrite it
-        collector = ProcessCollector(pid=_constant(pid), registry=None)
-        for family in collector.collect():
-            merged = families.setdefault(
-                family.name, Metric(family.name, family.documentation, family.type)
-            )
-            for sample in family.samples:
-                merged.add_sample(sample.name, {**sample.labels, "worker": worker}, sample.value)
-    return families.values()
-
-
-class TfServingMetricsView(Collector):
-    """TF Serving's own metric names, derived at scrape time from the gateway's counters.
-
-    Served at TF Serving's monitoring path so that a gateway standing in for TF Serving is
-    scraped and graphed the same way, with nothing added to the request path: the series are
-    read off ``mnist_requests_total`` and ``mnist_request_duration_seconds`` for TF Serving's
-    Predict (REST and gRPC). As TF Serving has them, latency is in microseconds and counts
-    successes only, and ``request_count`` carries no ``_total`` suffix.
-    """
-
-    def __init__(self, metrics: Metrics, model_name: str) -> None:
-        self._metrics = metrics
-        self._model = model_name
-
-    def collect(self) -> Iterator[UnknownMetricFamily | HistogramMetricFamily]:
-        count = UnknownMetricFamily(
-            ":tensorflow:serving:request_count",
-            "Predict requests by status (TF Serving's name).",
-            labels=("model_name", "status"),
-        )
-        # One read of every worker's values serves both families.
-        samples = _samples(self._metrics.exposition, ("mnist_requests_total",
-                                                      "mnist_request_duration_seconds"))  # fmt: skip
-        totals: dict[str, float] = {}
-        for sample in samples["mnist_requests_total"]:
-            if sample.labels["route"] == "predict":
-                code = sample.labels["code"]
-                totals[code] = totals.get(code, 0.0) + sample.value
-        for code, value in sorted(totals.items()):
-            count.add_metric((self._model, code), value)
-        yield count
-        yield self._latency(samples["mnist_request_duration_seconds"])
-
-    def _latency(self, samples: list[Sample]) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(
-            ":tensorflow:serving:request_latency",
-            "Predict latency of successful requests, microseconds (TF Serving's name).",
-            labels=("model_name", "API", "entrypoint"),
-        )
-        series: dict[str, dict[str, float]] = {}
-        for sample in samples:
-            labels = sample.labels
-            if labels["route"] != "predict" or labels["code"] != "OK":
-                continue
-            entry = series.setdefault(labels["protocol"], {})
-            suffix = sample.name.removeprefix("mnist_request_duration_seconds")
-            key = f"{suffix}:{labels.get('le', '')}"
-            entry[key] = entry.get(key, 0.0) + sample.value
-        for protocol, values in sorted(series.items()):
-            buckets = [
-                (_microseconds(key.split(":", 1)[1]), value)
-                for key, value in values.items()
-                if key.startswith("_bucket:")
-            ]
-            family.add_metric(
-                (self._model, "predict" if protocol == "rest" else "Predict", protocol.upper()),
-                buckets,
-                values.get("_sum:", 0.0) * 1e6,
-            )
-        return family
-
-
-def _samples(registry: CollectorRegistry, prefixes: tuple[str, ...]) -> dict[str, list[Sample]]:
-    """The samples of some metrics as a scrape would read them (every worker's, summed), by
-    the prefix their names start with."""
-    found: dict[str, list[Sample]] = {prefix: [] for prefix in prefixes}
-    for family in registry.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            for prefix in prefixes:
-                if sample.name.startswith(prefix):
-                    found[prefix].append(sample)
-    return found
-
-
-def _microseconds(le: str) -> str:
-    return le if le == "+Inf" else repr(float(le) * 1e6)
-
-
-def tfserving_registry(metrics: Metrics, model_name: str) -> CollectorRegistry:
-    """A registry holding only :class:`TfServingMetricsView`, for TF Serving's metrics path."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(TfServingMetricsView(metrics, model_name))
-    return registry
+def render(metrics: Metrics, openmetrics: bool = False) -> bytes:
+    """The Prometheus text format, or OpenMetrics (which carries the latency histogram's
+    trace-id exemplars) for a scraper that asks for it."""
+    if openmetrics:
+        text: bytes = openmetrics_latest(metrics.exposition)  # type: ignore[no-untyped-call]
+        return text
+    return generate_latest(metrics.exposition)

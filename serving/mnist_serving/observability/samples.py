@@ -40,7 +40,7 @@ class Sample:
     request_id: str
 
 
-def to_frames(images: np.ndarray) -> np.ndarray:
+def model_frames(images: np.ndarray) -> np.ndarray:
     """Model inputs (float32 in [0, 1], any of the signatures' layouts) as 28×28 uint8 frames."""
     frames: np.ndarray = (np.clip(images.reshape(-1, 28, 28), 0.0, 1.0) * 255).round()
     return frames.astype(np.uint8)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 CHROMIUM = os.environ.get("MNIST_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[3] / "artifacts" / "demo-page.png"
@@ -20,9 +20,9 @@ SCREENSHOT = Path(__file__).resolve().parents[3] / "artifacts" / "demo-page.png"
 
 @pytest.fixture(scope="module")
 def gateway(model_dir) -> Iterator[Server]:
-    srv = start_server(model_dir, "--max-image-side", "1000")
+    srv = start_gateway(model_dir, "--max-image-side", "1000")
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_screenshot_for_the_readme(page, digits) -> None:
 
 def test_with_api_keys_on_the_page_asks_for_a_key_and_uses_it(browser, model_dir, digits) -> None:
     key = "demo-key-0123456789abcdef"
-    secured = start_server(model_dir, env={"MNIST_API_KEYS": f'{{"demo": "{key}"}}'})
+    secured = start_gateway(model_dir, env={"MNIST_API_KEYS": f'{{"demo": "{key}"}}'})
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     try:
         page = context.new_page()
@@ -165,4 +165,4 @@ def test_with_api_keys_on_the_page_asks_for_a_key_and_uses_it(browser, model_dir
         assert page.evaluate("sessionStorage.getItem('mnist-api-key')") == key
     finally:
         context.close()
-        stop_server(secured)
+        stop_gateway(secured)

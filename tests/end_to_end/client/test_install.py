@@ -8,7 +8,7 @@ import textwrap
 import venv
 from pathlib import Path
 
-from tests.helpers.gateways import start_server, stop_server
+from tests.helpers.processes import start_gateway, stop_gateway
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -48,14 +48,14 @@ def test_client_only_install_has_no_tensorflow_and_works(tmp_path, model_dir, fi
         check=True,
     ).stdout.lower()
     assert "tensorflow" not in listed and "keras" not in listed and "starlette" not in listed
-    gateway = start_server(model_dir)
+    gateway = start_gateway(model_dir)
     try:
         run = subprocess.run(
             [str(python), "-c", SCRIPT, gateway.url, gateway.grpc, str(fixture_npz)],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
     finally:
-        stop_server(gateway)
+        stop_gateway(gateway)
     assert run.returncode == 0, run.stderr[-3000:]
     import json
 

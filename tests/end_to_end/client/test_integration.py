@@ -14,16 +14,17 @@ import pytest
 from PIL import Image
 
 from mnist_client import AsyncMnistClient, InvalidInput, MnistClient, NotFound
-from tests.helpers.gateways import Server, png_bytes, start_server, stop_server
+from tests.helpers.gateways import png_bytes
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "client" / "examples"
 
 
 @pytest.fixture(scope="module")
 def gateway(model_dir) -> Iterator[Server]:
-    srv = start_server(model_dir)
+    srv = start_gateway(model_dir)
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 def _url(gateway: Server, transport: str) -> str:

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from benchmarks.support import free_port, wait_for_ok
 from mnist_client import AsyncMnistClient, MnistClient, NotFound
 from tests.conftest import FIXTURE
 from tests.end_to_end.serving.test_open_inference_clients import EXTERNAL, _clients_python
 from tests.external.template_model import probabilities, templates
+from tests.helpers.processes import free_port, wait_for_ok
 
 
 @pytest.fixture(scope="module")

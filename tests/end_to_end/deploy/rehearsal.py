@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import yaml
 
-from benchmarks.support import free_port
 from tests.end_to_end.deploy.stack import ROOT, Dockerfile, mounts, service_dockerfile, tool
+from tests.helpers.processes import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -15,9 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from benchmarks.support import free_port, wait_for_ok
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, free_port, start_gateway, stop_gateway, wait_for_ok
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 
@@ -26,9 +25,9 @@ DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 def gateway(model_dir) -> Iterator[Server]:
     # Two workers, as a multi-core default runs: Prometheus scrapes whichever answers, and the
     # dashboard's worker panel has data.
-    srv = start_server(model_dir, "--workers", "2")
+    srv = start_gateway(model_dir, "--workers", "2")
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 @pytest.fixture(scope="module")

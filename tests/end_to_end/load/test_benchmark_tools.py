@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from benchmarks.support import gateway_spans, start_helper, stop
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 METHOD = "/floor.Echo/Call"
 
@@ -38,9 +38,9 @@ def test_the_bare_forwarder_passes_calls_on_byte_for_byte(echo: str, mode: list[
 
 @pytest.fixture(scope="module")
 def gateway(model_dir: Path) -> Iterator[Server]:
-    srv = start_server(model_dir)
+    srv = start_gateway(model_dir)
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 def test_gateway_spans_count_inference_requests_and_model_calls(gateway: Server, digits) -> None:

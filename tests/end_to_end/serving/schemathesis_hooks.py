@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnist_contract.preprocess import MEDIA_TYPES, ImageError, to_mnist_frame
-from mnist_serving.core.inference import pixels_to_uint8
+from mnist_serving.core.digits import pixels_to_uint8
 
 _PILLOW_NAMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP",
                  "image/gif": "GIF", "image/bmp": "BMP", "image/tiff": "TIFF"}  # fmt: skip

@@ -5,7 +5,6 @@ out unless asked, and every other log line takes the same format."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,29 +15,19 @@ import pytest
 
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import open_inference_pb2_grpc as v2_grpc
-from mnist_serving.observability.access_log import request_id
-from mnist_serving.settings import Settings
-from tests.helpers.fakes import digit_image, loader, version_folders
-from tests.helpers.gateways import Server, in_process, start_server, stop_server
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 KEY = "ci-key-0123456789abcdef"
 FIELDS = {"time", "level", "logger", "request_id", "protocol", "route", "model_version", "code",
           "http_status", "images", "latency_ms", "queue_ms", "model_ms", "peer", "key"}  # fmt: skip
 
 
-def test_a_sane_incoming_id_is_kept_and_anything_else_replaced() -> None:
-    assert request_id("abc-123_x.y:z") == "abc-123_x.y:z"
-    for bad in (None, "", "has space", 'quote"', "x" * 129, "naïve", "a\nb"):
-        made = request_id(bad)
-        assert made != bad and len(made) == 32 and int(made, 16) >= 0
-
-
 @pytest.fixture(scope="module")
 def logged(model_dir: Path) -> Iterator[Server]:
-    server = start_server(model_dir, "--access-log", "json", "--log-level", "info",
+    server = start_gateway(model_dir, "--access-log", "json", "--log-level", "info",
                           "--api-keys", json.dumps({"ci": KEY}))  # fmt: skip
     yield server
-    stop_server(server)
+    stop_gateway(server)
 
 
 def _lines(server: Server) -> list[dict]:
@@ -87,28 +76,3 @@ def test_the_json_log_holds_every_request_and_never_a_key(logged: Server) -> Non
     assert not any(line.get("route") == "healthz" for line in access.values())
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's too, as JSON
     assert KEY not in logged.log.read_text()
-
-
-async def test_the_text_log_and_probes_when_asked(tmp_path, caplog) -> None:
-    settings = Settings(model_dir=version_folders(tmp_path, 1), access_log_probes=True)
-    caplog.set_level(logging.INFO, logger="mnist_serving.access")
-    async with in_process(settings, load=loader()) as api:
-        frames = digit_image(3).tobytes()
-        octet = {"Content-Type": "application/octet-stream", "X-Request-ID": "t-1"}
-        assert (
-            await api.post("/v1/digits:classify", content=frames, headers=octet)
-        ).status_code == 200
-        assert (await api.get("/readyz", headers={"X-Request-ID": "probe-1"})).status_code == 200
-    lines = [r.getMessage() for r in caplog.records if r.name == "mnist_serving.access"]
-    (classify,) = [line for line in lines if "id=t-1" in line]
-    assert classify.startswith("rest classify v1 OK 200 images=1 ") and "model=" in classify
-    assert any("readyz" in line and "id=probe-1" in line for line in lines)
-
-
-async def test_access_log_off_writes_nothing(tmp_path, caplog) -> None:
-    settings = Settings(model_dir=version_folders(tmp_path, 1), access_log="off")
-    caplog.set_level(logging.INFO, logger="mnist_serving.access")
-    async with in_process(settings, load=loader()) as api:
-        octet = {"Content-Type": "application/octet-stream"}
-        await api.post("/v1/digits:classify", content=digit_image(3).tobytes(), headers=octet)
-    assert not [r for r in caplog.records if r.name == "mnist_serving.access"]

@@ -17,9 +17,8 @@ import grpc
 import httpx
 import pytest
 
-from benchmarks.support import free_port, rss_mb
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, free_port, rss_mb, start_gateway, stop_gateway
 from tests.helpers.traffic import Traffic, percentiles
 
 # Seconds per phase (before / during / after a fault); the benchmark runs longer phases.
@@ -59,7 +58,7 @@ def _grpc_predicts(server: Server) -> float:
 async def test_sigterm_finishes_in_flight_grpc_calls_and_exits_zero(
     model_dir, digits, figures
 ) -> None:
-    server = start_server(model_dir)
+    server = start_gateway(model_dir)
     request = digits_pb2.ClassifyRequest()
     for image in digits["x_test"][:256]:
         request.images.add(raw=image.tobytes())
@@ -80,7 +79,7 @@ async def test_sigterm_finishes_in_flight_grpc_calls_and_exits_zero(
     with grpc.insecure_channel(server.grpc) as channel, pytest.raises(grpc.RpcError) as info:
         digits_pb2_grpc.DigitClassifierStub(channel).Classify(request, timeout=2)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # nothing listens any more
-    stop_server(server)
+    stop_gateway(server)
     figures["sigterm_grpc"] = {
         "in_flight_calls": 12,
         "images_per_call": 256,
@@ -92,9 +91,9 @@ async def test_sigterm_finishes_in_flight_grpc_calls_and_exits_zero(
 
 def test_one_of_two_targets_killed_and_restarted_under_load(model_dir, digits, figures) -> None:
     ports = [free_port(), free_port()]
-    a1, a2 = (start_server(model_dir, grpc_port=p) for p in ports)
+    a1, a2 = (start_gateway(model_dir, grpc_port=p) for p in ports)
     target = f"127.0.0.1:{ports[0]}"
-    b = start_server(model_dir, "--backend", "tfserving", "--tfserving-timeout-ms", "2000",
+    b = start_gateway(model_dir, "--backend", "tfserving", "--tfserving-timeout-ms", "2000",
                      "--tfserving-targets", f"{target},127.0.0.1:{ports[1]}")  # fmt: skip
     try:
         _wait(lambda: _target_up(b, target) == 1, 10, "both targets in rotation")
@@ -107,14 +106,14 @@ def test_one_of_two_targets_killed_and_restarted_under_load(model_dir, digits, f
             )
             time.sleep(PHASE)
             restarted = time.monotonic()
-            a1 = start_server(model_dir, grpc_port=ports[0])
+            a1 = start_gateway(model_dir, grpc_port=ports[0])
             back = _wait(lambda: _target_up(b, target) == 1, 10, "the target to return")
             served_before = _grpc_predicts(a1)
             time.sleep(PHASE)
         served_after = _grpc_predicts(a1)
     finally:
         for server in (b, a1, a2):
-            stop_server(server)
+            stop_gateway(server)
     failures = [o for o in traffic.outcomes if not o.ok]
     assert not failures, f"{len(failures)} failed: {sorted({o.status for o in failures})}"
     assert served_after > served_before, "the restarted target got no traffic back"
@@ -129,8 +128,8 @@ def test_one_of_two_targets_killed_and_restarted_under_load(model_dir, digits, f
 
 def test_the_only_target_down_fails_fast_and_recovers_by_itself(model_dir, digits, figures) -> None:
     port = free_port()
-    a = start_server(model_dir, grpc_port=port)
-    b = start_server(model_dir, "--backend", "tfserving", "--tfserving-timeout-ms", "2000",
+    a = start_gateway(model_dir, grpc_port=port)
+    b = start_gateway(model_dir, "--backend", "tfserving", "--tfserving-timeout-ms", "2000",
                      "--tfserving-targets", f"127.0.0.1:{port}")  # fmt: skip
     try:
         _wait(lambda: httpx.get(b.url + "/readyz").status_code == 200, 10, "B ready")
@@ -141,12 +140,12 @@ def test_the_only_target_down_fails_fast_and_recovers_by_itself(model_dir, digit
             _wait(lambda: httpx.get(b.url + "/readyz").status_code == 503, 2, "B not ready")
             time.sleep(PHASE)
             restarted = time.monotonic()
-            a = start_server(model_dir, grpc_port=port)
+            a = start_gateway(model_dir, grpc_port=port)
             ready = _wait(lambda: httpx.get(b.url + "/readyz").status_code == 200, 10, "B ready")
             time.sleep(PHASE)
     finally:
-        stop_server(b)
-        stop_server(a)
+        stop_gateway(b)
+        stop_gateway(a)
     # Requests still in flight when A died fail with it; so "before" is what ended before.
     before = [o for o in traffic.outcomes if o.started + o.seconds < killed]
     down = [o for o in traffic.outcomes if o.started + o.seconds >= killed and o.started < ready]
@@ -171,7 +170,7 @@ def test_load_several_times_capacity_is_refused_fast_and_memory_stays_flat(
 ) -> None:
     # 4 requests in progress at most, a queue of 64 images, and 32 callers sending 32 images
     # each: 8× the requests and 16× the images the gateway lets in.
-    server = start_server(model_dir, "--max-batch-size", "32", "--max-enqueued-batches", "2",
+    server = start_gateway(model_dir, "--max-batch-size", "32", "--max-enqueued-batches", "2",
                           "--max-images-per-request", "32", "--max-in-flight-requests", "4")  # fmt: skip
     try:
         body = digits["x_test"][:32].tobytes()
@@ -184,7 +183,7 @@ def test_load_several_times_capacity_is_refused_fast_and_memory_stays_flat(
         retry = httpx.post(server.url + "/v1/digits:classify", content=body,
                            headers={"Content-Type": "application/octet-stream"})  # fmt: skip
     finally:
-        stop_server(server)
+        stop_gateway(server)
     statuses = {o.status for o in storm.outcomes}
     assert statuses <= {"200", "503"}, statuses
     accepted = [o for o in storm.outcomes if o.ok]

@@ -21,7 +21,7 @@ from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_pb2 as tf_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 # Examples per property; the benchmark (benchmarks/reliability.py) runs more.
 EXAMPLES = int(os.environ.get("MNIST_FUZZ_EXAMPLES", "400"))
@@ -37,9 +37,9 @@ GRPC_FAILURES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 @pytest.fixture(scope="module")
 def target(model_dir) -> Iterator[Server]:
     # A low rate of requests per key would refuse the fuzzer, not its input: no keys here.
-    srv = start_server(model_dir, "--version-labels", '{"stable": 1}')
+    srv = start_gateway(model_dir, "--version-labels", '{"stable": 1}')
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,17 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from benchmarks.support import free_port
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
-from mnist_contract.protos import tensorflow_serving_pb2 as ours
-from tests.helpers.gateways import Server, png_bytes, start_server, stop_server
+from tests.helpers.drawings import CASES, DIGIT_INDEX, ink_of
+from tests.helpers.gateways import png_bytes
+from tests.helpers.processes import Server, free_port, start_gateway, stop_gateway
 
 
 @pytest.fixture(scope="module")
 def gateway(model_dir) -> Iterator[Server]:
-    srv = start_server(model_dir, env={"MNIST_VERSION_LABELS": '{"stable": 1}'})
+    srv = start_gateway(model_dir, env={"MNIST_VERSION_LABELS": '{"stable": 1}'})
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 @pytest.fixture(scope="module")
@@ -239,52 +239,6 @@ def test_grpc_requests_are_counted_with_their_protocol(channel, gateway, digits)
     assert 'mnist_images_total{protocol="grpc"}' in metrics
 
 
-def test_our_protos_match_the_official_field_numbers() -> None:
-    """Every field we declare exists in TF Serving's message with the same number and type."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
-    from tensorflow.core.protobuf import meta_graph_pb2
-    from tensorflow_serving.apis import get_model_status_pb2 as status_pb2
-    from tensorflow_serving.apis import model_pb2, prediction_log_pb2
-
-    from mnist_contract.protos import tensorflow_pb2 as our_tf
-
-    pairs = [
-        (ours.ModelSpec, model_pb2.ModelSpec),
-        (ours.PredictRequest, predict_pb2.PredictRequest),
-        (ours.PredictResponse, predict_pb2.PredictResponse),
-        (ours.GetModelMetadataRequest, get_model_metadata_pb2.GetModelMetadataRequest),
-        (ours.GetModelMetadataResponse, get_model_metadata_pb2.GetModelMetadataResponse),
-        (ours.SignatureDefMap, get_model_metadata_pb2.SignatureDefMap),
-        (ours.GetModelStatusRequest, status_pb2.GetModelStatusRequest),
-        (ours.GetModelStatusResponse, status_pb2.GetModelStatusResponse),
-        (ours.ModelVersionStatus, status_pb2.ModelVersionStatus),
-        (ours.PredictionLog, prediction_log_pb2.PredictionLog),
-        (ours.PredictLog, prediction_log_pb2.PredictLog),
-        (our_tf.TensorProto, tensor_pb2.TensorProto),
-        (our_tf.TensorShapeProto, tensor_shape_pb2.TensorShapeProto),
-        (our_tf.TensorInfo, meta_graph_pb2.TensorInfo),
-        (our_tf.SignatureDef, meta_graph_pb2.SignatureDef),
-    ]
-    for mine, official in pairs:
-        assert mine.DESCRIPTOR.full_name == official.DESCRIPTOR.full_name
-        theirs = official.DESCRIPTOR.fields_by_name
-        for field in mine.DESCRIPTOR.fields:
-            assert field.name in theirs, f"{mine.DESCRIPTOR.full_name}.{field.name}"
-            assert field.number == theirs[field.name].number, (
-                f"{mine.DESCRIPTOR.full_name}.{field.name}"
-            )
-            assert field.type == theirs[field.name].type, (
-                f"{mine.DESCRIPTOR.full_name}.{field.name}"
-            )
-    for name, number in our_tf.DataType.items():
-        assert (
-            tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name["dtype"]
-            .enum_type.values_by_name[name]
-            .number
-            == number
-        )
-
-
 # -- the chain: B (backend=tfserving) in front of A (backend=local) ------------------------
 
 
@@ -301,8 +255,8 @@ def test_chain_answers_like_its_backend_fails_fast_and_recovers(model_dir, digit
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     a_port = free_port()
-    a = start_server(model_dir, grpc_port=a_port)
-    b = start_server(model_dir, "--backend", "tfserving", "--tfserving-targets", f"127.0.0.1:{a_port}",
+    a = start_gateway(model_dir, grpc_port=a_port)
+    b = start_gateway(model_dir, "--backend", "tfserving", "--tfserving-targets", f"127.0.0.1:{a_port}",
                      "--tfserving-timeout-ms", "2000")  # fmt: skip
     try:
         _wait(lambda: httpx.get(b.url + "/readyz").status_code == 200, 10)
@@ -329,7 +283,7 @@ def test_chain_answers_like_its_backend_fails_fast_and_recovers(model_dir, digit
             pb = prediction_service_pb2_grpc.PredictionServiceStub(cb).Predict(request, timeout=10)
             assert pa.outputs["probabilities"].float_val == pb.outputs["probabilities"].float_val
 
-        stop_server(a)
+        stop_gateway(a)
         started = time.monotonic()
         refused = httpx.post(
             b.url + "/v1/digits:classify", json={"images": x[:1].tolist()}, timeout=10
@@ -352,26 +306,24 @@ def test_chain_answers_like_its_backend_fails_fast_and_recovers(model_dir, digit
                 )
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
-        a = start_server(model_dir, grpc_port=a_port)
+        a = start_gateway(model_dir, grpc_port=a_port)
         _wait(lambda: httpx.get(b.url + "/readyz").status_code == 200, 10)
         again = httpx.post(b.url + "/v1/digits:classify", json={"images": x.tolist()}, timeout=10)
         assert again.status_code == 200
     finally:
-        stop_server(b)
-        stop_server(a)
+        stop_gateway(b)
+        stop_gateway(a)
 
 
 def test_digits_service_reads_every_accepted_format_and_names_a_refused_one(
     channel, digits
 ) -> None:
-    from tests.end_to_end.serving.test_image_formats import CASES, DIGIT_INDEX, _ink
-
     stub = digits_pb2_grpc.DigitClassifierStub(channel)
     request = digits_pb2.ClassifyRequest()
     cases = ("webp-lossy", "gif-first-frame", "tiff-float", "png-16-bit", "exif-orientation",
              "rgba-white-ink", "cmyk-jpeg", "bmp")  # fmt: skip
     for case in cases:
-        request.images.add(encoded=CASES[case](_ink(digits)))
+        request.images.add(encoded=CASES[case](ink_of(digits)))
     answer = stub.Classify(request, timeout=30)
     expected = int(digits["y_test"][DIGIT_INDEX])
     assert [r.digit for r in answer.results] == [expected] * len(cases)

@@ -16,12 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from mnist_serving.repositories.model_config import (
-    ModelConfigError,
-    VersionPolicy,
-    read_model_config,
-)
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 OCTET = {"Content-Type": "application/octet-stream"}
 PHASE = float(os.environ.get("MNIST_FAULT_PHASE_SECONDS", "1.0"))
@@ -63,9 +58,9 @@ def models(tmp_path: Path, model_dir: Path) -> Path:
 
 @pytest.fixture
 def watched(models: Path) -> Iterator[Server]:
-    srv = start_server(models, "--model-poll-seconds", "0.2", "--log-level", "info")
+    srv = start_gateway(models, "--model-poll-seconds", "0.2", "--log-level", "info")
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 def test_a_new_version_swaps_in_under_load_without_a_failed_request(
@@ -177,7 +172,7 @@ def test_policy_labels_and_canary_split_follow_the_config_file(models: Path, dig
     config = models / "model-config.json"
     config.write_text(json.dumps({"version_policy": {"specific": [1, 2]},
                                   "labels": {"stable": 1, "canary": 2}, "canary_weight": 0.25}))  # fmt: skip
-    srv = start_server(models, "--model-config-file", str(config), "--model-poll-seconds", "0.2")
+    srv = start_gateway(models, "--model-config-file", str(config), "--model-poll-seconds", "0.2")
     try:
         assert {v: s for v, (s, _) in states(srv).items()} == {1: "AVAILABLE", 2: "AVAILABLE"}
         body = digits["x_test"][0].tobytes()
@@ -209,7 +204,7 @@ def test_policy_labels_and_canary_split_follow_the_config_file(models: Path, dig
         assert set(answered_by(5)) == {3}
         assert "is not valid JSON" in srv.log.read_text()
     finally:
-        stop_server(srv)
+        stop_gateway(srv)
 
 
 def test_a_bad_config_file_at_start_is_a_clear_startup_error(models: Path, tmp_path) -> None:
@@ -225,35 +220,3 @@ def test_a_bad_config_file_at_start_is_a_clear_startup_error(models: Path, tmp_p
     )  # fmt: skip
     assert run.returncode == 2
     assert "label 'stable' points at version 0" in run.stderr and "Traceback" not in run.stderr
-
-
-@pytest.mark.parametrize(
-    ("text", "available", "selected"),
-    [
-        ("latest:1", [1, 2, 3], {3}),
-        ("latest:2", [1, 5, 3], {3, 5}),
-        ("all", [1, 2], {1, 2}),
-        ("specific:2,9", [1, 2, 3], {2}),
-    ],
-)
-def test_version_policies_select_like_tf_serving(text, available, selected) -> None:
-    assert VersionPolicy.parse(text).select(available) == selected
-
-
-@pytest.mark.parametrize(
-    ("doc", "message"),
-    [
-        ({"version_policy": {"latest": 0}}, "positive whole numbers"),
-        ({"version_policy": {"newest": 1}}, "is not understood"),
-        ({"labels": {"stable": "one"}}, "must map to a version number"),
-        ({"canary_weight": 0.2, "labels": {"stable": 1}}, "no 'canary' label"),
-        ({"canary_weight": 2, "labels": {"canary": 1}}, "between 0 and 1"),
-        ({"label": {}}, "unknown key(s) label"),
-    ],
-)
-def test_config_file_errors_name_the_problem(tmp_path, doc, message) -> None:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(doc))
-    with pytest.raises(ModelConfigError, match=None) as err:
-        read_model_config(path)
-    assert message in str(err.value) and str(path) in str(err.value)

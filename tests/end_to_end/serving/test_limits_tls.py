@@ -14,7 +14,8 @@ import pytest
 from mnist_client import MnistClient
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from mnist_serving.settings import Settings
-from tests.helpers.gateways import in_process, png_bytes, start_server, stop_server
+from tests.helpers.gateways import in_process, png_bytes
+from tests.helpers.processes import start_gateway, stop_gateway
 
 
 async def test_json_nested_past_the_limit_is_refused_by_name(api) -> None:
@@ -51,7 +52,7 @@ async def test_a_request_past_the_time_limit_gets_504(model_dir, digits) -> None
 
 
 def test_grpc_request_past_the_time_limit_is_deadline_exceeded(model_dir, digits) -> None:
-    server = start_server(model_dir, "--request-timeout-ms", "10")
+    server = start_gateway(model_dir, "--request-timeout-ms", "10")
     try:
         request = digits_pb2.ClassifyRequest()
         for i in range(1000):
@@ -61,7 +62,7 @@ def test_grpc_request_past_the_time_limit_is_deadline_exceeded(model_dir, digits
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "request_timeout_ms" in (info.value.details() or "")
     finally:
-        stop_server(server)
+        stop_gateway(server)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_tls_on_rest_and_grpc_with_the_sdk_and_official_stubs(model_dir, digits, certificate):
     cert, key = certificate
-    server = start_server(model_dir, "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    server = start_gateway(model_dir, "--tls-cert-file", str(cert), "--tls-key-file", str(key))
     try:
         assert server.url.startswith("https://")
         image = digits["x_test"][0]
@@ -116,7 +117,7 @@ def test_tls_on_rest_and_grpc_with_the_sdk_and_official_stubs(model_dir, digits,
             answer = stub.Predict(predict, timeout=10)
         assert int(tf.make_ndarray(answer.outputs["probabilities"]).argmax()) == expected
     finally:
-        stop_server(server)
+        stop_gateway(server)
 
 
 def test_tls_needs_both_files(model_dir, certificate) -> None:

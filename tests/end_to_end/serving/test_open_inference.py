@@ -22,7 +22,8 @@ from mnist_contract.open_inference import HEADER_LENGTH
 from mnist_contract.protos import open_inference_pb2 as pb
 from mnist_contract.protos import open_inference_pb2_grpc as pb_grpc
 from mnist_serving.settings import Settings
-from tests.helpers.gateways import Server, in_process, start_server, stop_server
+from tests.helpers.gateways import in_process
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 INFER = "/v2/models/mnist/infer"
 
@@ -207,9 +208,9 @@ async def test_keys_limits_and_timeouts_are_the_gateways(model_dir) -> None:
 
 @pytest.fixture(scope="module")
 def gateway(model_dir: Path) -> Iterator[Server]:
-    server = start_server(model_dir)
+    server = start_gateway(model_dir)
     yield server
-    stop_server(server)
+    stop_gateway(server)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from google.protobuf import descriptor_pb2
 
 from mnist_contract.protos import open_inference_pb2
 from tests.conftest import FIXTURE
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 ROOT = Path(__file__).resolve().parents[3]
 EXTERNAL = ROOT / "tests" / "external"
@@ -36,9 +36,9 @@ def _clients_python() -> Path:
 
 @pytest.fixture(scope="module")
 def labelled_server(model_dir: Path) -> Iterator[Server]:
-    server = start_server(model_dir, "--version-labels", '{"stable": 1}')
+    server = start_gateway(model_dir, "--version-labels", '{"stable": 1}')
     yield server
-    stop_server(server)
+    stop_gateway(server)
 
 
 @pytest.mark.parametrize("suite", ["check_tritonclient.py", "check_kserve.py"])

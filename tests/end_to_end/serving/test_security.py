@@ -8,54 +8,12 @@ import pytest
 
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from mnist_serving.build import build_gateway
-from mnist_serving.core.access_control import (
-    AccessControl,
-    KeyFileError,
-    bearer_or_api_key,
-    load_keys,
-)
-from mnist_serving.errors import RateLimited, Unauthenticated
 from mnist_serving.settings import Settings, SettingsError
-from tests.helpers.gateways import in_process, start_server, stop_server
+from tests.helpers.gateways import in_process
+from tests.helpers.processes import start_gateway, stop_gateway
 
 ALICE = "alice-key-0123456789abcdef"
 BOB = "bob-key-0123456789abcdef00"
-
-
-def test_keys_from_file_and_env(tmp_path) -> None:
-    path = tmp_path / "keys"
-    path.write_text(f"# team keys\nalice:{ALICE}\n\nbob: {BOB}\n")
-    assert load_keys(path, {"ci": "ci-key-0123456789abcdef"}) == {
-        "alice": ALICE,
-        "bob": BOB,
-        "ci": "ci-key-0123456789abcdef",
-    }
-    path.write_text("alice:short\n")
-    with pytest.raises(KeyFileError, match=r"keys:1: expected 'name:key'"):
-        load_keys(path, {})
-    with pytest.raises(KeyFileError, match="cannot read"):
-        load_keys(tmp_path / "missing", {})
-    with pytest.raises(KeyFileError, match="share the same key"):
-        load_keys(None, {"a": ALICE, "b": ALICE})
-
-
-def test_authentication_and_token_buckets() -> None:
-    access = AccessControl({"alice": ALICE}, rate_per_second=2, burst=3)
-    assert access.authenticate(ALICE) == "alice"
-    with pytest.raises(Unauthenticated, match="missing API key"):
-        access.authenticate(None)
-    with pytest.raises(Unauthenticated, match=r"^invalid API key$"):
-        access.authenticate(ALICE + "x")
-    for _ in range(3):
-        access.admit("alice", now=100.0)
-    with pytest.raises(RateLimited) as info:
-        access.admit("alice", now=100.0)
-    assert info.value.retry_after == 1
-    access.admit("alice", now=100.6)  # 0.6 s × 2/s = 1.2 tokens back
-    assert AccessControl({}, 0, 1).authenticate(None) == "anonymous"
-    assert bearer_or_api_key("Bearer abc", None) == "abc"
-    assert bearer_or_api_key(None, " xyz ") == "xyz"
-    assert bearer_or_api_key("Basic abc", None) is None
 
 
 def test_a_bad_key_file_stops_the_server_with_a_message(model_dir, tmp_path) -> None:
@@ -106,7 +64,7 @@ async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> Non
 def test_grpc_requires_a_key_in_metadata_and_limits_its_rate(model_dir, digits) -> None:
     """Refusals carry the request id in their trailing metadata, as answers do, and a rate
     limit's Retry-After beside it."""
-    server = start_server(model_dir, env={"MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}',
+    server = start_gateway(model_dir, env={"MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}',
                                           "MNIST_RATE_LIMIT_PER_SECOND": "0.5",
                                           "MNIST_RATE_LIMIT_BURST": "1"})  # fmt: skip
     try:
@@ -129,5 +87,5 @@ def test_grpc_requires_a_key_in_metadata_and_limits_its_rate(model_dir, digits) 
             assert trailing["x-request-id"] == "fast-2" and trailing["retry-after"] == "2"
         log = server.log.read_text()
     finally:
-        stop_server(server)
+        stop_gateway(server)
     assert ALICE not in log

@@ -21,10 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.support import cpu_seconds
 from mnist_serving.lifecycle.cpus import usable_cpus
 from tests.end_to_end.serving.test_lifecycle import publish, wait_for
-from tests.helpers.gateways import Server, start_server, stop_server
+from tests.helpers.processes import Server, cpu_seconds, start_gateway, stop_gateway
 from tests.helpers.traffic import Traffic
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -80,9 +79,9 @@ def scrape(url: str, path: str = "/metrics") -> str:
 
 @pytest.fixture
 def two(model_dir: Path) -> Iterator[Server]:
-    srv = start_server(model_dir, "--workers", "2", "--log-level", "info")
+    srv = start_gateway(model_dir, "--workers", "2", "--log-level", "info")
     yield srv
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 def test_every_scrape_of_any_worker_counts_exactly_the_requests_sent(two: Server, digits) -> None:
@@ -131,7 +130,7 @@ def test_the_canary_share_and_a_rate_limit_hold_for_the_whole_gateway(
     publish(models, 2, models / "mnist" / "1")
     keys = tmp_path / "keys"
     keys.write_text("limited:" + "k" * 24 + "\nfree:" + "f" * 24 + "\n")
-    srv = start_server(models, "--workers", "2", "--version-labels", '{"stable": 1, "canary": 2}',
+    srv = start_gateway(models, "--workers", "2", "--version-labels", '{"stable": 1, "canary": 2}',
                        "--canary-weight", "0.25", "--version-policy", "all", "--api-keys-file", str(keys),
                        "--rate-limit-per-second", "1", "--rate-limit-burst", "10")  # fmt: skip
     try:
@@ -149,13 +148,13 @@ def test_the_canary_share_and_a_rate_limit_hold_for_the_whole_gateway(
         assert 10 <= ok <= 10 + refill, f"{ok} of 40 admitted with a burst of 10"
         assert all(a.status_code == 429 for a in limited if a.status_code != 200)
     finally:
-        stop_server(srv)
+        stop_gateway(srv)
     # The canary's 12.5% counted over both workers: one request in 8, every 8th exactly, in
     # the order they arrive whichever worker takes each (one credit per worker would not).
     config = tmp_path / "models.json"
     config.write_text(json.dumps({"version_policy": {"all": True},
                                   "labels": {"stable": 1, "canary": 2}, "canary_weight": 0.125}))  # fmt: skip
-    srv = start_server(models, "--workers", "2", "--model-config-file", str(config),
+    srv = start_gateway(models, "--workers", "2", "--model-config-file", str(config),
                        "--model-poll-seconds", "0.2", "--log-level", "info")  # fmt: skip
     try:
         answers = asyncio.run(send_on_new_connections(srv.url, body, 160, at_once=1))
@@ -169,7 +168,7 @@ def test_the_canary_share_and_a_rate_limit_hold_for_the_whole_gateway(
         answers = asyncio.run(send_on_new_connections(srv.url, body, 40, at_once=1))
         assert [a.json()["model_version"] for a in answers].count(2) == 20
     finally:
-        stop_server(srv)
+        stop_gateway(srv)
 
 
 def test_a_killed_worker_fails_only_its_requests_and_comes_back(two: Server, digits) -> None:
@@ -203,7 +202,7 @@ def test_a_killed_worker_fails_only_its_requests_and_comes_back(two: Server, dig
 
 @pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
 async def test_a_stop_drains_both_workers_without_a_failed_request(model_dir, digits, how) -> None:
-    srv = start_server(model_dir, "--workers", "2")
+    srv = start_gateway(model_dir, "--workers", "2")
     pids = worker_pids(srv)
     body = digits["x_test"][:256].tobytes()
     limits = httpx.Limits(max_keepalive_connections=0, max_connections=16)
@@ -226,14 +225,14 @@ async def test_a_stop_drains_both_workers_without_a_failed_request(model_dir, di
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
     with pytest.raises(httpx.ConnectError):
         httpx.get(srv.url + "/healthz", timeout=2)
-    stop_server(srv)
+    stop_gateway(srv)
 
 
 def test_a_new_version_under_load_reaches_every_worker_without_a_failure(
     model_dir: Path, tmp_path: Path, digits
 ) -> None:
     shutil.copytree(model_dir / "mnist" / "1", tmp_path / "mnist" / "1")
-    srv = start_server(tmp_path, "--workers", "2", "--model-poll-seconds", "0.2")
+    srv = start_gateway(tmp_path, "--workers", "2", "--model-poll-seconds", "0.2")
     try:
         body = digits["x_test"][0].tobytes()
         with Traffic.rest(srv.url, body, workers=8) as traffic:
@@ -248,7 +247,7 @@ def test_a_new_version_under_load_reaches_every_worker_without_a_failure(
         assert all(cpu_seconds(pid) > before[pid] for pid in pids)  # both workers answered
         assert {a.json()["model_version"] for a in answers} == {2}
     finally:
-        stop_server(srv)
+        stop_gateway(srv)
 
 
 def test_a_worker_that_cannot_load_the_model_stops_the_start(tmp_path: Path) -> None:
@@ -278,7 +277,7 @@ def test_a_port_held_by_another_gateway_is_not_shared(two: Server, model_dir: Pa
 
 
 def test_the_default_runs_a_worker_per_usable_cpu(model_dir: Path) -> None:
-    srv = start_server(model_dir, workers=None)
+    srv = start_gateway(model_dir, workers=None)
     try:
         ports = json.loads(srv.log.with_suffix(".ready.json").read_text())
         cpus = usable_cpus()
@@ -286,13 +285,13 @@ def test_the_default_runs_a_worker_per_usable_cpu(model_dir: Path) -> None:
         if cpus > 1:
             assert ports["pid"] == srv.process.pid and len(worker_pids(srv)) == cpus
     finally:
-        stop_server(srv)
+        stop_gateway(srv)
 
 
 def test_exemplars_of_the_answering_worker_ride_on_the_merged_buckets(model_dir, digits) -> None:
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    srv = start_server(model_dir, "--workers", "2", env=env)
+    srv = start_gateway(model_dir, "--workers", "2", env=env)
     try:
         parent = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
         body = digits["x_test"][0].tobytes()
@@ -303,7 +302,7 @@ def test_exemplars_of_the_answering_worker_ride_on_the_merged_buckets(model_dir,
             pages = [client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
                      for _ in range(6)]  # fmt: skip
     finally:
-        stop_server(srv)
+        stop_gateway(srv)
     for page in pages:
         buckets = [line for line in page.text.splitlines()
                    if line.startswith("mnist_request_duration_seconds_bucket")]  # fmt: skip
@@ -319,7 +318,7 @@ def test_the_any_address_serves_ipv4_and_ipv6_on_rest_and_grpc(model_dir, worker
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    srv = start_server(model_dir, "--host", "::", workers=workers)
+    srv = start_gateway(model_dir, "--host", "::", workers=workers)
     try:
         rest_port = srv.url.rsplit(":", 1)[1]
         grpc_port = srv.grpc.rsplit(":", 1)[1]
@@ -331,4 +330,4 @@ def test_the_any_address_serves_ipv4_and_ipv6_on_rest_and_grpc(model_dir, worker
                 )
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
     finally:
-        stop_server(srv)
+        stop_gateway(srv)

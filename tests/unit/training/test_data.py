@@ -42,13 +42,6 @@ def test_idx_folder_loads_like_the_npz(tmp_path, digits, compress) -> None:
     assert len(data.sha256) == 64
 
 
-def test_npz_loads_with_its_digest(fixture_npz) -> None:
-    data = load_mnist(fixture_npz)
-    assert data.x_train.shape == (3000, 28, 28)
-    assert data.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-    assert len(data.sha256) == 64
-
-
 def test_missing_path(tmp_path) -> None:
     with pytest.raises(DataError, match=r"nope\.npz: no such file"):
         load_mnist(tmp_path / "nope.npz")

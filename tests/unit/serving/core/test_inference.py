@@ -3,51 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnist_serving.build import build_gateway
-from mnist_serving.core.inference import DigitImage, InferenceCore
+from mnist_serving.core.digits import DigitImage
+from mnist_serving.deadlines import bounded
 from mnist_serving.errors import (
     DeadlineExceeded,
     InvalidInput,
     NotFound,
     ServingError,
-    TooManyInFlight,
-    Unauthenticated,
 )
 from mnist_serving.repositories.protocol import VersionSpec
-from mnist_serving.settings import Settings
-from tests.helpers.fakes import FakeRuntime, digit_image, loader, version_folders
-
-
-def _gateway(tmp_path: Path, *versions: int, load=None, **settings):
-    model_dir = version_folders(tmp_path, *(versions or (1,)))
-    return build_gateway(Settings(model_dir=model_dir, **settings), load=load or loader())
-
-
-def _sample(core: InferenceCore, name: str, **labels: str) -> float:
-    value = core.metrics.registry.get_sample_value(name, labels)
-    return 0.0 if value is None else value
+from tests.helpers.fakes import (
+    FakeRuntime,
+    digit_image,
+    fake_gateway,
+    loader,
+    sample,
+)
 
 
 async def test_classify_answers_each_image_and_counts_once(tmp_path) -> None:
-    gateway = _gateway(tmp_path)
-    async with gateway.model_loaded() as core:
+    gateway = fake_gateway(tmp_path)
+    async with gateway.model_loaded():
+        core = gateway.core
         images = [DigitImage(pixels=digit_image(d)) for d in (3, 7, 0)]
-        async with core.request("rest", "classify") as tracker:
+        async with gateway.accounting.request("rest", "classify") as tracker:
             result = await core.classify(images, VersionSpec(), tracker)
         assert [c.digit for c in result.results] == [3, 7, 0] and result.version == 1
         labels = {"protocol": "rest", "route": "classify", "code": "OK"}
-        assert _sample(core, "mnist_requests_total", **labels) == 1
-        assert _sample(core, "mnist_images_total", protocol="rest") == 3
-        assert _sample(core, "mnist_predictions_total", digit="7") == 1
+        assert sample(gateway, "mnist_requests_total", **labels) == 1
+        assert sample(gateway, "mnist_images_total", protocol="rest") == 3
+        assert sample(gateway, "mnist_predictions_total", digit="7") == 1
 
 
 async def test_predict_checks_the_signature_shape_and_values(tmp_path) -> None:
-    async with _gateway(tmp_path).model_loaded() as core:
+    async with fake_gateway(tmp_path).model_loaded() as gateway:
+        core = gateway.core
         flat = np.zeros((2, 784), np.float32)
         result = await core.predict("predict_images", {"images": flat}, VersionSpec())
         assert result.outputs["scores"].shape == (2, 10)
@@ -62,51 +56,32 @@ async def test_predict_checks_the_signature_shape_and_values(tmp_path) -> None:
             await core.predict("predict_images", {"images": flat[:0]}, VersionSpec())
 
 
-async def test_refusals_are_counted_by_reason_and_code(tmp_path) -> None:
-    gateway = _gateway(tmp_path, api_keys={"ci": "ci-key-0123456789abcdef"})
-    async with gateway.model_loaded() as core:
-        with pytest.raises(Unauthenticated):
-            async with core.request("grpc", "predict", None):
-                pass
-        assert _sample(core, "mnist_requests_refused_total", protocol="grpc",
-                       reason="unauthenticated") == 1  # fmt: skip
-        labels = {"protocol": "grpc", "route": "predict", "code": "UNAUTHENTICATED"}
-        assert _sample(core, "mnist_requests_total", **labels) == 1
-
-
-async def test_past_the_in_flight_cap_requests_are_refused_at_once(tmp_path) -> None:
-    async with _gateway(tmp_path, max_in_flight_requests=1).model_loaded() as core:
-        async with core.request("rest", "classify"):
-            with pytest.raises(TooManyInFlight):
-                async with core.request("rest", "classify"):
-                    pass
-        async with core.request("rest", "classify"):  # the slot is free again
-            pass
-
-
 async def test_a_slow_model_meets_the_time_limit(tmp_path) -> None:
-    gateway = _gateway(tmp_path, load=loader(delay=0.3), request_timeout_ms=50)
-    async with gateway.model_loaded() as core:
+    gateway = fake_gateway(tmp_path, load=loader(delay=0.3), request_timeout_ms=50)
+    async with gateway.model_loaded():
+        core = gateway.core
         work = core.classify([DigitImage(pixels=digit_image(1))], VersionSpec())
         with pytest.raises(DeadlineExceeded, match="request_timeout_ms"):
-            await core.bounded(work)
+            await bounded(work, 0.05)
         with pytest.raises(DeadlineExceeded, match="caller's deadline"):
-            await core.bounded(asyncio.sleep(1), caller_deadline_s=0.01)
+            await bounded(asyncio.sleep(1), 0.05, caller_deadline_s=0.01)
 
 
 async def test_a_failing_model_fails_its_request_with_no_detail(tmp_path) -> None:
-    async with _gateway(tmp_path, load=loader(fail_calls=True)).model_loaded() as core:
+    async with fake_gateway(tmp_path, load=loader(fail_calls=True)).model_loaded() as gateway:
+        core = gateway.core
         with pytest.raises(ServingError, match=r"model call failed \(RuntimeError\)") as info:
             await core.classify([DigitImage(pixels=digit_image(1))], VersionSpec())
-        assert info.value.http_status == 500 and "fake" not in info.value.message
+        assert info.value.code == "INTERNAL" and "fake" not in info.value.message
 
 
 async def test_readiness_follows_the_repository_and_the_drain(tmp_path) -> None:
-    gateway = _gateway(tmp_path)
+    gateway = fake_gateway(tmp_path)
     seen: list[bool] = []
     gateway.core.readiness.subscribe(seen.append)
     assert gateway.core.readiness_report() == {"ready": False, "reason": "model is loading"}
-    async with gateway.model_loaded() as core:
+    async with gateway.model_loaded():
+        core = gateway.core
         assert core.readiness_report()["ready"] is True
         core.readiness.drain()
         assert core.readiness_report() == {"ready": False, "reason": "shutting down"}
@@ -114,7 +89,8 @@ async def test_readiness_follows_the_repository_and_the_drain(tmp_path) -> None:
 
 
 async def test_other_models_and_unknown_versions_get_tf_servings_words(tmp_path) -> None:
-    async with _gateway(tmp_path).model_loaded() as core:
+    async with fake_gateway(tmp_path).model_loaded() as gateway:
+        core = gateway.core
         with pytest.raises(NotFound, match=r"Servable not found for request: Specific\(other, 2\)"):
             core.require_model("other", VersionSpec(version=2))
         with pytest.raises(InvalidInput, match="model name is empty"):
@@ -125,8 +101,11 @@ async def test_other_models_and_unknown_versions_get_tf_servings_words(tmp_path)
 
 async def test_a_batch_serves_many_requests_and_each_gets_its_own_answer(tmp_path) -> None:
     made: list[FakeRuntime] = []
-    gateway = _gateway(tmp_path, load=loader(delay=0.02, made=made), batch_timeout_micros=20_000)
-    async with gateway.model_loaded() as core:
+    gateway = fake_gateway(
+        tmp_path, load=loader(delay=0.02, made=made), batch_timeout_micros=20_000
+    )
+    async with gateway.model_loaded():
+        core = gateway.core
         digits = [d % 10 for d in range(24)]
         answers = await asyncio.gather(*(
             core.classify([DigitImage(pixels=digit_image(d))], VersionSpec()) for d in digits

@@ -16,8 +16,12 @@ from mnist_serving.observability.access_log import (
     AccessRecord,
     LineSink,
     configure_logging,
+    request_id,
     utc_now,
 )
+from mnist_serving.settings import Settings
+from tests.helpers.fakes import digit_image, loader, version_folders
+from tests.helpers.gateways import in_process
 
 RECORD = AccessRecord(time=utc_now(), request_id="r-1", protocol="rest", route="classify",
                       model_version=3, code="OK", http_status=200, images=2, latency_ms=1.25,
@@ -84,3 +88,35 @@ def test_the_time_is_iso_utc_with_milliseconds_and_current() -> None:
         seconds = parsed.replace(tzinfo=datetime.timezone.utc).timestamp()
         assert before - 0.002 <= seconds <= time.time() + 0.002
         time.sleep(0.6)
+
+
+def test_a_sane_incoming_id_is_kept_and_anything_else_replaced() -> None:
+    assert request_id("abc-123_x.y:z") == "abc-123_x.y:z"
+    for bad in (None, "", "has space", 'quote"', "x" * 129, "naïve", "a\nb"):
+        made = request_id(bad)
+        assert made != bad and len(made) == 32 and int(made, 16) >= 0
+
+
+async def test_the_text_log_and_probes_when_asked(tmp_path, caplog) -> None:
+    settings = Settings(model_dir=version_folders(tmp_path, 1), access_log_probes=True)
+    caplog.set_level(logging.INFO, logger="mnist_serving.access")
+    async with in_process(settings, load=loader()) as api:
+        frames = digit_image(3).tobytes()
+        octet = {"Content-Type": "application/octet-stream", "X-Request-ID": "t-1"}
+        assert (
+            await api.post("/v1/digits:classify", content=frames, headers=octet)
+        ).status_code == 200
+        assert (await api.get("/readyz", headers={"X-Request-ID": "probe-1"})).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "mnist_serving.access"]
+    (classify,) = [line for line in lines if "id=t-1" in line]
+    assert classify.startswith("rest classify v1 OK 200 images=1 ") and "model=" in classify
+    assert any("readyz" in line and "id=probe-1" in line for line in lines)
+
+
+async def test_access_log_off_writes_nothing(tmp_path, caplog) -> None:
+    settings = Settings(model_dir=version_folders(tmp_path, 1), access_log="off")
+    caplog.set_level(logging.INFO, logger="mnist_serving.access")
+    async with in_process(settings, load=loader()) as api:
+        octet = {"Content-Type": "application/octet-stream"}
+        await api.post("/v1/digits:classify", content=digit_image(3).tobytes(), headers=octet)
+    assert not [r for r in caplog.records if r.name == "mnist_serving.access"]

@@ -5,46 +5,15 @@ served it is one span linked to every request span in it. Off, nothing is made."
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-from pathlib import Path
 
-import grpc
-import httpx
 import numpy as np
-import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from mnist_contract.protos import open_inference_pb2 as v2_pb
-from mnist_contract.protos import open_inference_pb2_grpc as v2_grpc
-from mnist_serving.adapters.grpc.server import GrpcServer
-from mnist_serving.build import build_gateway
 from mnist_serving.observability.tracing import Tracing
 from mnist_serving.settings import Settings
 from tests.helpers.fakes import digit_image, loader, version_folders
-from tests.helpers.gateways import in_process, start_server, stop_server
-
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{TRACE}-{PARENT}-01"
-
-
-@pytest.fixture
-def spans() -> tuple[Tracing, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Tracing(provider.get_tracer("test")), exporter
-
-
-def _by_name(exporter: InMemorySpanExporter) -> dict[str, list]:
-    found: dict[str, list] = {}
-    for span in exporter.get_finished_spans():
-        found.setdefault(span.name, []).append(span)
-    return found
+from tests.helpers.gateways import in_process
+from tests.helpers.tracing import PARENT, TRACE, TRACEPARENT, spans_by_name
 
 
 async def test_a_rest_request_continues_the_callers_trace(tmp_path, spans) -> None:
@@ -56,7 +25,7 @@ async def test_a_rest_request_continues_the_callers_trace(tmp_path, spans) -> No
         assert (
             await api.post("/v1/digits:classify", content=frames, headers=headers)
         ).status_code == 200
-    named = _by_name(exporter)
+    named = spans_by_name(exporter)
     (server,) = named["rest classify"]
     assert format(server.context.trace_id, "032x") == TRACE
     assert format(server.parent.span_id, "016x") == PARENT
@@ -83,7 +52,7 @@ async def test_one_batch_span_links_every_request_it_served(tmp_path, spans) -> 
             for d in (1, 2, 3)
         ))  # fmt: skip
         assert all(a.status_code == 200 for a in answers)
-    named = _by_name(exporter)
+    named = spans_by_name(exporter)
     requests = {s.context.span_id for s in named["rest classify"]}
     linked = {link.context.span_id for batch in named["model batch"] for link in batch.links}
     assert linked == requests and len(requests) == 3
@@ -91,28 +60,6 @@ async def test_one_batch_span_links_every_request_it_served(tmp_path, spans) -> 
     assert len({s.context.trace_id for s in named["rest classify"]}) == 3  # three traces
     for batch in named["model batch"]:  # each a child of its first request, linked to all
         assert batch.parent.span_id == batch.links[0].context.span_id
-
-
-async def test_a_grpc_request_takes_the_trace_context_from_metadata(tmp_path, spans) -> None:
-    tracing, exporter = spans
-    settings = Settings(model_dir=version_folders(tmp_path, 1))
-    gateway = build_gateway(settings, load=loader(), tracing=tracing)
-    async with gateway.model_loaded() as core:
-        server = GrpcServer(core, settings, core.readiness)
-        port = server.bind("127.0.0.1", 0, None)
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                request = v2_pb.ModelInferRequest(model_name="mnist")
-                request.inputs.add(name="images", datatype="UINT8", shape=[1, 784])
-                request.raw_input_contents.append(digit_image(7).tobytes())
-                stub = v2_grpc.GRPCInferenceServiceStub(channel)
-                await stub.ModelInfer(request, metadata=(("traceparent", TRACEPARENT),), timeout=10)
-        finally:
-            await server.stop(1)
-    (span,) = _by_name(exporter)["v2_grpc infer"]
-    assert format(span.context.trace_id, "032x") == TRACE
-    assert format(span.parent.span_id, "016x") == PARENT
 
 
 async def test_tracing_off_makes_nothing(tmp_path) -> None:
@@ -152,48 +99,3 @@ async def test_the_latency_histogram_carries_trace_ids_as_exemplars(tmp_path, sp
                if line.startswith("mnist_request_duration_seconds_bucket") and "# {" in line]  # fmt: skip
     assert buckets and f'trace_id="{TRACE}"' in buckets[0]
     assert openmetrics.text.rstrip().endswith("# EOF")
-
-
-def _spans_in(log: Path) -> list[dict]:
-    """The spans a gateway's console exporter printed (JSON objects among its log lines)."""
-    text, decoder, found, at = log.read_text(), json.JSONDecoder(), [], 0
-    while (at := text.find("{\n", at)) >= 0:
-        try:
-            span, end = decoder.raw_decode(text, at)
-        except json.JSONDecodeError:
-            at += 1
-            continue
-        if isinstance(span, dict) and "context" in span:
-            found.append(span)
-        at = end
-    return found
-
-
-def test_a_chain_of_gateways_is_one_trace(model_dir: Path) -> None:
-    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "100",
-           "OTEL_SERVICE_NAME": "gateway"}  # fmt: skip
-    a = start_server(model_dir, env=env)
-    b = start_server(model_dir, "--backend", "tfserving", "--tfserving-targets", a.grpc, env=env)
-    try:
-        headers = {"Content-Type": "application/octet-stream", "traceparent": TRACEPARENT}
-        answer = httpx.post(b.url + "/v1/digits:classify", content=bytes(784), headers=headers,
-                            timeout=10)  # fmt: skip
-        assert answer.status_code == 200
-        deadline = time.monotonic() + 10  # the exporters write every 100 ms
-        while time.monotonic() < deadline:
-            b_spans = [s for s in _spans_in(b.log) if s["context"]["trace_id"] == f"0x{TRACE}"]
-            a_spans = [s for s in _spans_in(a.log) if s["context"]["trace_id"] == f"0x{TRACE}"]
-            if len(b_spans) >= 3 and a_spans:
-                break
-            time.sleep(0.2)
-    finally:
-        stop_server(b)
-        stop_server(a)
-    names = {s["name"]: s for s in b_spans}
-    assert {"rest classify", "model batch", "tensorflow.serving.PredictionService/Predict"} <= set(
-        names
-    )
-    client = names["tensorflow.serving.PredictionService/Predict"]
-    assert client["kind"] == "SpanKind.CLIENT"
-    (served,) = [s for s in a_spans if s["name"] == "grpc predict"]
-    assert served["parent_id"] == client["context"]["span_id"]  # A continues B's call

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnist_serving.adapters.rest import codec as rest_codec
+from mnist_serving.adapters.rest import tfserving_codec as rest_codec
+from mnist_serving.adapters.rest.json_body import loads
 from mnist_serving.adapters.rest.json_rows import regular_shape, split_instances
 from mnist_serving.errors import InvalidInput
 
@@ -159,7 +160,7 @@ def test_an_edited_body_reads_as_the_usual_path_reads_it(digits, data, cut, inse
     at = data.draw(st.integers(text.index("["), len(text) - 1))
     body = (text[:at] + insert + text[at + cut :]).encode()
     try:
-        usual_doc = rest_codec.loads(body, 16)
+        usual_doc = loads(body, 16)
         expected = rest_codec.parse_predict(usual_doc)[1]["images"]
     except InvalidInput:
         expected = None

@@ -1,30 +1,20 @@
-"""Protobuf messages ⇄ core calls for the gRPC adapter: TF Serving's messages and the digits
-service's. Pure functions, no gRPC: every malformed message becomes an :class:`InvalidInput`
-whose message names what was wrong (TF Serving's wording where it has one).
+"""TF Serving's gRPC messages ⇄ core calls: Predict, GetModelMetadata, GetModelStatus. Pure
+functions, no gRPC: every malformed message becomes an :class:`InvalidInput` whose message
+names what was wrong (TF Serving's wording where it has one).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mnist_contract.model import (
-    INPUT_NAME,
-    MODEL_NAME,
-    PREDICT_METHOD,
-    SIGNATURES,
-    top_k,
-    top_k_problem,
-)
-from mnist_contract.protos import digits_pb2
+from mnist_contract.model import INPUT_NAME, MODEL_NAME, PREDICT_METHOD, SIGNATURES
 from mnist_contract.protos import tensorflow_error_pb2 as tf_error
 from mnist_contract.protos import tensorflow_pb2 as tf_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import TensorError, array_to_tensor, tensor_to_array
-from mnist_serving.core.inference import ClassifyResult, DigitImage, InferenceCore, PredictResult
+from mnist_serving.core.inference import InferenceCore, PredictResult
 from mnist_serving.errors import InvalidInput
 from mnist_serving.repositories.protocol import VersionSpec, VersionStatus
-
-FRAME_BYTES = 28 * 28
 
 
 def version_spec(spec: tfs.ModelSpec) -> VersionSpec:
@@ -128,43 +118,3 @@ def status_response(statuses: list[VersionStatus]) -> tfs.GetModelStatusResponse
 def _model_spec(spec: tfs.ModelSpec, version: int) -> None:
     spec.name = MODEL_NAME
     spec.version.value = version
-
-
-# -- the digits service --------------------------------------------------------------------
-
-
-def classify_images(request: digits_pb2.ClassifyRequest) -> list[DigitImage]:
-    problem = top_k_problem(request.top_k)
-    if problem:
-        raise InvalidInput(problem)
-    return [_digit_image(i, image) for i, image in enumerate(request.images)]
-
-
-def _digit_image(index: int, image: digits_pb2.Image) -> DigitImage:
-    kind = image.WhichOneof("data")
-    if kind == "encoded":
-        return DigitImage(encoded=image.encoded)
-    if kind == "raw":
-        if len(image.raw) != FRAME_BYTES:
-            raise InvalidInput(
-                f"image {index}: raw must be {FRAME_BYTES} bytes (28×28 uint8), "
-                f"got {len(image.raw)}"
-            )
-        return DigitImage(pixels=np.frombuffer(image.raw, np.uint8).reshape(28, 28))
-    raise InvalidInput(f"image {index}: set either 'encoded' (an image file) or 'raw' (784 bytes)")
-
-
-def classify_response(
-    request: digits_pb2.ClassifyRequest, result: ClassifyResult
-) -> digits_pb2.ClassifyResponse:
-    response = digits_pb2.ClassifyResponse(model_version=result.version)
-    for c in result.results:
-        item = response.results.add(digit=c.digit, confidence=float(c.probabilities[c.digit]))
-        item.probabilities.extend(c.probabilities.tolist())
-        item.top_k.extend(
-            digits_pb2.Candidate(digit=d, probability=p)
-            for d, p in top_k(c.probabilities, request.top_k)
-        )
-        if request.return_preprocessed:
-            item.preprocessed = c.frame.tobytes()
-    return response

@@ -1,0 +1,51 @@
+"""The Open Inference Protocol over gRPC (``inference.GRPCInferenceService``)."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from mnist_contract.model import INPUT_NAME
+from mnist_contract.protos import open_inference_pb2 as v2_pb
+from mnist_serving import SERVER_VERSION
+from mnist_serving.adapters import open_inference as v2
+from mnist_serving.adapters.grpc import v2_codec as codec
+from mnist_serving.core.accounting import RequestTracker
+from mnist_serving.core.inference import InferenceCore
+from mnist_serving.deadlines import bounded
+from mnist_serving.errors import NotFound
+from mnist_serving.settings import Settings
+
+
+class V2Endpoints:
+    def __init__(self, core: InferenceCore, settings: Settings) -> None:
+        self.core = core
+        self.time_limit_s = settings.request_timeout_ms / 1000
+
+    async def live(self, _request: Message, _tracker: RequestTracker) -> Message:
+        return v2_pb.ServerLiveResponse(live=True)
+
+    async def ready(self, _request: Message, _tracker: RequestTracker) -> Message:
+        return v2_pb.ServerReadyResponse(ready=self.core.ready)
+
+    async def model_ready(self, request: v2_pb.ModelReadyRequest, _: RequestTracker) -> Message:
+        spec = v2.version_spec(request.name, request.version)
+        try:
+            ready = self.core.model_ready(spec)
+        except NotFound:  # a version not served is not ready, as Triton answers it
+            ready = False
+        return v2_pb.ModelReadyResponse(ready=ready)
+
+    async def server_metadata(self, _request: Message, _tracker: RequestTracker) -> Message:
+        return v2_pb.ServerMetadataResponse(**v2.server_metadata(SERVER_VERSION))
+
+    async def model_metadata(
+        self, request: v2_pb.ModelMetadataRequest, _tracker: RequestTracker
+    ) -> Message:
+        spec = v2.version_spec(request.name, request.version)
+        return codec.model_metadata_message(self.core.served_versions(spec))
+
+    async def infer(self, request: v2_pb.ModelInferRequest, tracker: RequestTracker) -> Message:
+        spec, call = codec.parse_grpc(request)
+        work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
+        result = await bounded(work, self.time_limit_s, call.timeout_s)
+        return codec.render_grpc(call, result)

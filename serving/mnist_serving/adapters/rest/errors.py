@@ -1,0 +1,62 @@
+"""The REST adapter's one error map: a typed error → its HTTP status and ``{"error": ...}``.
+
+Anything that is not a :class:`~mnist_serving.errors.ServingError` is logged and answered
+``500 {"error": "internal error"}`` with no detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.responses import Response
+
+from mnist_serving.adapters.rest.json_body import json_response
+from mnist_serving.errors import (
+    BackendUnavailable,
+    CallerGone,
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    RateLimited,
+    ServingError,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+# The most specific class a raised error is an instance of decides (subclasses first).
+HTTP_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (InvalidInput, 400),
+    (NotFound, 404),
+    (Unauthenticated, 401),
+    (RateLimited, 429),
+    (Overloaded, 503),
+    (BackendUnavailable, 503),
+    (DeadlineExceeded, 504),
+    # nginx's status for a caller that hung up; no client ever sees it, the access line does.
+    (CallerGone, 499),
+    (asyncio.CancelledError, 499),
+)
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status ``exc`` is answered with (500 for anything unknown)."""
+    for kind, status in HTTP_STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def error_response(exc: Exception) -> Response:
+    if isinstance(exc, ServingError):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
+        if isinstance(exc, Unauthenticated):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return json_response({"error": exc.message}, http_status(exc), headers)
+    log.error("unhandled error", exc_info=exc)
+    return json_response({"error": "internal error"}, 500)

@@ -1,0 +1,61 @@
+"""The operational routes: liveness, readiness, recent traffic, metrics, the API's document
+and page, and the demo page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mnist_contract.model import MODEL_NAME
+from mnist_serving.adapters.rest.json_body import JSON, dumps, json_response
+from mnist_serving.adapters.rest.openapi import DOCS_HTML
+from mnist_serving.adapters.rest.routes import OPENMETRICS, PROMETHEUS_TEXT
+from mnist_serving.core.accounting import RequestAccounting
+from mnist_serving.core.inference import InferenceCore
+from mnist_serving.observability.metrics import Metrics, render
+from mnist_serving.observability.tfserving_metrics import render_tfserving, tfserving_registry
+from mnist_serving.static import DEMO_HTML
+
+
+class OperationsEndpoints:
+    def __init__(
+        self,
+        core: InferenceCore,
+        accounting: RequestAccounting,
+        metrics: Metrics,
+        document: dict[str, Any],
+    ) -> None:
+        self.core = core
+        self.accounting = accounting
+        self.registry = metrics
+        self.tfserving_view = tfserving_registry(metrics, MODEL_NAME)
+        self.document = dumps(document)
+
+    async def healthz(self, _request: Request) -> Response:
+        return json_response({"status": "alive"})
+
+    async def readyz(self, _request: Request) -> Response:
+        report = self.core.readiness_report()
+        return json_response(report, 200 if report["ready"] else 503)
+
+    async def stats(self, _request: Request) -> Response:
+        return json_response(self.accounting.stats())
+
+    async def metrics(self, request: Request) -> Response:
+        if "application/openmetrics-text" in request.headers.get("accept", ""):
+            return Response(render(self.registry, openmetrics=True), media_type=OPENMETRICS)
+        return Response(render(self.registry), media_type=PROMETHEUS_TEXT)
+
+    async def tfserving_metrics(self, _request: Request) -> Response:
+        return Response(render_tfserving(self.tfserving_view), media_type=PROMETHEUS_TEXT)
+
+    async def openapi(self, _request: Request) -> Response:
+        return Response(self.document, media_type=JSON)
+
+    async def docs(self, _request: Request) -> Response:
+        return Response(DOCS_HTML, media_type="text/html")
+
+    async def demo(self, _request: Request) -> Response:
+        return Response(DEMO_HTML, media_type="text/html")
