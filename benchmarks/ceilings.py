@@ -43,8 +43,16 @@ def serve_asgi(port: int, status: int) -> None:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    uvicorn.run(app, host="127.0.0.1", port=port, http="httptools", loop="uvloop",
-                log_level="warning", access_log=False, lifespan="off")  # fmt: skip
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
 
 
 def start_bare_asgi(status: int = 200) -> tuple[subprocess.Popen[bytes], str]:
@@ -120,8 +128,15 @@ def raw_litert(model_dir: Path, threads: int, seconds: float) -> dict[int, float
     return rates
 
 
-def measure(model_dir: Path, body: bytes, headers: dict[str, str], grpc_message: bytes,
-            threads: int, seconds: float, connections: int = 32) -> dict:  # fmt: skip
+def measure(
+    model_dir: Path,
+    body: bytes,
+    headers: dict[str, str],
+    grpc_message: bytes,
+    threads: int,
+    seconds: float,
+    connections: int = 32,
+) -> dict:
     return {
         "asgi": bare_asgi(body, headers, connections, seconds),
         "grpc": trivial_grpc(grpc_message, connections, seconds),
@@ -134,16 +149,21 @@ def measure(model_dir: Path, body: bytes, headers: dict[str, str], grpc_message:
 def table(ceilings: dict) -> str:
     a, g, lite = ceilings["asgi"], ceilings["grpc"], ceilings["litert"]
     c, t = ceilings["connections"], ceilings["threads"]
-    return "\n".join([
-        "| ceiling (same run) | figure | µs |",
-        "|---|---:|---:|",
-        f"| bare ASGI app, same uvicorn, wrk {c} conn. | {a['rps']:,.0f} req/s | "
-        f"{a['cpu_us_per_request']:,} CPU per request |",
-        f"| trivial grpc.aio servicer, h2load {c} conn. | {g['rps']:,.0f} req/s | "
-        f"{g['cpu_us_per_request']:,} CPU per request |",
-        *(f"| raw LiteRT, batch {b}, {t} thread{'s' if t > 1 else ''} | {rate:,.0f} images/s "
-          f"| {1e6 / rate * b:,.0f} per call |" for b, rate in lite.items()),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "| ceiling (same run) | figure | µs |",
+            "|---|---:|---:|",
+            f"| bare ASGI app, same uvicorn, wrk {c} conn. | {a['rps']:,.0f} req/s | "
+            f"{a['cpu_us_per_request']:,} CPU per request |",
+            f"| trivial grpc.aio servicer, h2load {c} conn. | {g['rps']:,.0f} req/s | "
+            f"{g['cpu_us_per_request']:,} CPU per request |",
+            *(
+                f"| raw LiteRT, batch {b}, {t} thread{'s' if t > 1 else ''} | {rate:,.0f} images/s "
+                f"| {1e6 / rate * b:,.0f} per call |"
+                for b, rate in lite.items()
+            ),
+        ]
+    )
 
 
 def main() -> None:

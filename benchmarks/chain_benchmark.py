@@ -97,8 +97,15 @@ def main() -> None:
                         if face.transport == "rest" and not route.rest_url:
                             continue
                         r = run_point(route, face, digits[:1], connections, args.seconds)
-                        rows.append({"request": name, "connections": connections,
-                                     "path": route.name, "round": round_, **r})  # fmt: skip
+                        rows.append(
+                            {
+                                "request": name,
+                                "connections": connections,
+                                "path": route.name,
+                                "round": round_,
+                                **r,
+                            }
+                        )
     finally:
         stop_gateway(b)
         stop_gateway(a)
@@ -107,41 +114,67 @@ def main() -> None:
 
 
 def print_table(rows: list[dict], routes: list[Route], args) -> None:
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-          f"{platform.python_version()}; load generator, B, A and the proxy on the same machine; "
-          f"{args.seconds:g} s per point, {args.rounds} rounds, 1 image per request\n")  # fmt: skip
-    print("| request | conn. | path | req/s | p50 ms | p99 ms | added at p50 | "
-          "forwarder CPU µs/request | A's CPU µs/request | errors |")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; load generator, B, A and the proxy on the same machine; "
+        f"{args.seconds:g} s per point, {args.rounds} rounds, 1 image per request\n"
+    )
+    print(
+        "| request | conn. | path | req/s | p50 ms | p99 ms | added at p50 | "
+        "forwarder CPU µs/request | A's CPU µs/request | errors |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in REQUESTS:
         for connections in CONNECTIONS:
-            alone = {r["round"]: r["p50_ms"] for r in rows if r["request"] == name
-                     and r["connections"] == connections and r["path"] == "A alone"}  # fmt: skip
+            alone = {
+                r["round"]: r["p50_ms"]
+                for r in rows
+                if r["request"] == name
+                and r["connections"] == connections
+                and r["path"] == "A alone"
+            }
             for route in routes:
-                points = [r for r in rows if r["request"] == name
-                          and r["connections"] == connections and r["path"] == route.name]  # fmt: skip
+                points = [
+                    r
+                    for r in rows
+                    if r["request"] == name
+                    and r["connections"] == connections
+                    and r["path"] == route.name
+                ]
                 if not points:
                     continue
-                med = {k: statistics.median(r[k] for r in points)
-                       for k in ("rps", "p50_ms", "p99_ms", "a_cpu_us")}  # fmt: skip
+                med = {
+                    k: statistics.median(r[k] for r in points)
+                    for k in ("rps", "p50_ms", "p99_ms", "a_cpu_us")
+                }
                 added = statistics.median(r["p50_ms"] - alone[r["round"]] for r in points)
-                forwarder = (f"{statistics.median(r['forwarder_cpu_us'] for r in points):,.0f}"
-                             if route.forwarder_pid is not None else "")  # fmt: skip
-                print(f"| {name} | {connections} | {route.name} | {med['rps']:,.0f} | "
-                      f"{med['p50_ms']:.3f} | {med['p99_ms']:.3f} | "
-                      f"{'' if route.forwarder_pid is None else f'{added:+.3f} ms'} | {forwarder} | "
-                      f"{med['a_cpu_us']:,.0f} | {sum(r['errors'] for r in points)} |")  # fmt: skip
-    print("\nWhere B's time goes, from B's own /metrics over the same points (means: histograms "
-          "give sums). B's span is the core's timing of a request, admission to answer; the "
-          "backend call is inside it; B's own work is the difference. The rest of the added "
-          "time is outside B's Python code: its HTTP or gRPC server, its gRPC client, and "
-          "three processes taking turns on two cores.\n")  # fmt: skip
+                forwarder = (
+                    f"{statistics.median(r['forwarder_cpu_us'] for r in points):,.0f}"
+                    if route.forwarder_pid is not None
+                    else ""
+                )
+                print(
+                    f"| {name} | {connections} | {route.name} | {med['rps']:,.0f} | "
+                    f"{med['p50_ms']:.3f} | {med['p99_ms']:.3f} | "
+                    f"{'' if route.forwarder_pid is None else f'{added:+.3f} ms'} | {forwarder} | "
+                    f"{med['a_cpu_us']:,.0f} | {sum(r['errors'] for r in points)} |"
+                )
+    print(
+        "\nWhere B's time goes, from B's own /metrics over the same points (means: histograms "
+        "give sums). B's span is the core's timing of a request, admission to answer; the "
+        "backend call is inside it; B's own work is the difference. The rest of the added "
+        "time is outside B's Python code: its HTTP or gRPC server, its gRPC client, and "
+        "three processes taking turns on two cores.\n"
+    )
     print("| request | conn. | B's span ms | backend call ms | B's own work ms |")
     print("|---|---:|---:|---:|---:|")
     for name in REQUESTS:
         for connections in CONNECTIONS:
-            points = [r for r in rows if r["request"] == name and "span_ms" in r
-                      and r["connections"] == connections]  # fmt: skip
+            points = [
+                r
+                for r in rows
+                if r["request"] == name and "span_ms" in r and r["connections"] == connections
+            ]
             span = statistics.median(r["span_ms"] for r in points)
             call = statistics.median(r["call_ms"] for r in points)
             print(f"| {name} | {connections} | {span:.3f} | {call:.3f} | {span - call:.3f} |")

@@ -70,12 +70,23 @@ def wrk_post(
         data.write_bytes(body)
         out = subprocess.run(
             # Two threads, or one for a single connection (wrk needs a connection per thread).
-            [require("wrk"), f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s",
-             "-s", str(script),
-             "--timeout", "10s", url],
-            env={"WRK_BODY_FILE": str(data)}, capture_output=True, text=True, check=True,
+            [
+                require("wrk"),
+                f"-t{min(2, connections)}",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "-s",
+                str(script),
+                "--timeout",
+                "10s",
+                url,
+            ],
+            env={"WRK_BODY_FILE": str(data)},
+            capture_output=True,
+            text=True,
+            check=True,
             timeout=seconds + 60,
-        ).stdout  # fmt: skip
+        ).stdout
     match = re.search(r"^RESULT (.*)$", out, re.M)
     if match is None:
         raise RuntimeError(f"wrk printed no result:\n{out}")
@@ -104,11 +115,26 @@ def h2load_grpc(target: str, method: str, message: bytes, connections: int, seco
         data, log = Path(tmp, "frame"), Path(tmp, "log")
         data.write_bytes(grpc_frame(message))
         out = subprocess.run(
-            [require("h2load"), f"-c{connections}", f"-D{seconds:g}", "-m1", "-t1",
-             "-H", "content-type: application/grpc", "-H", "te: trailers",
-             "-d", str(data), f"--log-file={log}", f"http://{target}{method}"],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
-        ).stdout  # fmt: skip
+            [
+                require("h2load"),
+                f"-c{connections}",
+                f"-D{seconds:g}",
+                "-m1",
+                "-t1",
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                "-d",
+                str(data),
+                f"--log-file={log}",
+                f"http://{target}{method}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        ).stdout
         rows = [line.split("\t") for line in log.read_text().splitlines() if line]
     done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
     if done is None:
@@ -130,11 +156,24 @@ def h2load_http1_by_status(
         data.write_bytes(body)
         header_flags = [flag for k, v in headers.items() for flag in ("-H", f"{k}: {v}")]
         subprocess.run(
-            [require("h2load"), "--h1", f"-c{connections}", f"-D{seconds:g}", "-m1",
-             f"-t{min(2, connections)}", *header_flags, "-d", str(data),
-             f"--log-file={log}", url],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
-        )  # fmt: skip
+            [
+                require("h2load"),
+                "--h1",
+                f"-c{connections}",
+                f"-D{seconds:g}",
+                "-m1",
+                f"-t{min(2, connections)}",
+                *header_flags,
+                "-d",
+                str(data),
+                f"--log-file={log}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        )
         rows = [line.split("\t") for line in log.read_text().splitlines() if line]
     by_status: dict[str, list[int]] = {}
     for row in rows:

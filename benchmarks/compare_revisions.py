@@ -41,8 +41,10 @@ MEASURED = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
 def export(revision: str, into: Path) -> Path:
     listed = subprocess.run(
         ["git", "-C", str(ROOT), "ls-tree", "--name-only", revision],
-        check=True, capture_output=True, text=True,
-    ).stdout.split()  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     folders = [name for name in SOURCE_FOLDERS if name in listed]
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", revision, *folders], check=True, capture_output=True
@@ -62,8 +64,12 @@ def main() -> None:
     args = parser.parse_args()
     digits = benchmark_digits(args.data)
     faces = {face.name: face for face in FACES}
-    base_sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
-                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    base_sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         gateways = {
             f"base {base_sha}": start_gateway(
@@ -87,11 +93,15 @@ def main() -> None:
     # One worker each, so the model gets both CPUs, as the gateways' LiteRT did.
     limits = ceilings.measure(args.model_dir, octet, octet_headers, message, 2, args.seconds)
     base, this = gateways
-    print(f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians; "
-          "wrk -t2 / h2load -t1 on the same cores\n")  # fmt: skip
-    print(f"| request | images | conn. | {base} req/s | {this} req/s | req/s ratio | "
-          f"{base} p50 / p99 ms | {this} p50 / p99 ms | {base} CPU µs/req | "
-          f"{this} CPU µs/req | CPU ratio | errors |")  # fmt: skip
+    print(
+        f"{args.rounds} rounds of {args.seconds:g} s per point, alternating order; medians; "
+        "wrk -t2 / h2load -t1 on the same cores\n"
+    )
+    print(
+        f"| request | images | conn. | {base} req/s | {this} req/s | req/s ratio | "
+        f"{base} p50 / p99 ms | {this} p50 / p99 ms | {base} CPU µs/req | "
+        f"{this} CPU µs/req | CPU ratio | errors |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, images, connections in POINTS:
         b, t = (
@@ -106,11 +116,13 @@ def main() -> None:
             for label in (base, this)
             for p in results[(name, images, connections, label)]
         )
-        print(f"| {name} | {images} | {connections} | {b['rps']:,.0f} | {t['rps']:,.0f} | "
-              f"{t['rps'] / b['rps']:.2f} | {b['p50_ms']:.2f} / {b['p99_ms']:.1f} | "
-              f"{t['p50_ms']:.2f} / {t['p99_ms']:.1f} | "
-              f"{b['cpu_us_per_request']:,.0f} | {t['cpu_us_per_request']:,.0f} | "
-              f"{t['cpu_us_per_request'] / b['cpu_us_per_request']:.2f} | {errors} |")  # fmt: skip
+        print(
+            f"| {name} | {images} | {connections} | {b['rps']:,.0f} | {t['rps']:,.0f} | "
+            f"{t['rps'] / b['rps']:.2f} | {b['p50_ms']:.2f} / {b['p99_ms']:.1f} | "
+            f"{t['p50_ms']:.2f} / {t['p99_ms']:.1f} | "
+            f"{b['cpu_us_per_request']:,.0f} | {t['cpu_us_per_request']:,.0f} | "
+            f"{t['cpu_us_per_request'] / b['cpu_us_per_request']:.2f} | {errors} |"
+        )
     print("\nThe ceilings, measured after the rounds in the same run:\n")
     print(ceilings.table(limits))
 

@@ -60,9 +60,11 @@ def main() -> None:
                         results.setdefault((kind.name, images, connections), []).append(r)
     finally:
         stop_gateway(gateway)
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-          f"{platform.python_version()}; one worker; wrk / h2load on the same machine; "
-          f"{args.seconds:g} s per point, medians of {args.rounds} rounds\n")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; one worker; wrk / h2load on the same machine; "
+        f"{args.seconds:g} s per point, medians of {args.rounds} rounds\n"
+    )
     print(
         "| request | images | conn. | req/s | images/s | p50 ms | p99 ms | CPU µs/request | errors |"
     )
@@ -71,11 +73,15 @@ def main() -> None:
         for connections in levels:
             for kind in KINDS:
                 points = results[(kind.name, images, connections)]
-                med = {k: statistics.median(r[k] for r in points)
-                       for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}  # fmt: skip
-                print(f"| {kind.name} | {images} | {connections} | {med['rps']:,.0f} | "
-                      f"{med['rps'] * images:,.0f} | {med['p50_ms']:.2f} | {med['p99_ms']:.2f} | "
-                      f"{med['cpu_us_per_request']:,.0f} | {sum(r['errors'] for r in points)} |")  # fmt: skip
+                med = {
+                    k: statistics.median(r[k] for r in points)
+                    for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
+                }
+                print(
+                    f"| {kind.name} | {images} | {connections} | {med['rps']:,.0f} | "
+                    f"{med['rps'] * images:,.0f} | {med['p50_ms']:.2f} | {med['p99_ms']:.2f} | "
+                    f"{med['cpu_us_per_request']:,.0f} | {sum(r['errors'] for r in points)} |"
+                )
     print(
         f"\n`python -m benchmarks.grpc_benchmark --model-dir {args.model_dir} "
         f"--seconds {args.seconds:g} --rounds {args.rounds}`"

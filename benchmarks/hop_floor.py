@@ -85,8 +85,10 @@ def main() -> None:
     finally:
         for proc, _ in paths.values():
             stop(proc)
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-          f"grpcio {grpc.__version__}; client, forwarder and echo server on the same machine\n")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"grpcio {grpc.__version__}; client, forwarder and echo server on the same machine\n"
+    )
     print(
         f"Concurrency 1, {args.seconds:g} s per point, median over {args.rounds} alternating rounds:\n"
     )
@@ -97,9 +99,13 @@ def main() -> None:
         p50, p99, cpu = (statistics.median(r[i] for r in rounds) for i in range(3))
         added = "" if label == "echo alone" else f"{p50 - base:+.2f} ms"
         print(f"| {label} | {p50:.2f} | {p99:.2f} | {added} | {cpu:.2f} |")
-    print("\nEach round's p50 (ms): " + "; ".join(
-        f"{label}: {', '.join(f'{r[0]:.2f}' for r in rounds)}" for label, rounds in points.items()
-    ))  # fmt: skip
+    print(
+        "\nEach round's p50 (ms): "
+        + "; ".join(
+            f"{label}: {', '.join(f'{r[0]:.2f}' for r in rounds)}"
+            for label, rounds in points.items()
+        )
+    )
 
 
 if __name__ == "__main__":

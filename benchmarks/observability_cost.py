@@ -55,9 +55,12 @@ class Sink(trace_service_pb2_grpc.TraceServiceServicer):
 
 def variants(sink_port: int) -> dict[str, tuple[list[str], dict[str, str]]]:
     """name → (flags, environment) of each gateway."""
-    otlp = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}  # fmt: skip
+    otlp = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    }
     quiet = ["--access-log", "off"]
     return {
         "all off": (quiet, {}),
@@ -79,8 +82,23 @@ def per_line_us(style: Style, lines: int = 20_000) -> float:
             log = AccessLog(style)
             started = time.perf_counter()
             for _ in range(lines):
-                log.write(AccessRecord(utc_now(), "0123456789abcdef", "rest", "classify", 1, "OK",
-                                       200, 1, 1.25, 0.11, 0.05, "127.0.0.1:50000", None))  # fmt: skip
+                log.write(
+                    AccessRecord(
+                        utc_now(),
+                        "0123456789abcdef",
+                        "rest",
+                        "classify",
+                        1,
+                        "OK",
+                        200,
+                        1,
+                        1.25,
+                        0.11,
+                        0.05,
+                        "127.0.0.1:50000",
+                        None,
+                    )
+                )
             return (time.perf_counter() - started) * 1e6 / lines
         finally:
             sys.stderr = saved
@@ -109,8 +127,10 @@ def main() -> None:
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, receiver)
     receiver.add_insecure_port(f"127.0.0.1:{sink_port}")
     receiver.start()
-    gateways = {name: start_gateway(args.model_dir, *flags, "--log-level", "info", env=env)
-                for name, (flags, env) in variants(sink_port).items()}  # fmt: skip
+    gateways = {
+        name: start_gateway(args.model_dir, *flags, "--log-level", "info", env=env)
+        for name, (flags, env) in variants(sink_port).items()
+    }
     rows = []
     try:
         for round_ in range(args.rounds):
@@ -118,8 +138,13 @@ def main() -> None:
                 for name, gateway in gateways.items():
                     cpu = cpu_seconds(gateway.process.pid)
                     if face == FACES[0]:
-                        r = wrk_post(gateway.url + "/v1/digits:classify", one.tobytes(), octet,
-                                     args.connections, args.seconds)  # fmt: skip
+                        r = wrk_post(
+                            gateway.url + "/v1/digits:classify",
+                            one.tobytes(),
+                            octet,
+                            args.connections,
+                            args.seconds,
+                        )
                     else:
                         r = h2load_grpc(
                             gateway.grpc, INFER, message, args.connections, args.seconds
@@ -131,27 +156,37 @@ def main() -> None:
         for gateway in gateways.values():
             stop_gateway(gateway)
         receiver.stop(1)
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-          f"{platform.python_version()}; 1 image per request, {args.connections} connections; "
-          f"median of {args.rounds} rounds of {args.seconds:g} s; the OTLP sink received "
-          f"{sink.spans:,} spans\n")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; 1 image per request, {args.connections} connections; "
+        f"median of {args.rounds} rounds of {args.seconds:g} s; the OTLP sink received "
+        f"{sink.spans:,} spans\n"
+    )
     lines = {style: per_line_us(style) for style in ("text", "json")}
-    print(f"In-process, no load: one access line costs text {lines['text']:.1f} µs, json "
-          f"{lines['json']:.1f} µs; tracing off costs {tracing_off_us():.2f} µs a request\n")  # fmt: skip
-    print("| request | variant | req/s | p50 ms | p99 ms | gateway CPU µs/request | vs all off | errors |")  # fmt: skip
+    print(
+        f"In-process, no load: one access line costs text {lines['text']:.1f} µs, json "
+        f"{lines['json']:.1f} µs; tracing off costs {tracing_off_us():.2f} µs a request\n"
+    )
+    print(
+        "| request | variant | req/s | p50 ms | p99 ms | gateway CPU µs/request | vs all off | errors |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for face in FACES:
         base = None
         for name in gateways:
             points = [r for r in rows if r["face"] == face and r["variant"] == name]
-            med = {k: statistics.median(r[k] for r in points)
-                   for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")}  # fmt: skip
+            med = {
+                k: statistics.median(r[k] for r in points)
+                for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
+            }
             base = med["cpu_us_per_request"] if base is None else base
             extra = med["cpu_us_per_request"] - base
-            print(f"| {face} | {name} | {med['rps']:,.0f} | {med['p50_ms']:.2f} | "
-                  f"{med['p99_ms']:.2f} | {med['cpu_us_per_request']:,.0f} | "
-                  f"{'' if name == 'all off' else f'{extra:+,.0f} µs'} | "
-                  f"{sum(r['errors'] for r in points)} |")  # fmt: skip
+            print(
+                f"| {face} | {name} | {med['rps']:,.0f} | {med['p50_ms']:.2f} | "
+                f"{med['p99_ms']:.2f} | {med['cpu_us_per_request']:,.0f} | "
+                f"{'' if name == 'all off' else f'{extra:+,.0f} µs'} | "
+                f"{sum(r['errors'] for r in points)} |"
+            )
     print("\n```json\n" + json.dumps(rows, indent=1) + "\n```")
 
 

@@ -87,8 +87,12 @@ def main() -> None:
     args = parser.parse_args()
     face = next(f for f in FACES if f.name == "digits REST, octet-stream")
     body, headers = face.encode(benchmark_digits(args.data)[:1])
-    base_sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
-                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    base_sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     rows: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         gateways = {
@@ -103,8 +107,9 @@ def main() -> None:
                 for connections in CONNECTIONS:
                     for name, gateway in order if round_ % 2 == 0 else reversed(order):
                         url = gateway.url + face.target
-                        point = measure(url, gateway.process.pid, body, headers, connections,
-                                        args.seconds)  # fmt: skip
+                        point = measure(
+                            url, gateway.process.pid, body, headers, connections, args.seconds
+                        )
                         rows.setdefault((name, connections), []).append(point)
                         print(name, connections, point, file=sys.stderr, flush=True)
             soaked = soak(gateways["this tree"], body, headers, args.soak) if args.soak else []
@@ -121,10 +126,12 @@ def print_report(args, rows, floor, soaked) -> None:
 
     names = sorted({name for name, _ in rows}, key=lambda n: n != "this tree")
     print("# Overload: goodput, admitted latency, refusals\n")
-    print(f"`python -m benchmarks.overload_benchmark --base {args.base} --seconds "
-          f"{args.seconds:g} --rounds {args.rounds} --soak {args.soak:g}`, digits API "
-          "octet-stream, 1 image per request, both gateways on their defaults (2 workers on "
-          "this 2-core machine), h2load HTTP/1.1 on the same cores, medians of the rounds.\n")  # fmt: skip
+    print(
+        f"`python -m benchmarks.overload_benchmark --base {args.base} --seconds "
+        f"{args.seconds:g} --rounds {args.rounds} --soak {args.soak:g}`, digits API "
+        "octet-stream, 1 image per request, both gateways on their defaults (2 workers on "
+        "this 2-core machine), h2load HTTP/1.1 on the same cores, medians of the rounds.\n"
+    )
     print(
         "| gateway | connections | OK req/s | of peak | OK p50 ms | OK p99 ms | 503/s | "
         "503 p50 ms | CPU µs per OK | CPU µs per answer | RSS MB |"
@@ -134,11 +141,13 @@ def print_report(args, rows, floor, soaked) -> None:
         peak = max(med(rows[(name, c)], "ok_per_s") for c in CONNECTIONS)
         for c in CONNECTIONS:
             p = rows[(name, c)]
-            print(f"| {name} | {c:,} | {med(p, 'ok_per_s'):,.0f} | "
-                  f"{med(p, 'ok_per_s') / peak:.0%} | {med(p, 'ok_p50_ms'):.1f} | "
-                  f"{med(p, 'ok_p99_ms'):.1f} | {med(p, 'refused_per_s'):,.0f} | "
-                  f"{med(p, 'refused_p50_ms'):.1f} | {med(p, 'cpu_us_per_ok'):,.0f} | "
-                  f"{med(p, 'cpu_us_per_answer'):,.0f} | {med(p, 'rss_mb'):.0f} |")  # fmt: skip
+            print(
+                f"| {name} | {c:,} | {med(p, 'ok_per_s'):,.0f} | "
+                f"{med(p, 'ok_per_s') / peak:.0%} | {med(p, 'ok_p50_ms'):.1f} | "
+                f"{med(p, 'ok_p99_ms'):.1f} | {med(p, 'refused_per_s'):,.0f} | "
+                f"{med(p, 'refused_p50_ms'):.1f} | {med(p, 'cpu_us_per_ok'):,.0f} | "
+                f"{med(p, 'cpu_us_per_answer'):,.0f} | {med(p, 'rss_mb'):.0f} |"
+            )
     print("\nCeiling, same run: a bare ASGI app on the same uvicorn answering a constant 503")
     print("(one process):\n")
     print("| connections | 503/s | CPU µs per answer |")

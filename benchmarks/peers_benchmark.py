@@ -98,28 +98,79 @@ def versions(python: Path, names: list[str]) -> str:
 def start(peer: Peer, version_dir: Path, model_dir: Path) -> None:
     python = venv_python(peer)
     port = free_port()
-    env = {**os.environ, "MODEL": str(version_dir / KERAS_FILE), "SAVEDMODEL": str(version_dir),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
+    env = {
+        **os.environ,
+        "MODEL": str(version_dir / KERAS_FILE),
+        "SAVEDMODEL": str(version_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     if peer.name == "ours":
-        cmd = [str(python), "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--host",
-               "127.0.0.1", "--rest-port", str(port), "--grpc-port", "-1", "--log-level", "warning"]  # fmt: skip
+        cmd = [
+            str(python),
+            "-m",
+            "mnist_serving.cli",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            str(port),
+            "--grpc-port",
+            "-1",
+            "--log-level",
+            "warning",
+        ]
     elif peer.name == "naive FastAPI":
-        cmd = [str(python), "-m", "uvicorn", "naive_app:app", "--app-dir", str(PEERS_DIR),
-               "--port", str(port), "--log-level", "warning"]  # fmt: skip
+        cmd = [
+            str(python),
+            "-m",
+            "uvicorn",
+            "naive_app:app",
+            "--app-dir",
+            str(PEERS_DIR),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
     elif peer.name == "FastAPI + signature":
-        cmd = [str(python), "-m", "uvicorn", "signature_app:app", "--app-dir", str(PEERS_DIR),
-               "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        cmd = [
+            str(python),
+            "-m",
+            "uvicorn",
+            "signature_app:app",
+            "--app-dir",
+            str(PEERS_DIR),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
     elif peer.name == "BentoML":
-        cmd = [str(python.parent / "bentoml"), "serve", "bentoml_service:Mnist",
-               "--working-dir", str(PEERS_DIR), "--port", str(port)]  # fmt: skip
+        cmd = [
+            str(python.parent / "bentoml"),
+            "serve",
+            "bentoml_service:Mnist",
+            "--working-dir",
+            str(PEERS_DIR),
+            "--port",
+            str(port),
+        ]
     elif peer.name == "KServe":
         cmd = [str(python), str(PEERS_DIR / "kserve_app.py"), "--http_port", str(port)]
     else:
-        env.update({"MLSERVER_HTTP_PORT": str(port), "MLSERVER_GRPC_PORT": str(free_port()),
-                    "MLSERVER_METRICS_PORT": str(free_port()), "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
-                    # MLServer 1.7.1's worker pool dies at start here (uvloop: "no current event
-                    # loop"); with 0 workers inference runs in its main process, batching still on.
-                    "MLSERVER_PARALLEL_WORKERS": "0"})  # fmt: skip
+        env.update(
+            {
+                "MLSERVER_HTTP_PORT": str(port),
+                "MLSERVER_GRPC_PORT": str(free_port()),
+                "MLSERVER_METRICS_PORT": str(free_port()),
+                "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
+                # MLServer 1.7.1's worker pool dies at start here (uvloop: "no current event
+                # loop"); with 0 workers inference runs in its main process, batching still on.
+                "MLSERVER_PARALLEL_WORKERS": "0",
+            }
+        )
         cmd = [str(python.parent / "mlserver"), "start", str(PEERS_DIR / "mlserver")]
     peer.url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -159,8 +210,15 @@ def body(peer: Peer, images: np.ndarray) -> bytes:
 JSON = {"Content-Type": "application/json"}
 
 
-def measured(peer: Peer, path: str, payload: bytes, headers: dict[str, str], images: int,
-             connections: int, seconds: float) -> dict:  # fmt: skip
+def measured(
+    peer: Peer,
+    path: str,
+    payload: bytes,
+    headers: dict[str, str],
+    images: int,
+    connections: int,
+    seconds: float,
+) -> dict:
     """wrk against one peer, with its process tree's CPU per request over the run."""
     assert peer.process is not None
     cpu = cpu_seconds(peer.process.pid)
@@ -172,8 +230,12 @@ def measured(peer: Peer, path: str, payload: bytes, headers: dict[str, str], ima
 
 
 def check_answers(peer: Peer, images: np.ndarray, labels: np.ndarray) -> float:
-    r = httpx.post(peer.url + peer.predict_path, content=body(peer, images),
-                   headers={"Content-Type": "application/json"}, timeout=60)  # fmt: skip
+    r = httpx.post(
+        peer.url + peer.predict_path,
+        content=body(peer, images),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
     r.raise_for_status()
     doc = r.json()
     if isinstance(doc, list):  # BentoML answers the array itself
@@ -212,17 +274,29 @@ def main() -> None:
             for peer in order:
                 payload = body(peer, digits[:n])
                 wrk_post(peer.url + peer.predict_path, payload, JSON, min(c, 4), 1)  # warm-up
-                rows.append({"server": peer.name, "images": n, "concurrency": c,
-                             **measured(peer, peer.predict_path, payload, JSON, n, c,
-                                        args.seconds)})  # fmt: skip
+                rows.append(
+                    {
+                        "server": peer.name,
+                        "images": n,
+                        "concurrency": c,
+                        **measured(peer, peer.predict_path, payload, JSON, n, c, args.seconds),
+                    }
+                )
         # Ours also with its binary digits API, the format we recommend for batches, between
         # two fresh ceiling readings (the raw interpreter's speed drifts on this shared host).
         ours = PEERS[0]
         before = raw_ceiling(args.model_dir, args.seconds / 2)
         octet = {"Content-Type": "application/octet-stream"}
-        rows.append({"server": "ours, octet-stream", "images": 256, "concurrency": 2,
-                     **measured(ours, "/v1/digits:classify", digits.tobytes(), octet, 256, 2,
-                                args.seconds)})  # fmt: skip
+        rows.append(
+            {
+                "server": "ours, octet-stream",
+                "images": 256,
+                "concurrency": 2,
+                **measured(
+                    ours, "/v1/digits:classify", digits.tobytes(), octet, 256, 2, args.seconds
+                ),
+            }
+        )
         after = raw_ceiling(args.model_dir, args.seconds / 2)
         ceiling["around_binary_run"] = [
             before["batch_256_images_per_s"],
@@ -243,8 +317,10 @@ def main() -> None:
 
 
 def report(rows, memory, accuracy, ceiling, installed, args) -> None:
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-          f"{args.seconds:.0f} s per point; wrk (C) on the same machine\n")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        f"{args.seconds:.0f} s per point; wrk (C) on the same machine\n"
+    )
     print("| server | versions | ready after | peak RSS | accuracy on 256 test digits |")
     print("|---|---|---:|---:|---:|")
     for peer in PEERS:
@@ -264,9 +340,11 @@ def report(rows, memory, accuracy, ceiling, installed, args) -> None:
     ours = {(r["images"], r["concurrency"]): r for r in rows if r["server"] == "ours"}
     for r in sorted(rows, key=lambda r: (r["images"], r["concurrency"], r["server"] != "ours")):
         base = ours[(r["images"], r["concurrency"])]["rps"] or float("nan")
-        print(f"| {r['images']} | {r['concurrency']} | {r['server']} | {r['rps']:,} | {r['images_per_s']:,} | "
-              f"{r['p50_ms']} | {r['p99_ms']} | {r['cpu_us_per_request']:,} | {r['errors']} | "
-              f"{r['rps'] / base:.2f}× |")  # fmt: skip
+        print(
+            f"| {r['images']} | {r['concurrency']} | {r['server']} | {r['rps']:,} | {r['images_per_s']:,} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['cpu_us_per_request']:,} | {r['errors']} | "
+            f"{r['rps'] / base:.2f}× |"
+        )
     plot(rows, args.plot)
     print(
         "\n```json\n"

@@ -56,8 +56,12 @@ def _tfserving_rows(frames: np.ndarray) -> tuple[bytes, dict[str, str]]:
 def _v2_json(datatype: str) -> Callable[[np.ndarray], tuple[bytes, dict[str, str]]]:
     def encode(frames: np.ndarray) -> tuple[bytes, dict[str, str]]:
         data = _floats(frames) if datatype == "FP32" else frames.reshape(-1, 28, 28, 1)
-        tensor = {"name": "images", "datatype": datatype, "shape": list(data.shape),
-                  "data": data.ravel().tolist()}  # fmt: skip
+        tensor = {
+            "name": "images",
+            "datatype": datatype,
+            "shape": list(data.shape),
+            "data": data.ravel().tolist(),
+        }
         return json.dumps({"inputs": [tensor]}).encode(), JSON
 
     return encode
@@ -65,13 +69,23 @@ def _v2_json(datatype: str) -> Callable[[np.ndarray], tuple[bytes, dict[str, str
 
 def _v2_binary(frames: np.ndarray) -> tuple[bytes, dict[str, str]]:
     data = _floats(frames).tobytes()
-    header = json.dumps({
-        "inputs": [{"name": "images", "datatype": "FP32", "shape": [len(frames), 28, 28, 1],
-                    "parameters": {"binary_data_size": len(data)}}],
-        "parameters": {"binary_data_output": True},
-    }).encode()  # fmt: skip
-    return header + data, {"Content-Type": "application/octet-stream",
-                           HEADER_LENGTH: str(len(header))}  # fmt: skip
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "datatype": "FP32",
+                    "shape": [len(frames), 28, 28, 1],
+                    "parameters": {"binary_data_size": len(data)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    return header + data, {
+        "Content-Type": "application/octet-stream",
+        HEADER_LENGTH: str(len(header)),
+    }
 
 
 def _digits_octet(frames: np.ndarray) -> tuple[bytes, dict[str, str]]:
@@ -121,11 +135,15 @@ def point(face: Face, frames: np.ndarray, connections: int, seconds: float, gate
 def median_cells(points: list[dict]) -> str:
     """req/s, images/s, p50, p99, CPU per request (medians over rounds) and errors (summed),
     as the table cells that end a row."""
-    med = {k: statistics.median(r[k] for r in points)
-           for k in ("rps", "images_per_s", "p50_ms", "p99_ms", "cpu_us_per_request")}  # fmt: skip
+    med = {
+        k: statistics.median(r[k] for r in points)
+        for k in ("rps", "images_per_s", "p50_ms", "p99_ms", "cpu_us_per_request")
+    }
     errors = sum(r["errors"] for r in points)
-    return (f"{med['rps']:,.0f} | {med['images_per_s']:,.0f} | {med['p50_ms']:.2f} | "
-            f"{med['p99_ms']:.2f} | {med['cpu_us_per_request']:,.0f} | {errors} |")  # fmt: skip
+    return (
+        f"{med['rps']:,.0f} | {med['images_per_s']:,.0f} | {med['p50_ms']:.2f} | "
+        f"{med['p99_ms']:.2f} | {med['cpu_us_per_request']:,.0f} | {errors} |"
+    )
 
 
 def main() -> None:
@@ -139,15 +157,26 @@ def main() -> None:
             for images, connections in SIZES:
                 for face in FACES:
                     r = point(face, digits[:images], connections, args.seconds, gateway)
-                    rows.append({"face": face.name, "images": images, "connections": connections,
-                                 "round": round_, **r})  # fmt: skip
+                    rows.append(
+                        {
+                            "face": face.name,
+                            "images": images,
+                            "connections": connections,
+                            "round": round_,
+                            **r,
+                        }
+                    )
     finally:
         stop_gateway(gateway)
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-          f"{platform.python_version()}; wrk -t2 / h2load -t1 on the same cores; gateway "
-          f"defaults (LiteRT, batching, metrics, limits on); median of {args.rounds} rounds of "
-          f"{args.seconds:g} s\n")  # fmt: skip
-    print("| request | images | conn. | req/s | images/s | p50 ms | p99 ms | gateway CPU µs/request | errors |")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; wrk -t2 / h2load -t1 on the same cores; gateway "
+        f"defaults (LiteRT, batching, metrics, limits on); median of {args.rounds} rounds of "
+        f"{args.seconds:g} s\n"
+    )
+    print(
+        "| request | images | conn. | req/s | images/s | p50 ms | p99 ms | gateway CPU µs/request | errors |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for images, connections in SIZES:
         for face in FACES:

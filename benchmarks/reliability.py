@@ -39,8 +39,12 @@ def run_fault_tests(out: Path, phase: float, examples: int) -> None:
         "MNIST_FUZZ_EXAMPLES": str(examples),
     }
     print(f"fault tests ({phase:g} s phases, {examples} fuzz examples per property) …", flush=True)
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *FAULT_TESTS],
-                   cwd=ROOT, env=env, check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *FAULT_TESTS],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -55,25 +59,41 @@ def overload(model_dir: Path, seconds: float) -> dict[str, object]:
     results: dict[str, object] = {}
     for cap in (4, 0):
         server = start_gateway(
-            model_dir, "--max-batch-size", "32", "--max-enqueued-batches", "2",
-            "--max-images-per-request", "32", "--max-in-flight-requests", str(cap),
-        )  # fmt: skip
+            model_dir,
+            "--max-batch-size",
+            "32",
+            "--max-enqueued-batches",
+            "2",
+            "--max-images-per-request",
+            "32",
+            "--max-in-flight-requests",
+            str(cap),
+        )
         proc, url = server.process, server.url
         try:
             rows = []
             rss_start = rss_mb(proc.pid)
             for callers in (2, 32, 128):
-                r = asyncio.run(run_load(f"{url}/v1/digits:classify", body,
-                                         "application/octet-stream", callers, seconds))  # fmt: skip
-                rows.append({
-                    "callers": callers,
-                    "accepted_per_s": round(len(r.latencies_ms) / r.seconds, 1),
-                    "refused_per_s": round(len(r.refused_ms) / r.seconds, 1),
-                    "accepted_p50_ms": pct(r.latencies_ms, 50),
-                    "accepted_p99_ms": pct(r.latencies_ms, 99),
-                    "refused_p50_ms": pct(r.refused_ms, 50),
-                    "refused_p99_ms": pct(r.refused_ms, 99),
-                })  # fmt: skip
+                r = asyncio.run(
+                    run_load(
+                        f"{url}/v1/digits:classify",
+                        body,
+                        "application/octet-stream",
+                        callers,
+                        seconds,
+                    )
+                )
+                rows.append(
+                    {
+                        "callers": callers,
+                        "accepted_per_s": round(len(r.latencies_ms) / r.seconds, 1),
+                        "refused_per_s": round(len(r.refused_ms) / r.seconds, 1),
+                        "accepted_p50_ms": pct(r.latencies_ms, 50),
+                        "accepted_p99_ms": pct(r.latencies_ms, 99),
+                        "refused_p50_ms": pct(r.refused_ms, 50),
+                        "refused_p99_ms": pct(r.refused_ms, 99),
+                    }
+                )
                 print(f"  cap {cap}: {rows[-1]}", flush=True)
             results[f"in_flight_cap_{cap}"] = {
                 "rows": rows,

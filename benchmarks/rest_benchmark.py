@@ -39,11 +39,39 @@ def scenarios(digits: np.ndarray) -> list[tuple[str, str, bytes, str, int, list[
     predict = "/v1/models/mnist:predict"
     classify = "/v1/digits:classify"
     return [
-        ("predict JSON, 1 image", predict, json.dumps({"instances": one.tolist()}).encode(), "application/json", 1, [1, 8, 32, 64]),
-        ("predict JSON, 256 images", predict, json.dumps({"instances": many.tolist()}).encode(), "application/json", 256, [2]),
-        ("digits octet-stream, 1 image", classify, digits[:1].tobytes(), "application/octet-stream", 1, [1, 8, 32, 64]),
-        ("digits octet-stream, 256 images", classify, digits[:256].tobytes(), "application/octet-stream", 256, [2]),
-    ]  # fmt: skip
+        (
+            "predict JSON, 1 image",
+            predict,
+            json.dumps({"instances": one.tolist()}).encode(),
+            "application/json",
+            1,
+            [1, 8, 32, 64],
+        ),
+        (
+            "predict JSON, 256 images",
+            predict,
+            json.dumps({"instances": many.tolist()}).encode(),
+            "application/json",
+            256,
+            [2],
+        ),
+        (
+            "digits octet-stream, 1 image",
+            classify,
+            digits[:1].tobytes(),
+            "application/octet-stream",
+            1,
+            [1, 8, 32, 64],
+        ),
+        (
+            "digits octet-stream, 256 images",
+            classify,
+            digits[:256].tobytes(),
+            "application/octet-stream",
+            256,
+            [2],
+        ),
+    ]
 
 
 def main() -> None:
@@ -81,18 +109,26 @@ def main() -> None:
             }
         )
 
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-          f"{args.seconds:.0f} s per point, one worker, wrk on the same machine\n")  # fmt: skip
-    print(f"raw LiteRT ceiling (same run): {ceiling['batch_256_images_per_s']:,.0f} images/s in "
-          f"batches of 256, {ceiling['batch_1_images_per_s']:,.0f} images/s one at a time\n")  # fmt: skip
-    print("| runtime | request | concurrency | req/s | images/s | p50 ms | p99 ms | "
-          "CPU µs/request | errors |")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        f"{args.seconds:.0f} s per point, one worker, wrk on the same machine\n"
+    )
+    print(
+        f"raw LiteRT ceiling (same run): {ceiling['batch_256_images_per_s']:,.0f} images/s in "
+        f"batches of 256, {ceiling['batch_1_images_per_s']:,.0f} images/s one at a time\n"
+    )
+    print(
+        "| runtime | request | concurrency | req/s | images/s | p50 ms | p99 ms | "
+        "CPU µs/request | errors |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["scenario"] == "server":
             continue
-        print(f"| {r['runtime']} | {r['scenario']} | {r['concurrency']} | {r['rps']:,} | {r['images_per_s']:,} | "
-              f"{r['p50_ms']} | {r['p99_ms']} | {r['cpu_us_per_request']:,} | {r['errors']} |")  # fmt: skip
+        print(
+            f"| {r['runtime']} | {r['scenario']} | {r['concurrency']} | {r['rps']:,} | {r['images_per_s']:,} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['cpu_us_per_request']:,} | {r['errors']} |"
+        )
     print()
     for r in rows:
         if r["scenario"] == "server":

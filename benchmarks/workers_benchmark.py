@@ -51,30 +51,47 @@ def main() -> None:
                         continue
                     for n, gateway in gateways.items():
                         r = point(face, digits[:images], connections, args.seconds, gateway)
-                        rows.append({"workers": n, "face": face.name, "images": images,
-                                     "connections": connections, "round": round_, **r})  # fmt: skip
+                        rows.append(
+                            {
+                                "workers": n,
+                                "face": face.name,
+                                "images": images,
+                                "connections": connections,
+                                "round": round_,
+                                **r,
+                            }
+                        )
         for n, gateway in gateways.items():
             memory[n] = sum(rss_mb(pid) for pid in process_tree(gateway.process.pid))
     finally:
         for gateway in gateways.values():
             stop_gateway(gateway)
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-          f"{platform.python_version()}; wrk -t2 / h2load -t1 on the same cores; gateway "
-          f"defaults but --workers; median of {args.rounds} rounds of {args.seconds:g} s\n")  # fmt: skip
-    print("| request | images | conn. | workers | req/s | images/s | p50 ms | p99 ms | "
-          "gateway CPU µs/request | errors |")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}; wrk -t2 / h2load -t1 on the same cores; gateway "
+        f"defaults but --workers; median of {args.rounds} rounds of {args.seconds:g} s\n"
+    )
+    print(
+        "| request | images | conn. | workers | req/s | images/s | p50 ms | p99 ms | "
+        "gateway CPU µs/request | errors |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for images, connections in SIZES:
         for face in faces:
             for n in WORKERS:
-                points = [r for r in rows if r["face"] == face.name and r["images"] == images
-                          and r["workers"] == n]  # fmt: skip
+                points = [
+                    r
+                    for r in rows
+                    if r["face"] == face.name and r["images"] == images and r["workers"] == n
+                ]
                 if points:
                     print(
                         f"| {face.name} | {images} | {connections} | {n} | {median_cells(points)}"
                     )
-    print("\nResident memory after the run (all processes of the gateway): "
-          + ", ".join(f"{n} worker(s) {mb:.0f} MB" for n, mb in memory.items()))  # fmt: skip
+    print(
+        "\nResident memory after the run (all processes of the gateway): "
+        + ", ".join(f"{n} worker(s) {mb:.0f} MB" for n, mb in memory.items())
+    )
     print("\n```json\n" + json.dumps(rows, indent=1) + "\n```")
     plot(rows, [f.name for f in faces], args.plot)
 
@@ -91,18 +108,23 @@ def plot(rows: list[dict], faces: list[str], target: Path) -> None:
     for offset, n in ((-width / 2, 1), (width / 2, 2)):
         medians = {
             key: [
-                statistics.median(r[key] for r in rows
-                                  if r["face"] == face and r["images"] == 1 and r["workers"] == n)
+                statistics.median(
+                    r[key]
+                    for r in rows
+                    if r["face"] == face and r["images"] == 1 and r["workers"] == n
+                )
                 for face in faces
             ]
             for key in ("rps", "p99_ms")
-        }  # fmt: skip
+        }
         xs = [i + offset for i in range(len(faces))]
         thr.bar(xs, medians["rps"], width, label=f"{n} worker{'s' if n > 1 else ''}")
         lat.bar(xs, medians["p99_ms"], width, label=f"{n} worker{'s' if n > 1 else ''}")
     labels = [face.replace(", ", "\n") for face in faces]
-    for ax, title, unit in ((thr, "Single-image requests/s (32 connections)", "requests/s"),
-                            (lat, "p99 latency (32 connections)", "ms")):  # fmt: skip
+    for ax, title, unit in (
+        (thr, "Single-image requests/s (32 connections)", "requests/s"),
+        (lat, "p99 latency (32 connections)", "ms"),
+    ):
         ax.set_xticks(range(len(faces)), labels, fontsize=8)
         ax.set_ylabel(unit)
         ax.set_title(title)

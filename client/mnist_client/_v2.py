@@ -43,11 +43,17 @@ def rest_body(items: list[Item]) -> tuple[bytes, dict[str, str]]:
     images = _images(items)
     data = images.tobytes()
     header: dict[str, Any] = {
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": list(images.shape),
-                    "parameters": {"binary_data_size": len(data)}}],
+        "inputs": [
+            {
+                "name": INPUT_NAME,
+                "datatype": "FP32",
+                "shape": list(images.shape),
+                "parameters": {"binary_data_size": len(data)},
+            }
+        ],
         "outputs": [{"name": OUTPUT, "parameters": {"binary_data": True}}],
         "id": _request_id(),
-    }  # fmt: skip
+    }
     encoded = json.dumps(header).encode()
     headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(encoded))}
     return encoded + data, headers

@@ -59,11 +59,11 @@ def model_tensors(signature: str = SERVING_DEFAULT.name) -> dict[str, list[dict[
     """The model's inputs and outputs as the protocol's metadata lists them."""
     chosen = SIGNATURES[signature]
     return {
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP32",
-                    "shape": list(chosen.batched_input_shape)}],
-        "outputs": [{"name": chosen.output, "datatype": OUTPUT_DATATYPE,
-                     "shape": [-1, CLASSES]}],
-    }  # fmt: skip
+        "inputs": [
+            {"name": INPUT_NAME, "datatype": "FP32", "shape": list(chosen.batched_input_shape)}
+        ],
+        "outputs": [{"name": chosen.output, "datatype": OUTPUT_DATATYPE, "shape": [-1, CLASSES]}],
+    }
 
 
 def split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:

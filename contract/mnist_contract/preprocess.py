@@ -246,10 +246,22 @@ def _background(ink: np.ndarray) -> np.ndarray | float:
         return float(np.median(_border(ink)))
     ys = np.linspace(-1.0, 1.0, height, dtype=np.float32)
     xs = np.linspace(-1.0, 1.0, width, dtype=np.float32)
-    rows = np.concatenate([np.zeros(width, int), np.full(width, height - 1),
-                           np.arange(1, height - 1), np.arange(1, height - 1)])  # fmt: skip
-    cols = np.concatenate([np.arange(width), np.arange(width),
-                           np.zeros(height - 2, int), np.full(height - 2, width - 1)])  # fmt: skip
+    rows = np.concatenate(
+        [
+            np.zeros(width, int),
+            np.full(width, height - 1),
+            np.arange(1, height - 1),
+            np.arange(1, height - 1),
+        ]
+    )
+    cols = np.concatenate(
+        [
+            np.arange(width),
+            np.arange(width),
+            np.zeros(height - 2, int),
+            np.full(height - 2, width - 1),
+        ]
+    )
     values = ink[rows, cols]
     terms = _surface_terms(xs[cols], ys[rows])
     keep = np.ones(len(values), dtype=bool)

@@ -168,9 +168,10 @@ def test_a_wrong_input_name_is_refused(triton) -> None:
 def _post(body: bytes, header_length: int):
     """(status, the answer's bytes, its header length) of a raw POST to the infer route."""
     request = urllib.request.Request(
-        f"http://{REST}/v2/models/mnist/infer", body,
+        f"http://{REST}/v2/models/mnist/infer",
+        body,
         {"Inference-Header-Content-Length": str(header_length)},
-    )  # fmt: skip
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, answer.read(), answer.headers["Inference-Header-Content-Length"]

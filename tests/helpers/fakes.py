@@ -70,9 +70,13 @@ class FakeRuntime:
 
 
 def loader(
-    *, delay: float = 0.0, fail_calls: bool = False, failing: set[int] | None = None,
-    sessions: int = 1, made: list[FakeRuntime] | None = None,
-) -> Loader:  # fmt: skip
+    *,
+    delay: float = 0.0,
+    fail_calls: bool = False,
+    failing: set[int] | None = None,
+    sessions: int = 1,
+    made: list[FakeRuntime] | None = None,
+) -> Loader:
     """A version loader making :class:`FakeRuntime` s (each kept in ``made`` when given)."""
 
     def load(path: Path) -> LoadedVersion:

@@ -72,9 +72,24 @@ def start_gateway(
     log = Path(tempfile.mkstemp(prefix="gateway-", suffix=".log")[1])
     ready = log.with_suffix(".ready.json")
     started = time.perf_counter()
-    command = [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir),
-               "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", str(grpc_port),
-               "--log-level", "warning", "--ready-file", str(ready), *flags]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_serving.cli",
+        "--model-dir",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--rest-port",
+        "0",
+        "--grpc-port",
+        str(grpc_port),
+        "--log-level",
+        "warning",
+        "--ready-file",
+        str(ready),
+        *flags,
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=_environment(env, workers)

@@ -55,8 +55,11 @@ class Traffic:
             async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
 
                 async def send() -> tuple[str, int]:
-                    r = await client.post("/v1/digits:classify", content=body,
-                                          headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+                    r = await client.post(
+                        "/v1/digits:classify",
+                        content=body,
+                        headers={"Content-Type": "application/octet-stream"},
+                    )
                     version = r.json().get("model_version", -1) if r.status_code == 200 else -1
                     return str(r.status_code), version
 

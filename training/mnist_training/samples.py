@@ -32,8 +32,17 @@ def export(samples: Path, out: Path) -> int:
             for i, frame in enumerate(data["frames"]):
                 png = f"{shard.stem}-{i:04d}.png"
                 Image.fromarray(frame).save(out / png)
-                rows.append((png, shard.name, i, str(data["request_id"][i]),
-                             int(data["digits"][i]), f"{float(data['confidence'][i]):.4f}", ""))  # fmt: skip
+                rows.append(
+                    (
+                        png,
+                        shard.name,
+                        i,
+                        str(data["request_id"][i]),
+                        int(data["digits"][i]),
+                        f"{float(data['confidence'][i]):.4f}",
+                        "",
+                    )
+                )
     with (out / "labels.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)

@@ -45,26 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        steps = [int(s) for s in args.steps.split(",") if s.strip()]
-    except ValueError:
-        print(
-            f"mnist-loadtest: --steps must be integers like 8,16,32, got {args.steps!r}",
-            file=sys.stderr,
-        )
-        return 2
-    if not steps or min(steps) < 1 or args.step_seconds <= 0:
-        print(
-            "mnist-loadtest: give at least one positive step and a positive --step-seconds",
-            file=sys.stderr,
-        )
-        return 2
-    host = urlsplit(args.host).hostname or ""
-    if host not in LOOPBACK and not args.allow_remote:
-        print(
-            f"mnist-loadtest: {host} is not loopback; pass --allow-remote for your own deployment",
-            file=sys.stderr,
-        )
+    steps, problem = _checked_steps(args)
+    if problem:
+        print(f"mnist-loadtest: {problem}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     env = {
@@ -76,14 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.grpc:
         env["MNIST_LOADTEST_GRPC"] = args.grpc
     prefix = args.out / "locust"
-    command = [
-        sys.executable, "-m", "locust", "-f", str(USERS_FILE), "--headless", "--host", args.host,
-        "--csv", str(prefix), "--csv-full-history", "--html", str(args.out / "report.html"),
-        "--stop-timeout", "5", "--loglevel", "WARNING", "--exit-code-on-error", "0",
-        *args.users.split(","),
-    ]  # fmt: skip
     # The shape ends the run after the last step; the timeout is only a guard.
     limit = len(steps) * args.step_seconds + 120
+    command = _locust_command(args, prefix)
     run = subprocess.run(command, env=env, timeout=limit, check=False)  # noqa: S603 - our argv, no shell
     if run.returncode not in (0, 1):
         print(f"mnist-loadtest: locust exited with {run.returncode}", file=sys.stderr)
@@ -93,6 +71,30 @@ def main(argv: list[str] | None = None) -> int:
     plot(prefix, args.out / "load.png")
     print(json.dumps(summary["aggregated"], indent=2))
     return gate(summary, args.slo_p99_ms, args.max_error_rate)
+
+
+def _checked_steps(args: argparse.Namespace) -> tuple[list[int], str]:
+    """The user counts of the steps, or what is wrong with the options."""
+    try:
+        steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    except ValueError:
+        return [], f"--steps must be integers like 8,16,32, got {args.steps!r}"
+    if not steps or min(steps) < 1 or args.step_seconds <= 0:
+        return [], "give at least one positive step and a positive --step-seconds"
+    host = urlsplit(args.host).hostname or ""
+    if host not in LOOPBACK and not args.allow_remote:
+        return [], f"{host} is not loopback; pass --allow-remote for your own deployment"
+    return steps, ""
+
+
+def _locust_command(args: argparse.Namespace, prefix: Path) -> list[str]:
+    return [
+        *(sys.executable, "-m", "locust", "-f", str(USERS_FILE), "--headless"),
+        *("--host", args.host, "--csv", str(prefix), "--csv-full-history"),
+        *("--html", str(args.out / "report.html"), "--stop-timeout", "5"),
+        *("--loglevel", "WARNING", "--exit-code-on-error", "0"),
+        *args.users.split(","),
+    ]
 
 
 def _float(value: str) -> float:
@@ -132,9 +134,10 @@ def plot(prefix: Path, target: Path) -> None:
     import matplotlib.pyplot as plt
 
     history = [
-        r for r in csv.DictReader((prefix.parent / f"{prefix.name}_stats_history.csv").open())
+        r
+        for r in csv.DictReader((prefix.parent / f"{prefix.name}_stats_history.csv").open())
         if r["Name"] == "Aggregated" and r["User Count"] not in ("", "0")
-    ]  # fmt: skip
+    ]
     by_users: dict[int, list[dict[str, str]]] = {}
     for r in history:
         by_users.setdefault(int(r["User Count"]), []).append(r)

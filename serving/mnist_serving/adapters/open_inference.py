@@ -237,5 +237,9 @@ def server_metadata(version: str) -> dict[str, Any]:
 
 
 def model_metadata(versions: list[int]) -> dict[str, Any]:
-    return {"name": MODEL_NAME, "versions": [str(v) for v in versions], "platform": PLATFORM,
-            **model_tensors()}  # fmt: skip
+    return {
+        "name": MODEL_NAME,
+        "versions": [str(v) for v in versions],
+        "platform": PLATFORM,
+        **model_tensors(),
+    }

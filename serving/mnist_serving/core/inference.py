@@ -30,7 +30,8 @@ from mnist_serving.core.digits import (
 )
 from mnist_serving.core.readiness import Readiness
 from mnist_serving.errors import BackendUnavailable, InvalidInput, servable_not_found
-from mnist_serving.observability.metrics import FEW_VALUES, Metrics
+from mnist_serving.observability.collectors import FEW_VALUES
+from mnist_serving.observability.metrics import Metrics
 from mnist_serving.observability.samples import SampleWriter, model_frames
 from mnist_serving.observability.tracing import Tracing, epoch_ns
 from mnist_serving.repositories.protocol import (

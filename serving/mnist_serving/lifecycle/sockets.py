@@ -13,9 +13,12 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         sock = socket.create_server(
-            (host, port), family=family, backlog=2048, reuse_port=reuse_port,
+            (host, port),
+            family=family,
+            backlog=2048,
+            reuse_port=reuse_port,
             dualstack_ipv6=dual_stack(host),
-        )  # fmt: skip
+        )
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise StartupError(f"cannot listen on {host}:{port} ({reason})") from None

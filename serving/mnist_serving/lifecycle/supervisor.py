@@ -52,6 +52,7 @@ from mnist_serving.lifecycle.gateway import (
 )
 from mnist_serving.lifecycle.preflight import prepare
 from mnist_serving.lifecycle.sockets import reserve_port
+from mnist_serving.lifecycle.worker import worker_main
 from mnist_serving.observability.multiprocess import WORKER_TABLE
 from mnist_serving.observability.recent_traffic import ring_path
 from mnist_serving.settings import Settings
@@ -162,9 +163,13 @@ class Supervisor:
         self._share_parts = (SharedFloats(1, context=self._context), buckets)
         rest_port, grpc_port = self._reserve_ports()
         self._worker_settings = self.settings.model_copy(
-            update={"workers": 1, "rest_port": rest_port, "grpc_port": grpc_port,
-                    "ready_file": None}
-        )  # fmt: skip
+            update={
+                "workers": 1,
+                "rest_port": rest_port,
+                "grpc_port": grpc_port,
+                "ready_file": None,
+            }
+        )
         for index in range(self.count):
             self._spawn(index)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -211,8 +216,9 @@ class Supervisor:
                 codes.append(worker.process.exitcode)
                 self._forget(worker)
         for worker in list(self._workers.values()):  # still there past the deadline
-            log.warning("worker %d (pid %d) did not drain in time; killing it",
-                        worker.index, worker.pid)  # fmt: skip
+            log.warning(
+                "worker %d (pid %d) did not drain in time; killing it", worker.index, worker.pid
+            )
             worker.process.kill()
             worker.process.join(5)
             codes.append(worker.process.exitcode)
@@ -289,8 +295,12 @@ class Supervisor:
         self._restarts += 1
         log.error(
             "worker %d (pid %d) %s; restarting it in %.1f s (restart %d)",
-            worker.index, worker.pid, how, delay, self._restarts,
-        )  # fmt: skip
+            worker.index,
+            worker.pid,
+            how,
+            delay,
+            self._restarts,
+        )
         self._forget(worker)
         self._due[worker.index] = time.monotonic() + delay
 
@@ -404,49 +414,3 @@ def _environment(**variables: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-# -- inside a worker process ---------------------------------------------------------------
-
-
-def worker_main(settings: Settings, share: GatewayShare, pipe: Connection) -> None:
-    """A worker: one gateway on the shared ports, telling the supervisor when it serves."""
-    # Ctrl-C reaches the whole process group; the supervisor passes it on once, as SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from mnist_serving.build import build_gateway
-    from mnist_serving.errors import StartupError
-    from mnist_serving.lifecycle.gateway import run_on_loop
-    from mnist_serving.observability.access_log import configure_logging
-    from mnist_serving.settings import SettingsError
-
-    sink = configure_logging(settings.log_level, settings.access_log)
-    try:
-        gateway = build_gateway(settings, share=share, access_sink=sink)
-    except (SettingsError, StartupError) as exc:
-        pipe.send(("failed", f"worker {share.worker}: {exc}"))
-        sys.exit(1)
-
-    def serving(_ports: BoundPorts) -> None:
-        pipe.send(("ready", os.getpid()))
-
-    async def serve() -> int:
-        import asyncio
-
-        # The supervisor holds the other end: when it goes (even killed), this worker drains.
-        def lifeline() -> None:
-            try:
-                pipe.recv()
-            except (EOFError, OSError):
-                asyncio.get_running_loop().remove_reader(pipe.fileno())
-                gateway.request_stop()
-
-        asyncio.get_running_loop().add_reader(pipe.fileno(), lifeline)
-        return await gateway.serve(signals=(signal.SIGTERM,), on_serving=serving)
-
-    try:
-        code = run_on_loop(serve())
-    except StartupError as exc:
-        with contextlib.suppress(OSError):
-            pipe.send(("failed", f"worker {share.worker}: {exc}"))
-        sys.exit(1)
-    sys.exit(code)

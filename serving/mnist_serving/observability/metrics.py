@@ -7,13 +7,9 @@ worker processes :mod:`~mnist_serving.observability.multiprocess` merges every w
 
 from __future__ import annotations
 
-import bisect
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -23,25 +19,37 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import (
-    InfoMetricFamily,
-    Metric,
-)
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
-from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
-from prometheus_client.utils import floatToGoString
+
+from mnist_serving.observability.collectors import BulkHistogram, LatestExemplars, ModelInfo
 
 # 100 µs to 10 s: a single LiteRT image takes ~0.1 ms, a 1,024-image request ~100 ms.
 LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
-    0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.0001,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
-# Up to this many values, a plain loop beats numpy's per-call overhead (most requests hold one
-# image; numpy's searchsorted, bincount and masks cost ~10 µs whatever the size).
-FEW_VALUES = 8
 PROTOCOLS = ("rest", "grpc", "v2_rest", "v2_grpc")
 REFUSAL_REASONS = (
     "queue_full",
@@ -50,89 +58,6 @@ REFUSAL_REASONS = (
     "rate_limited",
     "unauthenticated",
 )
-
-
-class BulkHistogram:
-    """A histogram fed a whole array at once: one numpy pass per batch instead of one
-    ``observe`` per image (256 of those cost ~2.5 ms of event-loop time per request).
-
-    It is prometheus-client's own :class:`Histogram` underneath, whose per-bucket values are
-    added to directly (the library has no bulk observe), so it is exposed, and summed across
-    worker processes, like any other histogram."""
-
-    def __init__(
-        self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry
-    ) -> None:
-        self._histogram = Histogram(name, documentation, registry=registry, buckets=buckets)
-        self._upper = np.array([*buckets, float("inf")])
-        self._upper_list = self._upper.tolist()
-        # The library's values: non-cumulative counts per bucket (cumulated when collected),
-        # and the sum; each takes its own lock.
-        self._buckets = self._histogram._buckets
-        self._sum = self._histogram._sum
-
-    def observe_many(self, observed: np.ndarray) -> None:
-        # NaN (a model fed absurd inputs answers it) belongs in no bucket and would make the
-        # sum NaN for good; it is left out, as a value that is not a measurement.
-        if len(observed) <= FEW_VALUES:
-            for value in observed.tolist():
-                if value == value:  # not NaN
-                    self._buckets[bisect.bisect_left(self._upper_list, value)].inc(1)
-                    self._sum.inc(value)
-            return
-        observed = observed[~np.isnan(observed)]
-        slots = np.searchsorted(self._upper, observed, side="left")  # first bucket with v <= le
-        for slot, count in enumerate(np.bincount(slots, minlength=len(self._upper)).tolist()):
-            if count:
-                self._buckets[slot].inc(count)
-        self._sum.inc(float(observed.sum()))
-
-
-class ModelInfo(Collector):
-    """``mnist_model_info``: the default version, its runtime and load time, in this process.
-
-    prometheus-client's ``Info`` cannot live in multiprocess mode; this one is read off the
-    process that answers, which serves the same versions as every other worker."""
-
-    name = "mnist_model"
-    documentation = "The model being served: version, runtime, load time."
-
-    def __init__(self) -> None:
-        self._labels: dict[str, str] = {}
-
-    def info(self, labels: dict[str, str]) -> None:
-        self._labels = dict(labels)
-
-    def collect(self) -> Iterator[InfoMetricFamily]:
-        family = InfoMetricFamily(self.name, self.documentation)
-        if self._labels:
-            family.add_metric([], self._labels)
-        yield family
-
-
-class LatestExemplars:
-    """The latest exemplar of each latency bucket, kept in this process: with several workers,
-    prometheus-client's files hold none, so a scrape attaches the answering worker's own (an
-    example trace per bucket, from the requests that worker served) to the merged buckets."""
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self._upper = [*buckets, float("inf")]
-        self._latest: dict[tuple[str, ...], Exemplar] = {}
-
-    def keep(self, labels: tuple[str, ...], value: float, exemplar: dict[str, str]) -> None:
-        le = floatToGoString(self._upper[bisect.bisect_left(self._upper, value)])  # type: ignore[no-untyped-call]
-        self._latest[(*labels, le)] = Exemplar(exemplar, value, time.time())
-
-    def attach(self, family: Metric, label_names: tuple[str, ...]) -> Metric:
-        if not self._latest:
-            return family
-        samples = []
-        for sample in family.samples:
-            key = (*(sample.labels.get(n, "") for n in label_names), sample.labels.get("le", ""))
-            found = self._latest.get(key) if sample.name.endswith("_bucket") else None
-            samples.append(sample._replace(exemplar=found) if found else sample)
-        family.samples = samples
-        return family
 
 
 @dataclass(frozen=True)
@@ -206,60 +131,146 @@ class Spec:
             )
         if self.kind is Gauge:
             return Gauge(
-                self.name, self.documentation, self.labels, registry=registry,
+                self.name,
+                self.documentation,
+                self.labels,
+                registry=registry,
                 multiprocess_mode=self.mode,
-            )  # fmt: skip
+            )
         return self.kind(self.name, self.documentation, self.labels, registry=registry)
 
 
 _ROUTE = ("protocol", "route")
 # Every metric but the bulk confidence histogram, in the order docs/metrics.md lists them.
 SPECS = (
-    Spec("requests", Counter, "mnist_requests_total",
-          "Requests handled, by protocol (rest, grpc), route and outcome code "
-          "(OK or the error's neutral code, e.g. INVALID_ARGUMENT). Health probes excluded.",
-          (*_ROUTE, "code")),
-    Spec("request_latency", Histogram, "mnist_request_duration_seconds",
-          "Time from request received to answer ready, successes and failures alike.",
-          (*_ROUTE, "code"), LATENCY_BUCKETS),
-    Spec("in_flight", Gauge, "mnist_requests_in_flight", "Requests being handled now.", _ROUTE,
-          mode="livesum"),
-    Spec("refused", Counter, "mnist_requests_refused_total",
-          "Requests refused without being run, by reason (queue_full, queue_delay, "
-          "in_flight_limit, rate_limited, unauthenticated).", ("protocol", "reason")),
+    Spec(
+        "requests",
+        Counter,
+        "mnist_requests_total",
+        "Requests handled, by protocol (rest, grpc), route and outcome code "
+        "(OK or the error's neutral code, e.g. INVALID_ARGUMENT). Health probes excluded.",
+        (*_ROUTE, "code"),
+    ),
+    Spec(
+        "request_latency",
+        Histogram,
+        "mnist_request_duration_seconds",
+        "Time from request received to answer ready, successes and failures alike.",
+        (*_ROUTE, "code"),
+        LATENCY_BUCKETS,
+    ),
+    Spec(
+        "in_flight",
+        Gauge,
+        "mnist_requests_in_flight",
+        "Requests being handled now.",
+        _ROUTE,
+        mode="livesum",
+    ),
+    Spec(
+        "refused",
+        Counter,
+        "mnist_requests_refused_total",
+        "Requests refused without being run, by reason (queue_full, queue_delay, "
+        "in_flight_limit, rate_limited, unauthenticated).",
+        ("protocol", "reason"),
+    ),
     Spec("images", Counter, "mnist_images_total", "Images (examples) classified.", ("protocol",)),
-    Spec("inference_latency", Histogram, "mnist_inference_duration_seconds",
-          "Time of one model call (one batch) in the runtime.", ("runtime",), LATENCY_BUCKETS),
-    Spec("batch_size", Histogram, "mnist_batch_size",
-          "Images per model call after adaptive batching.", (), BATCH_BUCKETS),
-    Spec("queue_wait", Histogram, "mnist_batch_queue_wait_seconds",
-          "Time a request waited in the batching queue before its model call started.", (),
-          LATENCY_BUCKETS),
-    Spec("queue_depth", Gauge, "mnist_batch_queue_images", "Images waiting in the batching queue.",
-          mode="livesum"),
-    Spec("predictions", Counter, "mnist_predictions_total",
-          "Predicted digits, by digit (the predicted-digit mix, for drift).", ("digit",)),
-    Spec("model_loaded", Gauge, "mnist_model_ready",
-          "1 when the model is loaded and warmed (in every live worker), else 0.", mode="livemin"),
-    Spec("model_versions", Gauge, "mnist_model_versions",
-          "Model versions by state (LOADING, AVAILABLE, UNLOADING, END).", ("state",),
-          mode="livemax"),
-    Spec("model_load_failures", Counter, "mnist_model_load_failures",
-          "Version folders refused: missing or corrupt files, failed checks or warm-up."),
-    Spec("model_config_errors", Counter, "mnist_model_config_errors",
-          "Times the model config file could not be used (the previous one was kept)."),
-    Spec("version_requests", Counter, "mnist_version_requests",
-          "Inference requests answered by each model version (shows a canary split).",
-          ("version",)),
-    Spec("backend_up", Gauge, "mnist_backend_target_up",
-          "1 while a TF Serving target is in rotation (backend=tfserving; in every live "
-          "worker), else 0.", ("target",), mode="livemin"),
-    Spec("samples_written", Counter, "mnist_samples_written_total",
-          "Sampled inputs written to --sample-dir."),
-    Spec("samples_dropped", Counter, "mnist_samples_dropped_total",
-          "Sampled inputs dropped, by reason (queue_full: the writer is behind; write_failed).",
-          ("reason",)),
-)  # fmt: skip
+    Spec(
+        "inference_latency",
+        Histogram,
+        "mnist_inference_duration_seconds",
+        "Time of one model call (one batch) in the runtime.",
+        ("runtime",),
+        LATENCY_BUCKETS,
+    ),
+    Spec(
+        "batch_size",
+        Histogram,
+        "mnist_batch_size",
+        "Images per model call after adaptive batching.",
+        (),
+        BATCH_BUCKETS,
+    ),
+    Spec(
+        "queue_wait",
+        Histogram,
+        "mnist_batch_queue_wait_seconds",
+        "Time a request waited in the batching queue before its model call started.",
+        (),
+        LATENCY_BUCKETS,
+    ),
+    Spec(
+        "queue_depth",
+        Gauge,
+        "mnist_batch_queue_images",
+        "Images waiting in the batching queue.",
+        mode="livesum",
+    ),
+    Spec(
+        "predictions",
+        Counter,
+        "mnist_predictions_total",
+        "Predicted digits, by digit (the predicted-digit mix, for drift).",
+        ("digit",),
+    ),
+    Spec(
+        "model_loaded",
+        Gauge,
+        "mnist_model_ready",
+        "1 when the model is loaded and warmed (in every live worker), else 0.",
+        mode="livemin",
+    ),
+    Spec(
+        "model_versions",
+        Gauge,
+        "mnist_model_versions",
+        "Model versions by state (LOADING, AVAILABLE, UNLOADING, END).",
+        ("state",),
+        mode="livemax",
+    ),
+    Spec(
+        "model_load_failures",
+        Counter,
+        "mnist_model_load_failures",
+        "Version folders refused: missing or corrupt files, failed checks or warm-up.",
+    ),
+    Spec(
+        "model_config_errors",
+        Counter,
+        "mnist_model_config_errors",
+        "Times the model config file could not be used (the previous one was kept).",
+    ),
+    Spec(
+        "version_requests",
+        Counter,
+        "mnist_version_requests",
+        "Inference requests answered by each model version (shows a canary split).",
+        ("version",),
+    ),
+    Spec(
+        "backend_up",
+        Gauge,
+        "mnist_backend_target_up",
+        "1 while a TF Serving target is in rotation (backend=tfserving; in every live "
+        "worker), else 0.",
+        ("target",),
+        mode="livemin",
+    ),
+    Spec(
+        "samples_written",
+        Counter,
+        "mnist_samples_written_total",
+        "Sampled inputs written to --sample-dir.",
+    ),
+    Spec(
+        "samples_dropped",
+        Counter,
+        "mnist_samples_dropped_total",
+        "Sampled inputs dropped, by reason (queue_full: the writer is behind; write_failed).",
+        ("reason",),
+    ),
+)
 
 
 def create_metrics(

@@ -22,9 +22,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from mnist_serving.observability.collectors import LatestExemplars
 from mnist_serving.observability.metrics import (
     LATENCY_BUCKETS,
-    LatestExemplars,
     Metrics,
     create_metrics,
     latency_spec,

@@ -53,8 +53,13 @@ class RecentTraffic:
         rows = np.concatenate(self._rings())
         recent = rows[rows[:, 0] >= max(now - self.window, np.finfo(float).tiny)]
         if recent.size == 0:
-            return {"window_seconds": self.window, "requests": 0, "requests_per_second": 0.0,
-                    "p50_ms": None, "p99_ms": None}  # fmt: skip
+            return {
+                "window_seconds": self.window,
+                "requests": 0,
+                "requests_per_second": 0.0,
+                "p50_ms": None,
+                "p99_ms": None,
+            }
         span = min(self.window, max(now - float(recent[:, 0].min()), 1.0))
         p50, p99 = np.percentile(recent[:, 1], [50, 99]) * 1000
         return {

@@ -33,8 +33,9 @@ class TfServingMetricsView(Collector):
             labels=("model_name", "status"),
         )
         # One read of every worker's values serves both families.
-        samples = _samples(self._metrics.exposition, ("mnist_requests_total",
-                                                      "mnist_request_duration_seconds"))  # fmt: skip
+        samples = _samples(
+            self._metrics.exposition, ("mnist_requests_total", "mnist_request_duration_seconds")
+        )
         totals: dict[str, float] = {}
         for sample in samples["mnist_requests_total"]:
             if sample.labels["route"] == "predict":

@@ -50,8 +50,11 @@ class Tracing:
                 SpanExporter,
             )
         except ImportError:
-            log.warning("OTEL_TRACES_EXPORTER=%s, but the otel extra is not installed "
-                        "(pip install 'mnist-serving[otel]'): tracing stays off", exporter)  # fmt: skip
+            log.warning(
+                "OTEL_TRACES_EXPORTER=%s, but the otel extra is not installed "
+                "(pip install 'mnist-serving[otel]'): tracing stays off",
+                exporter,
+            )
             return cls()
         chosen: SpanExporter
         if exporter == "console":
@@ -61,8 +64,9 @@ class Tracing:
 
             chosen = OTLPSpanExporter()
         else:
-            log.warning("OTEL_TRACES_EXPORTER=%s is not otlp, console or none: tracing off",
-                        exporter)  # fmt: skip
+            log.warning(
+                "OTEL_TRACES_EXPORTER=%s is not otlp, console or none: tracing off", exporter
+            )
             return cls()
         provider = TracerProvider(resource=Resource.create())  # OTEL_SERVICE_NAME, sampler
         provider.add_span_processor(BatchSpanProcessor(chosen))
@@ -81,9 +85,12 @@ class Tracing:
         kind = self._trace.SpanKind.SERVER
         attributes = {"rpc.system": protocol, "mnist.route": route, "mnist.request_id": request_id}
         with self.tracer.start_as_current_span(
-            f"{protocol} {route}", context=parent, kind=kind, attributes=attributes,
+            f"{protocol} {route}",
+            context=parent,
+            kind=kind,
+            attributes=attributes,
             end_on_exit=True,
-        ) as span:  # fmt: skip
+        ) as span:
             yield span
 
     @staticmethod
@@ -113,10 +120,11 @@ class Tracing:
         if not traced:
             return None
         return self.tracer.start_span(
-            "model batch", context=self._trace.set_span_in_context(traced[0]),
+            "model batch",
+            context=self._trace.set_span_in_context(traced[0]),
             links=[self._trace.Link(p.get_span_context()) for p in traced],
             attributes={"mnist.batch.images": images, "mnist.batch.requests": len(traced)},
-        )  # fmt: skip
+        )
 
     @contextlib.contextmanager
     def current(self, span: Any) -> Iterator[None]:

@@ -189,8 +189,9 @@ class LocalRepository:
             if len(self._served) == 1:
                 log.warning(
                     "version %d is no longer wanted (folder gone or policy changed) but it "
-                    "is the only one serving; keeping it", version,
-                )  # fmt: skip
+                    "is the only one serving; keeping it",
+                    version,
+                )
                 return
             await self._retire(version)
 
@@ -216,8 +217,10 @@ class LocalRepository:
         if config != self.config:
             log.info(
                 "model config: policy %s, labels %s, canary weight %g",
-                config.policy.describe(), config.labels or "none", config.canary_weight,
-            )  # fmt: skip
+                config.policy.describe(),
+                config.labels or "none",
+                config.canary_weight,
+            )
         self.config = config
 
     async def _load(self, version: int, path: Path) -> None:
@@ -239,9 +242,12 @@ class LocalRepository:
         self._refused.pop(version, None)
         log.info(
             "loaded %s version %d with %s in %.2fs (%d warm-up requests)",
-            MODEL_NAME, version, loaded.runtime.name, time.perf_counter() - started,
+            MODEL_NAME,
+            version,
+            loaded.runtime.name,
+            time.perf_counter() - started,
             loaded.warmup_requests,
-        )  # fmt: skip
+        )
 
     async def _retire(self, version: int) -> None:
         """Out of rotation at once; unloaded when the requests already queued on it are done."""

@@ -38,8 +38,11 @@ def test_client_only_install_has_no_tensorflow_and_works(tmp_path, model_dir, fi
     python = env / "bin" / "python"
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", str(ROOT)],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     listed = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=freeze"],
@@ -52,8 +55,11 @@ def test_client_only_install_has_no_tensorflow_and_works(tmp_path, model_dir, fi
     try:
         run = subprocess.run(
             [str(python), "-c", SCRIPT, gateway.url, gateway.grpc, str(fixture_npz)],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     finally:
         stop_gateway(gateway)
     assert run.returncode == 0, run.stderr[-3000:]

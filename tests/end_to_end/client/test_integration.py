@@ -36,15 +36,18 @@ def _inputs(digits, tmp_path):
     x = digits["x_test"][:7]
     path = tmp_path / "d5.png"
     path.write_bytes(png_bytes(255 - x[5]))
-    return x, [
-        x[0],                                   # 28×28 uint8
-        x[1:2].astype(np.float32) / 255,        # N×28×28 float 0-1
-        x[2].reshape(1, 784),                   # N×784
-        x[3].reshape(1, 28, 28, 1),             # N×28×28×1
-        Image.fromarray(255 - x[4]).resize((140, 140)),  # PIL, dark on light, large
-        str(path),                              # a file path
-        png_bytes(x[6]),                        # PNG bytes
-    ]  # fmt: skip
+    return (
+        x,
+        [
+            x[0],  # 28×28 uint8
+            x[1:2].astype(np.float32) / 255,  # N×28×28 float 0-1
+            x[2].reshape(1, 784),  # N×784
+            x[3].reshape(1, 28, 28, 1),  # N×28×28×1
+            Image.fromarray(255 - x[4]).resize((140, 140)),  # PIL, dark on light, large
+            str(path),  # a file path
+            png_bytes(x[6]),  # PNG bytes
+        ],
+    )
 
 
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
@@ -96,8 +99,11 @@ def test_server_refusals_arrive_as_typed_errors(gateway, transport) -> None:
 def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "mnist_client.cli", *args],
-        input=stdin, capture_output=True, timeout=60, check=False,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_cli_table_json_stdin_and_failures(gateway, digits, tmp_path) -> None:
@@ -144,13 +150,19 @@ def test_the_runnable_examples_work(gateway, tmp_path, digits) -> None:
     Image.fromarray(255 - digits["x_test"][0]).resize((90, 90)).save(path)
     rest = subprocess.run(
         [sys.executable, str(EXAMPLES / "classify_rest.py"), str(path), "--url", gateway.url],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert rest.returncode == 0, rest.stderr
     assert rest.stdout.startswith(f"{path}: 7 (")
     over_grpc = subprocess.run(
         [sys.executable, str(EXAMPLES / "classify_grpc.py"), "--url", f"grpc://{gateway.grpc}"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert over_grpc.returncode == 0, over_grpc.stderr
     assert over_grpc.stdout.count("digit ") == 2 and "model version 1" in over_grpc.stdout

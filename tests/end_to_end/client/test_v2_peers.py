@@ -13,8 +13,8 @@ import pytest
 
 from mnist_client import AsyncMnistClient, MnistClient, NotFound
 from tests.conftest import FIXTURE
-from tests.end_to_end.serving.test_open_inference_clients import EXTERNAL, _clients_python
 from tests.external.template_model import probabilities, templates
+from tests.helpers.external import EXTERNAL, clients_python
 from tests.helpers.processes import free_port, wait_for_ok
 
 
@@ -24,10 +24,19 @@ def kserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     log = tmp_path_factory.mktemp("kserve") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(_clients_python()), str(EXTERNAL / "kserve_server.py"), str(FIXTURE),
-             "--http_port", str(http_port), "--grpc_port", str(grpc_port)],
-            cwd=EXTERNAL, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(clients_python()),
+                str(EXTERNAL / "kserve_server.py"),
+                str(FIXTURE),
+                "--http_port",
+                str(http_port),
+                "--grpc_port",
+                str(grpc_port),
+            ],
+            cwd=EXTERNAL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{http_port}"
     try:
         wait_for_ok(url + "/v2/health/ready", process, log)

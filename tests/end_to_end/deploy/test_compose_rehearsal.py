@@ -19,12 +19,17 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURE
-from tests.end_to_end.deploy.rehearsal import Stack, prometheus, query, standin_tfserving
-from tests.end_to_end.deploy.stack import DEPLOY, compose_config
+from tests.helpers.compose_stack import DEPLOY, compose_config
+from tests.helpers.rehearsal import Stack, prometheus, query, standin_tfserving
 
 # The compose variables a user would set for a quick stack check; nothing else is changed.
-QUICK = {"MNIST_TRAIN_LIMIT": "1500", "MNIST_TRAIN_EPOCHS": "2", "MNIST_TRAIN_DATA": str(FIXTURE),
-         "LOCUST_USERS": "4", "LOCUST_RUN_TIME": "10s"}  # fmt: skip
+QUICK = {
+    "MNIST_TRAIN_LIMIT": "1500",
+    "MNIST_TRAIN_EPOCHS": "2",
+    "MNIST_TRAIN_DATA": str(FIXTURE),
+    "LOCUST_USERS": "4",
+    "LOCUST_RUN_TIME": "10s",
+}
 
 pytestmark = pytest.mark.end_to_end
 
@@ -56,8 +61,12 @@ def test_the_stack_comes_up_serves_and_is_monitored(stack: Stack) -> None:
     stack.health("gateway")  # the Dockerfile's HEALTHCHECK: /readyz, backend reachable
     gateway = f"http://127.0.0.1:{stack.port('gateway', 8080)}"
     digits = _digits()
-    answer = httpx.post(gateway + "/v1/digits:classify", content=digits[:4].tobytes(),
-                        headers={"Content-Type": "application/octet-stream"}, timeout=10)  # fmt: skip
+    answer = httpx.post(
+        gateway + "/v1/digits:classify",
+        content=digits[:4].tobytes(),
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=10,
+    )
     assert answer.status_code == 200, answer.text
     assert httpx.post(gateway + "/v1/digits:classify", json={"images": []}).status_code == 400
 

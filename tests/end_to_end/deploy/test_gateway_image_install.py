@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.end_to_end.deploy.stack import (
+from tests.helpers.compose_stack import (
     DEPLOY,
     ROOT,
 )

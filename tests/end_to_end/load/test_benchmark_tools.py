@@ -47,9 +47,12 @@ def test_gateway_spans_count_inference_requests_and_model_calls(gateway: Server,
     before = gateway_spans(gateway.url)
     httpx.get(f"{gateway.url}/healthz", timeout=10)  # not an inference route: not counted
     for n in (1, 3):
-        r = httpx.post(f"{gateway.url}/v1/digits:classify", timeout=10,
-                       content=digits["x_test"][:n].tobytes(),
-                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        r = httpx.post(
+            f"{gateway.url}/v1/digits:classify",
+            timeout=10,
+            content=digits["x_test"][:n].tobytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert r.status_code == 200
     t_req, n_req, t_call, n_call = (
         y - x for x, y in zip(before, gateway_spans(gateway.url), strict=True)

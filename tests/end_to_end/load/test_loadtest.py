@@ -30,12 +30,31 @@ def test_short_step_load_run_with_every_user_type(gateway, tmp_path, fixture_npz
         "MNIST_TFSERVING_GRPC": gateway.grpc,
     }
     run = subprocess.run(
-        [sys.executable, "-m", "mnist_client.loadtest.runner", "--host", gateway.url,
-         "--grpc", gateway.grpc, "--steps", "4,8", "--step-seconds", "5", "--out", str(out),
-         "--users", "RestUser,GatewayGrpcUser,TFServingRestUser,TFServingGrpcUser,V2RestUser,V2GrpcUser",
-         "--max-error-rate", "0"],
-        env=env, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mnist_client.loadtest.runner",
+            "--host",
+            gateway.url,
+            "--grpc",
+            gateway.grpc,
+            "--steps",
+            "4,8",
+            "--step-seconds",
+            "5",
+            "--out",
+            str(out),
+            "--users",
+            "RestUser,GatewayGrpcUser,TFServingRestUser,TFServingGrpcUser,V2RestUser,V2GrpcUser",
+            "--max-error-rate",
+            "0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     kinds = summary["per_request_type"]

@@ -22,8 +22,14 @@ from PIL import Image
 from mnist_contract.preprocess import MEDIA_TYPES, ImageError, to_mnist_frame
 from mnist_serving.core.digits import pixels_to_uint8
 
-_PILLOW_NAMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP",
-                 "image/gif": "GIF", "image/bmp": "BMP", "image/tiff": "TIFF"}  # fmt: skip
+_PILLOW_NAMES = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+}
 
 
 def _picture(side: int, ink: int, seed: int, fmt: str) -> bytes:
@@ -38,8 +44,9 @@ def _picture(side: int, ink: int, seed: int, fmt: str) -> bytes:
 
 
 def _pictures(fmt: str) -> st.SearchStrategy[bytes]:
-    return st.builds(_picture, st.integers(28, 96), st.integers(0, 60), st.integers(0, 2**16),
-                     st.just(fmt))  # fmt: skip
+    return st.builds(
+        _picture, st.integers(28, 96), st.integers(0, 60), st.integers(0, 2**16), st.just(fmt)
+    )
 
 
 _any_picture = st.sampled_from(list(_PILLOW_NAMES.values())).flatmap(_pictures)

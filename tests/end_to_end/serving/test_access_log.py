@@ -18,14 +18,36 @@ from mnist_contract.protos import open_inference_pb2_grpc as v2_grpc
 from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 KEY = "ci-key-0123456789abcdef"
-FIELDS = {"time", "level", "logger", "request_id", "protocol", "route", "model_version", "code",
-          "http_status", "images", "latency_ms", "queue_ms", "model_ms", "peer", "key"}  # fmt: skip
+FIELDS = {
+    "time",
+    "level",
+    "logger",
+    "request_id",
+    "protocol",
+    "route",
+    "model_version",
+    "code",
+    "http_status",
+    "images",
+    "latency_ms",
+    "queue_ms",
+    "model_ms",
+    "peer",
+    "key",
+}
 
 
 @pytest.fixture(scope="module")
 def logged(model_dir: Path) -> Iterator[Server]:
-    server = start_gateway(model_dir, "--access-log", "json", "--log-level", "info",
-                          "--api-keys", json.dumps({"ci": KEY}))  # fmt: skip
+    server = start_gateway(
+        model_dir,
+        "--access-log",
+        "json",
+        "--log-level",
+        "info",
+        "--api-keys",
+        json.dumps({"ci": KEY}),
+    )
     yield server
     stop_gateway(server)
 
@@ -37,8 +59,12 @@ def _lines(server: Server) -> list[dict]:
 def test_the_json_log_holds_every_request_and_never_a_key(logged: Server) -> None:
     frames = np.zeros((2, 28, 28), np.uint8).tobytes()
     keyed = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/octet-stream"}
-    ok = httpx.post(logged.url + "/v1/digits:classify", content=frames,
-                    headers={**keyed, "X-Request-ID": "rest-ok-1"}, timeout=10)  # fmt: skip
+    ok = httpx.post(
+        logged.url + "/v1/digits:classify",
+        content=frames,
+        headers={**keyed, "X-Request-ID": "rest-ok-1"},
+        timeout=10,
+    )
     assert ok.status_code == 200 and ok.headers["x-request-id"] == "rest-ok-1"
     refused = httpx.post(logged.url + "/v1/digits:classify", content=frames, timeout=10)
     assert refused.status_code == 401 and len(refused.headers["x-request-id"]) == 32
@@ -51,9 +77,10 @@ def test_the_json_log_holds_every_request_and_never_a_key(logged: Server) -> Non
         request.inputs.add(name="images", datatype="UINT8", shape=[1, 784])
         request.raw_input_contents.append(bytes(784))
         _, call = stub.ModelInfer.with_call(
-            request, metadata=(("x-request-id", "grpc-ok-1"), ("authorization", f"Bearer {KEY}")),
+            request,
+            metadata=(("x-request-id", "grpc-ok-1"), ("authorization", f"Bearer {KEY}")),
             timeout=10,
-        )  # fmt: skip
+        )
         assert dict(call.trailing_metadata())["x-request-id"] == "grpc-ok-1"
     lines = _lines(logged)  # every line of the gateway's log is one JSON object
     access = {

@@ -93,8 +93,15 @@ def test_one_of_two_targets_killed_and_restarted_under_load(model_dir, digits, f
     ports = [free_port(), free_port()]
     a1, a2 = (start_gateway(model_dir, grpc_port=p) for p in ports)
     target = f"127.0.0.1:{ports[0]}"
-    b = start_gateway(model_dir, "--backend", "tfserving", "--tfserving-timeout-ms", "2000",
-                     "--tfserving-targets", f"{target},127.0.0.1:{ports[1]}")  # fmt: skip
+    b = start_gateway(
+        model_dir,
+        "--backend",
+        "tfserving",
+        "--tfserving-timeout-ms",
+        "2000",
+        "--tfserving-targets",
+        f"{target},127.0.0.1:{ports[1]}",
+    )
     try:
         _wait(lambda: _target_up(b, target) == 1, 10, "both targets in rotation")
         with Traffic.rest(b.url, digits["x_test"][0].tobytes(), workers=8) as traffic:
@@ -129,8 +136,15 @@ def test_one_of_two_targets_killed_and_restarted_under_load(model_dir, digits, f
 def test_the_only_target_down_fails_fast_and_recovers_by_itself(model_dir, digits, figures) -> None:
     port = free_port()
     a = start_gateway(model_dir, grpc_port=port)
-    b = start_gateway(model_dir, "--backend", "tfserving", "--tfserving-timeout-ms", "2000",
-                     "--tfserving-targets", f"127.0.0.1:{port}")  # fmt: skip
+    b = start_gateway(
+        model_dir,
+        "--backend",
+        "tfserving",
+        "--tfserving-timeout-ms",
+        "2000",
+        "--tfserving-targets",
+        f"127.0.0.1:{port}",
+    )
     try:
         _wait(lambda: httpx.get(b.url + "/readyz").status_code == 200, 10, "B ready")
         with Traffic.rest(b.url, digits["x_test"][0].tobytes(), workers=8) as traffic:
@@ -170,8 +184,17 @@ def test_load_several_times_capacity_is_refused_fast_and_memory_stays_flat(
 ) -> None:
     # 4 requests in progress at most, a queue of 64 images, and 32 callers sending 32 images
     # each: 8× the requests and 16× the images the gateway lets in.
-    server = start_gateway(model_dir, "--max-batch-size", "32", "--max-enqueued-batches", "2",
-                          "--max-images-per-request", "32", "--max-in-flight-requests", "4")  # fmt: skip
+    server = start_gateway(
+        model_dir,
+        "--max-batch-size",
+        "32",
+        "--max-enqueued-batches",
+        "2",
+        "--max-images-per-request",
+        "32",
+        "--max-in-flight-requests",
+        "4",
+    )
     try:
         body = digits["x_test"][:32].tobytes()
         with Traffic.rest(server.url, body, workers=2) as calm:
@@ -180,8 +203,11 @@ def test_load_several_times_capacity_is_refused_fast_and_memory_stays_flat(
         with Traffic.rest(server.url, body, workers=32) as storm:
             time.sleep(PHASE * 2)
         rss_end = rss_mb(server.process.pid)
-        retry = httpx.post(server.url + "/v1/digits:classify", content=body,
-                           headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        retry = httpx.post(
+            server.url + "/v1/digits:classify",
+            content=body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
     finally:
         stop_gateway(server)
     statuses = {o.status for o in storm.outcomes}

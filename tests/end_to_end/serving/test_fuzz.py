@@ -77,10 +77,15 @@ pixel_rows = st.lists(
     max_size=30,
 )
 predict_paths = st.sampled_from(
-    ["/v1/models/mnist:predict", "/v1/models/mnist/versions/1:predict",
-     "/v1/models/mnist/labels/stable:predict", "/v1/models/mnist/versions/0:predict",
-     "/v1/models/other:predict", "/v1/models/mnist/labels/none:predict"]
-)  # fmt: skip
+    [
+        "/v1/models/mnist:predict",
+        "/v1/models/mnist/versions/1:predict",
+        "/v1/models/mnist/labels/stable:predict",
+        "/v1/models/mnist/versions/0:predict",
+        "/v1/models/other:predict",
+        "/v1/models/mnist/labels/none:predict",
+    ]
+)
 
 
 def test_predict_fuzz(http: httpx.Client, figures) -> None:
@@ -95,12 +100,16 @@ def test_predict_fuzz(http: httpx.Client, figures) -> None:
                 {},
                 optional={
                     "instances": st.one_of(json_values, st.lists(pixel_rows, max_size=3)),
-                    "inputs": st.one_of(json_values, st.dictionaries(st.just("images"), json_values)),
-                    "signature_name": st.one_of(st.sampled_from(["serving_default", "predict_images"]), json_values),
+                    "inputs": st.one_of(
+                        json_values, st.dictionaries(st.just("images"), json_values)
+                    ),
+                    "signature_name": st.one_of(
+                        st.sampled_from(["serving_default", "predict_images"]), json_values
+                    ),
                 },
             ),
         ),
-    )  # fmt: skip
+    )
     def run(path: str, body: object) -> None:
         check(http.post(path, content=json.dumps(body)), counter)
 
@@ -112,22 +121,40 @@ def test_predict_fuzz(http: httpx.Client, figures) -> None:
 def test_classify_fuzz(http: httpx.Client, figures) -> None:
     counter: dict[str, int] = {}
     content_types = st.sampled_from(
-        ["application/json", "image/png", "image/jpeg", "application/octet-stream",
-         "multipart/form-data; boundary=x", "text/plain", ""]
-    )  # fmt: skip
+        [
+            "application/json",
+            "image/png",
+            "image/jpeg",
+            "application/octet-stream",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+            "",
+        ]
+    )
     json_bodies = st.fixed_dictionaries(
-        {"images": st.one_of(json_values, st.lists(pixel_rows, max_size=3),
-                             st.lists(st.fixed_dictionaries({"b64": st.text(max_size=40)}), max_size=3))},
+        {
+            "images": st.one_of(
+                json_values,
+                st.lists(pixel_rows, max_size=3),
+                st.lists(st.fixed_dictionaries({"b64": st.text(max_size=40)}), max_size=3),
+            )
+        },
         optional={"top_k": json_values, "return_preprocessed": json_values, "version": json_values},
-    ).map(lambda d: json.dumps(d).encode())  # fmt: skip
+    ).map(lambda d: json.dumps(d).encode())
     png_prefix = b"\x89PNG\r\n\x1a\n"
 
     @FUZZ
     @given(
         content_type=content_types,
-        body=st.one_of(json_bodies, st.binary(max_size=3000), st.binary(max_size=200).map(png_prefix.__add__)),
-        query=st.dictionaries(st.sampled_from(["top_k", "version", "return_preprocessed"]), st.text(max_size=6), max_size=2),
-    )  # fmt: skip
+        body=st.one_of(
+            json_bodies, st.binary(max_size=3000), st.binary(max_size=200).map(png_prefix.__add__)
+        ),
+        query=st.dictionaries(
+            st.sampled_from(["top_k", "version", "return_preprocessed"]),
+            st.text(max_size=6),
+            max_size=2,
+        ),
+    )
     def run(content_type: str, body: bytes, query: dict[str, str]) -> None:
         headers = {"Content-Type": content_type} if content_type else {}
         check(
@@ -150,35 +177,63 @@ v2_shapes = st.one_of(
 v2_parameters = st.one_of(
     json_values,
     st.dictionaries(
-        st.sampled_from(["binary_data_size", "binary_data_output", "binary_data", "timeout",
-                         "classification", "signature_name", "shared_memory_region",
-                         "sequence_id", "priority"]),
-        st.one_of(json_values, st.integers(-5, 5000)), max_size=3,
+        st.sampled_from(
+            [
+                "binary_data_size",
+                "binary_data_output",
+                "binary_data",
+                "timeout",
+                "classification",
+                "signature_name",
+                "shared_memory_region",
+                "sequence_id",
+                "priority",
+            ]
+        ),
+        st.one_of(json_values, st.integers(-5, 5000)),
+        max_size=3,
     ),
-)  # fmt: skip
+)
 v2_tensors = st.fixed_dictionaries(
     {},
-    optional={"name": st.sampled_from(["images", "x"]) | json_values, "datatype": v2_datatypes,
-              "shape": v2_shapes, "data": st.one_of(json_values, pixel_rows,
-                                                    st.lists(st.integers(-5, 300), max_size=1600)),
-              "parameters": v2_parameters},
-)  # fmt: skip
+    optional={
+        "name": st.sampled_from(["images", "x"]) | json_values,
+        "datatype": v2_datatypes,
+        "shape": v2_shapes,
+        "data": st.one_of(json_values, pixel_rows, st.lists(st.integers(-5, 300), max_size=1600)),
+        "parameters": v2_parameters,
+    },
+)
 v2_documents = st.one_of(
     json_values,
     st.fixed_dictionaries(
         {},
-        optional={"inputs": st.one_of(json_values, st.lists(v2_tensors, max_size=2)),
-                  "outputs": st.one_of(json_values, st.lists(st.fixed_dictionaries(
-                      {"name": st.sampled_from(["probabilities", "scores"]) | json_values},
-                      optional={"parameters": v2_parameters}), max_size=2)),
-                  "id": json_values, "parameters": v2_parameters},
+        optional={
+            "inputs": st.one_of(json_values, st.lists(v2_tensors, max_size=2)),
+            "outputs": st.one_of(
+                json_values,
+                st.lists(
+                    st.fixed_dictionaries(
+                        {"name": st.sampled_from(["probabilities", "scores"]) | json_values},
+                        optional={"parameters": v2_parameters},
+                    ),
+                    max_size=2,
+                ),
+            ),
+            "id": json_values,
+            "parameters": v2_parameters,
+        },
     ),
-)  # fmt: skip
+)
 v2_paths = st.sampled_from(
-    ["/v2/models/mnist/infer", "/v2/models/mnist/versions/1/infer",
-     "/v2/models/mnist/versions/stable/infer", "/v2/models/mnist/versions/0/infer",
-     "/v2/models/other/infer"]
-)  # fmt: skip
+    [
+        "/v2/models/mnist/infer",
+        "/v2/models/mnist/versions/1/infer",
+        "/v2/models/mnist/versions/stable/infer",
+        "/v2/models/mnist/versions/0/infer",
+        "/v2/models/other/infer",
+    ]
+)
 
 
 def test_v2_infer_fuzz(http: httpx.Client, figures) -> None:
@@ -191,9 +246,11 @@ def test_v2_infer_fuzz(http: httpx.Client, figures) -> None:
         path=v2_paths,
         document=v2_documents,
         tail=st.one_of(st.just(b""), st.binary(max_size=3200)),
-        length=st.one_of(st.none(), st.integers(-3, 3), st.text("0123456789x-+.e", min_size=1, max_size=6)),
+        length=st.one_of(
+            st.none(), st.integers(-3, 3), st.text("0123456789x-+.e", min_size=1, max_size=6)
+        ),
         encoding=st.sampled_from(["", "gzip", "deflate", "br"]),
-    )  # fmt: skip
+    )
     def run(path: str, document: object, tail: bytes, length: object, encoding: str) -> None:
         header = json.dumps(document).encode()
         headers = {"Content-Encoding": encoding} if encoding else {}
@@ -245,11 +302,17 @@ specs = st.builds(
     signature=st.sampled_from(["", "serving_default", "predict_images"]) | st.text(max_size=6),
 )
 predict_requests = st.builds(
-    lambda spec, inputs, filters: tfs.PredictRequest(model_spec=spec, inputs=inputs, output_filter=filters),
+    lambda spec, inputs, filters: tfs.PredictRequest(
+        model_spec=spec, inputs=inputs, output_filter=filters
+    ),
     spec=specs,
-    inputs=st.dictionaries(st.sampled_from(["images", "x"]) | st.text(max_size=4), tensors, max_size=2),
-    filters=st.lists(st.sampled_from(["probabilities", "scores"]) | st.text(max_size=4), max_size=2),
-)  # fmt: skip
+    inputs=st.dictionaries(
+        st.sampled_from(["images", "x"]) | st.text(max_size=4), tensors, max_size=2
+    ),
+    filters=st.lists(
+        st.sampled_from(["probabilities", "scores"]) | st.text(max_size=4), max_size=2
+    ),
+)
 classify_requests = st.builds(
     lambda images, top_k, pre, version: digits_pb2.ClassifyRequest(
         images=images, top_k=top_k, return_preprocessed=pre, version=version
@@ -263,7 +326,7 @@ classify_requests = st.builds(
     top_k=st.integers(0, 2**31 - 1),
     pre=st.booleans(),
     version=st.text(max_size=6),
-)  # fmt: skip
+)
 
 
 def _v2_parameters(values: dict[str, object]) -> dict[str, v2_pb.InferParameter]:
@@ -279,10 +342,20 @@ def _v2_parameters(values: dict[str, object]) -> dict[str, v2_pb.InferParameter]
 
 
 grpc_parameters = st.dictionaries(
-    st.sampled_from(["binary_data_output", "timeout", "signature_name", "classification",
-                     "shared_memory_region", "sequence_id"]) | st.text(max_size=4),
-    st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=6), max_size=3,
-).map(_v2_parameters)  # fmt: skip
+    st.sampled_from(
+        [
+            "binary_data_output",
+            "timeout",
+            "signature_name",
+            "classification",
+            "shared_memory_region",
+            "sequence_id",
+        ]
+    )
+    | st.text(max_size=4),
+    st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=6),
+    max_size=3,
+).map(_v2_parameters)
 v2_inputs = st.builds(
     lambda name, datatype, shape, parameters, floats, uints: (
         v2_pb.ModelInferRequest.InferInputTensor(
@@ -304,32 +377,49 @@ v2_inputs = st.builds(
 )
 v2_infer_requests = st.builds(
     lambda model, version, inputs, raw, outputs, parameters: v2_pb.ModelInferRequest(
-        model_name=model, model_version=version, inputs=inputs, raw_input_contents=raw,
-        outputs=[v2_pb.ModelInferRequest.InferRequestedOutputTensor(name=o, parameters=p)
-                 for o, p in outputs], parameters=parameters),
+        model_name=model,
+        model_version=version,
+        inputs=inputs,
+        raw_input_contents=raw,
+        outputs=[
+            v2_pb.ModelInferRequest.InferRequestedOutputTensor(name=o, parameters=p)
+            for o, p in outputs
+        ],
+        parameters=parameters,
+    ),
     model=st.sampled_from(["mnist", "", "other"]),
-    version=st.sampled_from(["", "1", "0", "stable", "-1", "99999999999999999999"]) | st.text(max_size=4),
+    version=st.sampled_from(["", "1", "0", "stable", "-1", "99999999999999999999"])
+    | st.text(max_size=4),
     inputs=st.lists(v2_inputs, max_size=2),
     raw=st.lists(st.binary(max_size=1600) | st.just(bytes(784)), max_size=2),
-    outputs=st.lists(st.tuples(st.sampled_from(["probabilities", "scores", ""]), grpc_parameters), max_size=2),
+    outputs=st.lists(
+        st.tuples(st.sampled_from(["probabilities", "scores", ""]), grpc_parameters), max_size=2
+    ),
     parameters=grpc_parameters,
-)  # fmt: skip
+)
 METHODS = {
     "/tensorflow.serving.PredictionService/Predict": predict_requests,
     "/tensorflow.serving.PredictionService/GetModelMetadata": st.builds(
         lambda spec, fields: tfs.GetModelMetadataRequest(model_spec=spec, metadata_field=fields),
-        specs, st.lists(st.sampled_from(["signature_def"]) | st.text(max_size=5), max_size=2)),
+        specs,
+        st.lists(st.sampled_from(["signature_def"]) | st.text(max_size=5), max_size=2),
+    ),
     "/tensorflow.serving.ModelService/GetModelStatus": st.builds(
-        lambda spec: tfs.GetModelStatusRequest(model_spec=spec), specs),
+        lambda spec: tfs.GetModelStatusRequest(model_spec=spec), specs
+    ),
     "/mnist.v1.DigitClassifier/Classify": classify_requests,
     "/inference.GRPCInferenceService/ModelInfer": v2_infer_requests,
     "/inference.GRPCInferenceService/ModelReady": st.builds(
         lambda name, version: v2_pb.ModelReadyRequest(name=name, version=version),
-        st.sampled_from(["mnist", "", "x"]), st.text(max_size=6)),
+        st.sampled_from(["mnist", "", "x"]),
+        st.text(max_size=6),
+    ),
     "/inference.GRPCInferenceService/ModelMetadata": st.builds(
         lambda name, version: v2_pb.ModelMetadataRequest(name=name, version=version),
-        st.sampled_from(["mnist", "", "x"]), st.text(max_size=6)),
-}  # fmt: skip
+        st.sampled_from(["mnist", "", "x"]),
+        st.text(max_size=6),
+    ),
+}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

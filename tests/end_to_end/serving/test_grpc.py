@@ -216,8 +216,12 @@ def test_health_and_reflection(channel) -> None:
         iter([reflection_pb2.ServerReflectionRequest(list_services="")])
     )
     names = {s.name for s in listing.list_services_response.service}
-    assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService",
-            "mnist.v1.DigitClassifier", "grpc.health.v1.Health"} <= names  # fmt: skip
+    assert {
+        "tensorflow.serving.PredictionService",
+        "tensorflow.serving.ModelService",
+        "mnist.v1.DigitClassifier",
+        "grpc.health.v1.Health",
+    } <= names
     (described,) = stub.ServerReflectionInfo(
         iter(
             [
@@ -256,8 +260,15 @@ def test_chain_answers_like_its_backend_fails_fast_and_recovers(model_dir, digit
 
     a_port = free_port()
     a = start_gateway(model_dir, grpc_port=a_port)
-    b = start_gateway(model_dir, "--backend", "tfserving", "--tfserving-targets", f"127.0.0.1:{a_port}",
-                     "--tfserving-timeout-ms", "2000")  # fmt: skip
+    b = start_gateway(
+        model_dir,
+        "--backend",
+        "tfserving",
+        "--tfserving-targets",
+        f"127.0.0.1:{a_port}",
+        "--tfserving-timeout-ms",
+        "2000",
+    )
     try:
         _wait(lambda: httpx.get(b.url + "/readyz").status_code == 200, 10)
         x = digits["x_test"][:16]
@@ -320,8 +331,16 @@ def test_digits_service_reads_every_accepted_format_and_names_a_refused_one(
 ) -> None:
     stub = digits_pb2_grpc.DigitClassifierStub(channel)
     request = digits_pb2.ClassifyRequest()
-    cases = ("webp-lossy", "gif-first-frame", "tiff-float", "png-16-bit", "exif-orientation",
-             "rgba-white-ink", "cmyk-jpeg", "bmp")  # fmt: skip
+    cases = (
+        "webp-lossy",
+        "gif-first-frame",
+        "tiff-float",
+        "png-16-bit",
+        "exif-orientation",
+        "rgba-white-ink",
+        "cmyk-jpeg",
+        "bmp",
+    )
     for case in cases:
         request.images.add(encoded=CASES[case](ink_of(digits)))
     answer = stub.Classify(request, timeout=30)

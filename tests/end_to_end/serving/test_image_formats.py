@@ -13,8 +13,14 @@ from PIL import Image
 from mnist_contract.preprocess import image_format
 from tests.helpers.drawings import CASES, DIGIT_INDEX, ink_of, paper, save
 
-MEDIA_TYPE = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
-              "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff"}  # fmt: skip
+MEDIA_TYPE = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

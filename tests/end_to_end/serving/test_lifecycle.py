@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -17,28 +17,10 @@ import numpy as np
 import pytest
 
 from tests.helpers.processes import Server, start_gateway, stop_gateway
+from tests.helpers.versions import publish, wait_for
 
 OCTET = {"Content-Type": "application/octet-stream"}
 PHASE = float(os.environ.get("MNIST_FAULT_PHASE_SECONDS", "1.0"))
-
-
-def publish(root: Path, version: int, source: Path) -> Path:
-    """Copy a version folder in the way the trainer publishes: a hidden staging folder, then
-    one rename, so the watcher never sees a half-copied version."""
-    staging = root / "mnist" / f".staging-{version}"
-    shutil.copytree(source, staging)
-    final = root / "mnist" / str(version)
-    staging.rename(final)
-    return final
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def states(server: Server) -> dict[int, tuple[str, str]]:
@@ -110,8 +92,12 @@ def test_a_new_version_swaps_in_under_load_without_a_failed_request(
 
     def window(start: float, end: float) -> dict[str, float]:
         ms = [t * 1000 for s, t in timings if start <= s < end]
-        return {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-                "p99_ms": round(float(np.percentile(ms, 99)), 2), "max_ms": round(max(ms), 2)}  # fmt: skip
+        return {
+            "requests": len(ms),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "max_ms": round(max(ms), 2),
+        }
 
     figures["hot_swap"] = {
         "failed": len(failures),
@@ -135,11 +121,14 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
     assert state == "END" and "cannot load" in error and "Flatbuffer" in error, error
     assert states(watched)[1] == ("AVAILABLE", "")
 
-    r = httpx.post(f"{watched.url}/v1/digits:classify", content=digits["x_test"][0].tobytes(),
-                   headers=OCTET)  # fmt: skip
+    r = httpx.post(
+        f"{watched.url}/v1/digits:classify", content=digits["x_test"][0].tobytes(), headers=OCTET
+    )
     assert r.status_code == 200 and r.json()["model_version"] == 1
-    pinned = httpx.post(f"{watched.url}/v1/models/mnist/versions/3:predict",
-                        json={"instances": [[[[0.0]] * 28] * 28]})  # fmt: skip
+    pinned = httpx.post(
+        f"{watched.url}/v1/models/mnist/versions/3:predict",
+        json={"instances": [[[[0.0]] * 28] * 28]},
+    )
     assert pinned.status_code == 404 and "state END" in pinned.json()["error"]
     metrics = httpx.get(f"{watched.url}/metrics").text
     assert "mnist_model_load_failures_total 1.0" in metrics
@@ -161,8 +150,9 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
     # Repairing the folder (its files change) gets it tried again, and it swaps in.
     shutil.copy(models / "mnist" / "1" / "model.tflite", models / "mnist" / "3" / "model.tflite")
     wait_for(lambda: states(watched).get(3) == ("AVAILABLE", ""), "the repaired version 3")
-    r = httpx.post(f"{watched.url}/v1/digits:classify", content=digits["x_test"][0].tobytes(),
-                   headers=OCTET)  # fmt: skip
+    r = httpx.post(
+        f"{watched.url}/v1/digits:classify", content=digits["x_test"][0].tobytes(), headers=OCTET
+    )
     assert r.json()["model_version"] == 3
 
 
@@ -170,8 +160,15 @@ def test_policy_labels_and_canary_split_follow_the_config_file(models: Path, dig
     for version in (2, 3):
         publish(models, version, models / "mnist" / "1")
     config = models / "model-config.json"
-    config.write_text(json.dumps({"version_policy": {"specific": [1, 2]},
-                                  "labels": {"stable": 1, "canary": 2}, "canary_weight": 0.25}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "version_policy": {"specific": [1, 2]},
+                "labels": {"stable": 1, "canary": 2},
+                "canary_weight": 0.25,
+            }
+        )
+    )
     srv = start_gateway(models, "--model-config-file", str(config), "--model-poll-seconds", "0.2")
     try:
         assert {v: s for v, (s, _) in states(srv).items()} == {1: "AVAILABLE", 2: "AVAILABLE"}
@@ -192,15 +189,19 @@ def test_policy_labels_and_canary_split_follow_the_config_file(models: Path, dig
         # Promote: stable moves to 2, no canary share; then roll back by moving it again.
         config.write_text(json.dumps({"version_policy": {"latest": 2}, "labels": {"stable": 2}}))
         wait_for(lambda: set(answered_by(5)) == {2}, "stable to move to version 2")
-        wait_for(lambda: {v for v, (s, _) in states(srv).items() if s == "AVAILABLE"} == {2, 3},
-                 "latest:2 to serve versions 2 and 3")  # fmt: skip
+        wait_for(
+            lambda: {v for v, (s, _) in states(srv).items() if s == "AVAILABLE"} == {2, 3},
+            "latest:2 to serve versions 2 and 3",
+        )
         config.write_text(json.dumps({"version_policy": {"latest": 2}, "labels": {"stable": 3}}))
         wait_for(lambda: set(answered_by(5)) == {3}, "stable to move to version 3")
 
         # A broken edit is refused with a metric; the previous config keeps serving.
         config.write_text("{not json")
-        wait_for(lambda: "mnist_model_config_errors_total 1.0" in httpx.get(f"{srv.url}/metrics").text,
-                 "the bad config to be counted")  # fmt: skip
+        wait_for(
+            lambda: "mnist_model_config_errors_total 1.0" in httpx.get(f"{srv.url}/metrics").text,
+            "the bad config to be counted",
+        )
         assert set(answered_by(5)) == {3}
         assert "is not valid JSON" in srv.log.read_text()
     finally:
@@ -214,9 +215,18 @@ def test_a_bad_config_file_at_start_is_a_clear_startup_error(models: Path, tmp_p
     config = tmp_path / "bad.json"
     config.write_text(json.dumps({"labels": {"stable": 0}}))
     run = subprocess.run(
-        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(models),
-         "--model-config-file", str(config)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mnist_serving.cli",
+            "--model-dir",
+            str(models),
+            "--model-config-file",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2
     assert "label 'stable' points at version 0" in run.stderr and "Traceback" not in run.stderr

@@ -29,8 +29,10 @@ async def test_json_nested_past_the_limit_is_refused_by_name(api) -> None:
 
 
 async def test_a_request_past_the_time_limit_gets_504(model_dir, digits) -> None:
-    files = [("file", (f"{i}.png", png_bytes(digits["x_test"][i % 100]), "image/png"))
-             for i in range(1000)]  # fmt: skip
+    files = [
+        ("file", (f"{i}.png", png_bytes(digits["x_test"][i % 100]), "image/png"))
+        for i in range(1000)
+    ]
     settings = Settings(model_dir=model_dir, request_timeout_ms=10, grpc_port=-1)
     async with in_process(settings) as client:
         r = await client.post("/v1/digits:classify", files=files)
@@ -41,9 +43,10 @@ async def test_a_request_past_the_time_limit_gets_504(model_dir, digits) -> None
         statuses = []
         for _ in range(50):
             small = await client.post(
-                "/v1/digits:classify", content=digits["x_test"][0].tobytes(),
+                "/v1/digits:classify",
+                content=digits["x_test"][0].tobytes(),
                 headers={"Content-Type": "application/octet-stream"},
-            )  # fmt: skip
+            )
             statuses.append(small.status_code)
             if small.status_code == 200:
                 break
@@ -71,11 +74,27 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -123,8 +142,17 @@ def test_tls_on_rest_and_grpc_with_the_sdk_and_official_stubs(model_dir, digits,
 def test_tls_needs_both_files(model_dir, certificate) -> None:
     cert, _ = certificate
     run = subprocess.run(
-        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir),
-         "--tls-cert-file", str(cert)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mnist_serving.cli",
+            "--model-dir",
+            str(model_dir),
+            "--tls-cert-file",
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2 and "needs both tls_cert_file and tls_key_file" in run.stderr

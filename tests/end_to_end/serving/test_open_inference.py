@@ -29,8 +29,13 @@ INFER = "/v2/models/mnist/infer"
 
 
 def _tensor(images: np.ndarray, datatype: str = "UINT8", **extra: Any) -> dict[str, Any]:
-    return {"name": "images", "datatype": datatype, "shape": list(images.shape),
-            "data": images.ravel().tolist(), **extra}  # fmt: skip
+    return {
+        "name": "images",
+        "datatype": datatype,
+        "shape": list(images.shape),
+        "data": images.ravel().tolist(),
+        **extra,
+    }
 
 
 def _binary(doc: dict[str, Any], *tensors: bytes) -> tuple[bytes, dict[str, str]]:
@@ -48,8 +53,11 @@ async def test_json_flat_and_nested_data_in_every_layout(api, digits) -> None:
     frames = digits["x_test"][:3]
     expected = await _expected(api, frames)
     floats = frames.astype(np.float32) / 255
-    for datatype, images in (("UINT8", frames), ("UINT8", frames.reshape(3, 784)),
-                             ("FP32", floats.reshape(3, 28, 28, 1))):  # fmt: skip
+    for datatype, images in (
+        ("UINT8", frames),
+        ("UINT8", frames.reshape(3, 784)),
+        ("FP32", floats.reshape(3, 28, 28, 1)),
+    ):
         for nested in (False, True):
             tensor = _tensor(images, datatype)
             if nested:
@@ -68,9 +76,17 @@ async def test_json_flat_and_nested_data_in_every_layout(api, digits) -> None:
 async def test_binary_in_binary_out_and_the_other_signature(api, digits) -> None:
     frames = digits["x_test"][:4]
     expected = await _expected(api, frames)
-    doc = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [4, 784],
-                       "parameters": {"binary_data_size": 4 * 784}}],
-           "parameters": {"binary_data_output": True, "signature_name": "predict_images"}}  # fmt: skip
+    doc = {
+        "inputs": [
+            {
+                "name": "images",
+                "datatype": "UINT8",
+                "shape": [4, 784],
+                "parameters": {"binary_data_size": 4 * 784},
+            }
+        ],
+        "parameters": {"binary_data_output": True, "signature_name": "predict_images"},
+    }
     body, headers = _binary(doc, frames.tobytes())
     answer = await api.post(INFER, content=body, headers=headers)
     assert answer.status_code == 200, answer.text
@@ -84,8 +100,10 @@ async def test_binary_in_binary_out_and_the_other_signature(api, digits) -> None
 
 async def test_compressed_bodies_and_the_classification_extension(api, digits) -> None:
     frames = digits["x_test"][:2]
-    doc = {"inputs": [_tensor(frames)],
-           "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}]}  # fmt: skip
+    doc = {
+        "inputs": [_tensor(frames)],
+        "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}],
+    }
     raw = json.dumps(doc).encode()
     for encoding, body in (("gzip", gzip.compress(raw)), ("deflate", zlib.compress(raw))):
         answer = await api.post(INFER, content=body, headers={"Content-Encoding": encoding})
@@ -118,8 +136,16 @@ BINARY_MISTAKES = [
 
 @pytest.mark.parametrize(("declared", "sent", "words"), BINARY_MISTAKES)
 async def test_binary_sizes_that_do_not_add_up(api, declared, sent, words) -> None:
-    doc = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 784],
-                       "parameters": {"binary_data_size": declared}}]}  # fmt: skip
+    doc = {
+        "inputs": [
+            {
+                "name": "images",
+                "datatype": "UINT8",
+                "shape": [1, 784],
+                "parameters": {"binary_data_size": declared},
+            }
+        ]
+    }
     body, headers = _binary(doc, bytes(sent))
     answer = await api.post(INFER, content=body, headers=headers)
     assert answer.status_code == 400 and words in answer.json()["error"], answer.text
@@ -146,14 +172,19 @@ JSON_MISTAKES = [
     ({"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 784]}]}, "neither 'data'"),
     ({"inputs": [_tensor(np.zeros((0, 784), np.uint8))]}, "no images"),
     ({"inputs": [_tensor(ONE)], "outputs": [{"name": "logits"}]}, "unknown output 'logits'"),
-    ({"inputs": [_tensor(ONE)], "outputs": [{"name": "probabilities",
-                                             "parameters": {"classification": 11}}]}, "0-10"),
+    (
+        {
+            "inputs": [_tensor(ONE)],
+            "outputs": [{"name": "probabilities", "parameters": {"classification": 11}}],
+        },
+        "0-10",
+    ),
     ({"inputs": [_tensor(ONE, parameters={"shared_memory_region": "r"})]}, "shared memory"),
     ({"inputs": [_tensor(ONE)], "parameters": {"sequence_id": 5}}, "sequences"),
     ({"inputs": [_tensor(ONE)], "parameters": {"signature_name": "x"}}, "signature_name"),
     ({"inputs": [_tensor(ONE)], "parameters": {"timeout": "soon"}}, "timeout"),
     ({"inputs": [_tensor(ONE)], "id": 7}, "'id' must be a string"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("doc", "words"), JSON_MISTAKES)
@@ -168,8 +199,12 @@ async def test_models_versions_and_labels_on_every_route(api) -> None:
     assert (
         "Servable not found" in (await api.post("/v2/models/nope/infer", json={})).json()["error"]
     )
-    for path, status in (("/v2/models/mnist/versions/1", 200), ("/v2/models/mnist/versions/stable", 200),
-                         ("/v2/models/mnist/versions/9", 404), ("/v2/models/mnist/versions/0", 404)):  # fmt: skip
+    for path, status in (
+        ("/v2/models/mnist/versions/1", 200),
+        ("/v2/models/mnist/versions/stable", 200),
+        ("/v2/models/mnist/versions/9", 404),
+        ("/v2/models/mnist/versions/0", 404),
+    ):
         assert (await api.get(path)).status_code == status, path
     ready = await api.get("/v2/models/mnist/versions/stable/ready")
     assert ready.status_code == 200 and ready.json() == {"name": "mnist", "ready": True}
@@ -177,13 +212,18 @@ async def test_models_versions_and_labels_on_every_route(api) -> None:
     assert unknown.status_code == 404 and "Servable not found" in unknown.json()["error"]
     assert (await api.get("/v2/health/live")).json() == {"live": True}
     assert (await api.get("/v2/health/ready")).json() == {"ready": True}
-    assert (await api.post("/v2/models/mnist/versions/stable/infer",
-                           json={"inputs": [_tensor(ONE)]})).status_code == 200  # fmt: skip
+    assert (
+        await api.post("/v2/models/mnist/versions/stable/infer", json={"inputs": [_tensor(ONE)]})
+    ).status_code == 200
 
 
 async def test_keys_limits_and_timeouts_are_the_gateways(model_dir) -> None:
-    settings = Settings(model_dir=model_dir, api_keys={"ci": "ci-key-0123456789abcdef"},
-                        max_images_per_request=4, max_body_bytes=64 * 1024)  # fmt: skip
+    settings = Settings(
+        model_dir=model_dir,
+        api_keys={"ci": "ci-key-0123456789abcdef"},
+        max_images_per_request=4,
+        max_body_bytes=64 * 1024,
+    )
     async with in_process(settings) as api:
         body = {"inputs": [_tensor(ONE)]}
         assert (await api.post(INFER, json=body)).status_code == 401
@@ -236,8 +276,9 @@ def test_grpc_answers_in_the_form_it_was_asked(stub, gateway, digits) -> None:
     probabilities = np.frombuffer(raw.raw_output_contents[0], "<f4").reshape(3, 10)
     typed = stub.ModelInfer(_grpc_request(frames, raw=False), timeout=10)
     assert not typed.raw_output_contents
-    np.testing.assert_allclose(np.reshape(typed.outputs[0].contents.fp32_contents, (3, 10)),
-                               probabilities, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        np.reshape(typed.outputs[0].contents.fp32_contents, (3, 10)), probabilities, atol=1e-6
+    )
     forced = _grpc_request(frames, raw=False)
     forced.parameters["binary_data_output"].bool_param = True
     assert stub.ModelInfer(forced, timeout=10).raw_output_contents
@@ -252,13 +293,28 @@ def test_grpc_answers_in_the_form_it_was_asked(stub, gateway, digits) -> None:
 
 GRPC_MISTAKES = [
     (lambda r: setattr(r, "model_name", "digits"), grpc.StatusCode.NOT_FOUND, "Servable not found"),
-    (lambda r: r.raw_input_contents.append(b"x"), grpc.StatusCode.INVALID_ARGUMENT, "one per input"),
-    (lambda r: r.inputs[0].contents.uint_contents.append(1), grpc.StatusCode.INVALID_ARGUMENT,
-     "has contents while raw_input_contents"),
-    (lambda r: setattr(r.inputs[0], "datatype", "INT64"), grpc.StatusCode.INVALID_ARGUMENT, "INT64"),
-    (lambda r: r.inputs[0].shape.__setitem__(1, 783), grpc.StatusCode.INVALID_ARGUMENT, "must have shape"),
+    (
+        lambda r: r.raw_input_contents.append(b"x"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "one per input",
+    ),
+    (
+        lambda r: r.inputs[0].contents.uint_contents.append(1),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "has contents while raw_input_contents",
+    ),
+    (
+        lambda r: setattr(r.inputs[0], "datatype", "INT64"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INT64",
+    ),
+    (
+        lambda r: r.inputs[0].shape.__setitem__(1, 783),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "must have shape",
+    ),
     (lambda r: r.outputs.add(name="scores"), grpc.StatusCode.INVALID_ARGUMENT, "unknown output"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("spoil", "code", "words"), GRPC_MISTAKES)

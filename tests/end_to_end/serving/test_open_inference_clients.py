@@ -19,19 +19,10 @@ from google.protobuf import descriptor_pb2
 
 from mnist_contract.protos import open_inference_pb2
 from tests.conftest import FIXTURE
+from tests.helpers.external import EXTERNAL, clients_python
 from tests.helpers.processes import Server, start_gateway, stop_gateway
 
 ROOT = Path(__file__).resolve().parents[3]
-EXTERNAL = ROOT / "tests" / "external"
-CLIENTS_PYTHON = ROOT / ".venv-clients" / "bin" / "python"
-
-
-def _clients_python() -> Path:
-    assert CLIENTS_PYTHON.exists(), (
-        f"{CLIENTS_PYTHON} is missing: `python3 dev.py test` makes it "
-        "(pip install -r tests/external/requirements.txt into .venv-clients)"
-    )
-    return CLIENTS_PYTHON
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +40,30 @@ def test_the_official_clients_pass_their_suite(labelled_server: Server, suite: s
         "MNIST_V2_GRPC": labelled_server.grpc,
         "MNIST_FIXTURE": str(FIXTURE),
     }
-    command = [str(_clients_python()), "-m", "pytest", "-c", str(EXTERNAL / "pytest.ini"),
-               "-q", str(EXTERNAL / suite)]  # fmt: skip
-    result = subprocess.run(command, cwd=EXTERNAL, env=env, capture_output=True, text=True,
-                            timeout=300, check=False)  # fmt: skip
+    command = [
+        str(clients_python()),
+        "-m",
+        "pytest",
+        "-c",
+        str(EXTERNAL / "pytest.ini"),
+        "-q",
+        str(EXTERNAL / suite),
+    ]
+    result = subprocess.run(
+        command, cwd=EXTERNAL, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
 
 
 def _their_messages(client: str) -> dict[str, descriptor_pb2.DescriptorProto]:
-    result = subprocess.run([str(_clients_python()), str(EXTERNAL / "descriptors.py"), client],
-                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    result = subprocess.run(
+        [str(clients_python()), str(EXTERNAL / "descriptors.py"), client],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     proto = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(result.stdout))
     return _flatten(proto.package, proto.message_type)
 
@@ -81,8 +85,10 @@ def _ours() -> tuple[descriptor_pb2.FileDescriptorProto, dict[str, descriptor_pb
 
 # Fields the protocol's newer text added, which kserve's older copy of the .proto lacks
 # (tritonclient has them: it must match every field).
-NEWER_THAN_KSERVE = {("inference.InferParameter", "double_param"),
-                     ("inference.InferParameter", "uint64_param")}  # fmt: skip
+NEWER_THAN_KSERVE = {
+    ("inference.InferParameter", "double_param"),
+    ("inference.InferParameter", "uint64_param"),
+}
 
 
 @pytest.mark.parametrize("client", ["tritonclient", "kserve"])
@@ -106,10 +112,16 @@ def test_field_numbers_match_the_descriptors_the_official_clients_ship(client: s
                 f"{client}'s {other.number}/{other.type}/{other.label}"
             )
             assert field.type_name.rsplit(".", 1)[-1] == other.type_name.rsplit(".", 1)[-1]
-        oneofs = {f.name: message.oneof_decl[f.oneof_index].name
-                  for f in message.field if f.HasField("oneof_index") and f.name in their_fields}  # fmt: skip
-        their_oneofs = {f.name: theirs[name].oneof_decl[f.oneof_index].name
-                        for f in theirs[name].field if f.HasField("oneof_index") and f.name in oneofs}  # fmt: skip
+        oneofs = {
+            f.name: message.oneof_decl[f.oneof_index].name
+            for f in message.field
+            if f.HasField("oneof_index") and f.name in their_fields
+        }
+        their_oneofs = {
+            f.name: theirs[name].oneof_decl[f.oneof_index].name
+            for f in theirs[name].field
+            if f.HasField("oneof_index") and f.name in oneofs
+        }
         assert oneofs == their_oneofs, name
     assert ours_file.package == "inference"
     (service,) = ours_file.service

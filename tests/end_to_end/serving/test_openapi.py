@@ -38,18 +38,35 @@ def test_the_served_document_is_the_one_built_from_the_table(server: Server) -> 
 # examples and fuzzing phases with every check. So do the two V2 infer routes: on their body
 # schema the coverage phase itself crashes inside Hypothesis (rendering a strategy's lambda
 # under deep recursion trips CPython 3.11's "AST constructor recursion depth mismatch").
-SLOW_BODIES = (r"^(/v1/models/\{model\}/(versions|labels)/\{\w+\}:predict"
-               r"|/v2/models/\{model\}(/versions/\{model_version\})?/infer)$")  # fmt: skip
+SLOW_BODIES = (
+    r"^(/v1/models/\{model\}/(versions|labels)/\{\w+\}:predict"
+    r"|/v2/models/\{model\}(/versions/\{model_version\})?/infer)$"
+)
 
 
 def _schemathesis(url: str, *selection: str) -> str:
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.end_to_end.serving.schemathesis_hooks",
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.end_to_end.serving.schemathesis_hooks",
+        "PYTHONPATH": str(ROOT),
+    }
     command = [
-        str(Path(sys.executable).with_name("st")), "--config-file", str(HERE / "schemathesis.toml"),
-        "run", f"{url}/openapi.json", "--checks", "all", "--max-examples", EXAMPLES,
-        "--workers", "2", "--seed", "20261201", "--no-color", *selection,
-    ]  # fmt: skip
+        str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(HERE / "schemathesis.toml"),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        EXAMPLES,
+        "--workers",
+        "2",
+        "--seed",
+        "20261201",
+        "--no-color",
+        *selection,
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-6000:]
@@ -67,8 +84,9 @@ def _tested(report: str) -> int:
 def test_schemathesis_with_all_checks_finds_nothing(server: Server) -> None:
     everything = _tested(_schemathesis(server.url, "--exclude-path-regex", SLOW_BODIES))
     slow = _tested(
-        _schemathesis(server.url, "--include-path-regex", SLOW_BODIES,
-                      "--phases", "examples,fuzzing,stateful")
-    )  # fmt: skip
+        _schemathesis(
+            server.url, "--include-path-regex", SLOW_BODIES, "--phases", "examples,fuzzing,stateful"
+        )
+    )
     # schemathesis leaves out the one operation that serves the document it is reading.
     assert slow == 4 and everything + slow == sum(r.in_document for r in ROUTES) - 1

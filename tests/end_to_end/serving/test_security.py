@@ -22,8 +22,13 @@ def test_a_bad_key_file_stops_the_server_with_a_message(model_dir, tmp_path) -> 
 
 
 async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> None:
-    settings = Settings(model_dir=model_dir, api_keys={"alice": ALICE, "bob": BOB},
-                        rate_limit_per_second=0.5, rate_limit_burst=2, open_routes=["healthz"])  # fmt: skip
+    settings = Settings(
+        model_dir=model_dir,
+        api_keys={"alice": ALICE, "bob": BOB},
+        rate_limit_per_second=0.5,
+        rate_limit_burst=2,
+        open_routes=["healthz"],
+    )
     body = digits["x_test"][:1].tobytes()
     octet = {"Content-Type": "application/octet-stream"}
     async with in_process(settings) as c:
@@ -49,8 +54,11 @@ async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> Non
             headers={**octet, "Authorization": f"Bearer {ALICE}"},
         )
         assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
-        other = await c.post("/v1/models/mnist:predict", json={"instances": np.zeros((1, 28, 28, 1)).tolist()},
-                             headers={"X-API-Key": BOB})  # fmt: skip
+        other = await c.post(
+            "/v1/models/mnist:predict",
+            json={"instances": np.zeros((1, 28, 28, 1)).tolist()},
+            headers={"X-API-Key": BOB},
+        )
         assert other.status_code == 200  # each key has its own bucket
         assert (await c.get("/healthz")).status_code == 200  # open
         assert (await c.get("/readyz")).status_code == 401  # not listed as open
@@ -64,9 +72,14 @@ async def test_rest_requires_a_key_and_limits_its_rate(model_dir, digits) -> Non
 def test_grpc_requires_a_key_in_metadata_and_limits_its_rate(model_dir, digits) -> None:
     """Refusals carry the request id in their trailing metadata, as answers do, and a rate
     limit's Retry-After beside it."""
-    server = start_gateway(model_dir, env={"MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}',
-                                          "MNIST_RATE_LIMIT_PER_SECOND": "0.5",
-                                          "MNIST_RATE_LIMIT_BURST": "1"})  # fmt: skip
+    server = start_gateway(
+        model_dir,
+        env={
+            "MNIST_API_KEYS": f'{{"alice": "{ALICE}"}}',
+            "MNIST_RATE_LIMIT_PER_SECOND": "0.5",
+            "MNIST_RATE_LIMIT_BURST": "1",
+        },
+    )
     try:
         with grpc.insecure_channel(server.grpc) as channel:
             stub = digits_pb2_grpc.DigitClassifierStub(channel)

@@ -25,8 +25,11 @@ async def test_concurrent_callers_each_get_their_own_answer_and_batches_form(
         assert sum(a == b for a, b in zip(expected, y, strict=True)) >= 55
 
         async def one(i: int) -> tuple[int, list[float]]:
-            r = await client.post("/v1/digits:classify", content=x[i].tobytes(),
-                                  headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            r = await client.post(
+                "/v1/digits:classify",
+                content=x[i].tobytes(),
+                headers={"Content-Type": "application/octet-stream"},
+            )
             assert r.status_code == 200, r.text
             p = r.json()["predictions"][0]
             return p["digit"], p["probabilities"]
@@ -50,15 +53,27 @@ async def test_concurrent_callers_each_get_their_own_answer_and_batches_form(
 
 
 async def test_a_full_queue_answers_503_quickly_with_retry_after(model_dir, digits) -> None:
-    srv = start_gateway(model_dir, "--max-batch-size", "1", "--max-enqueued-batches", "2",
-                       "--max-images-per-request", "2", "--batch-timeout-micros", "0")  # fmt: skip
+    srv = start_gateway(
+        model_dir,
+        "--max-batch-size",
+        "1",
+        "--max-enqueued-batches",
+        "2",
+        "--max-images-per-request",
+        "2",
+        "--batch-timeout-micros",
+        "0",
+    )
     try:
         async with httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
             body = digits["x_test"][:2].tobytes()
 
             async def one() -> httpx.Response:
-                return await client.post("/v1/digits:classify", content=body,
-                                         headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+                return await client.post(
+                    "/v1/digits:classify",
+                    content=body,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
 
             answers = await asyncio.gather(*(one() for _ in range(200)))
     finally:
@@ -82,8 +97,9 @@ def test_a_caller_gone_before_its_body_is_counted_as_cancelled_not_logged_as_a_f
     def cancelled() -> float:
         text = httpx.get(server.url + "/metrics").text
         prefix = 'mnist_requests_total{code="CANCELLED",protocol="rest",route="classify"}'
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(prefix))  # fmt: skip
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+        )
 
     before = cancelled()
     head = (
@@ -100,16 +116,30 @@ def test_a_caller_gone_before_its_body_is_counted_as_cancelled_not_logged_as_a_f
     assert cancelled() == before + 3
     log = server.log.read_text(errors="replace")
     assert "unhandled error" not in log and "Traceback" not in log
-    totals = [line for line in httpx.get(server.url + "/metrics").text.splitlines()
-              if line.startswith("mnist_requests_total{")]  # fmt: skip
+    totals = [
+        line
+        for line in httpx.get(server.url + "/metrics").text.splitlines()
+        if line.startswith("mnist_requests_total{")
+    ]
     assert totals and not any('code="INTERNAL"' in line for line in totals)
 
 
 def test_cli_refuses_bad_settings(model_dir) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--max-batch-size", "zero"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mnist_serving.cli",
+            "--model-dir",
+            str(model_dir),
+            "--max-batch-size",
+            "zero",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2 and "max_batch_size" in result.stderr
 
 
@@ -121,10 +151,21 @@ def test_a_port_in_use_stops_the_start_with_one_line(model_dir, taken) -> None:
         port = str(holder.getsockname()[1])
         ports = {"--rest-port": "0", "--grpc-port": "0", taken: port}
         result = subprocess.run(
-            [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir),
-             "--host", "127.0.0.1", *(x for pair in ports.items() for x in pair)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mnist_serving.cli",
+                "--model-dir",
+                str(model_dir),
+                "--host",
+                "127.0.0.1",
+                *(x for pair in ports.items() for x in pair),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert result.returncode == 1, result.stderr
     assert f"127.0.0.1:{port}" in result.stderr and "cannot listen" in result.stderr
     assert "Traceback" not in result.stderr
@@ -167,8 +208,11 @@ async def test_sigterm_drains_in_flight_requests_and_exits_zero(model_dir, digit
     async with httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
 
         async def one() -> int:
-            r = await client.post("/v1/digits:classify", content=body,
-                                  headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            r = await client.post(
+                "/v1/digits:classify",
+                content=body,
+                headers={"Content-Type": "application/octet-stream"},
+            )
             return r.status_code
 
         # 12 × 256 images: under the 4,096-image queue bound, so nothing is refused as overload.

@@ -58,14 +58,18 @@ async def test_a_grpc_request_takes_the_trace_context_from_metadata(tmp_path, sp
 
 
 def test_a_chain_of_gateways_is_one_trace(model_dir: Path) -> None:
-    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "100",
-           "OTEL_SERVICE_NAME": "gateway"}  # fmt: skip
+    env = {
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_SERVICE_NAME": "gateway",
+    }
     a = start_gateway(model_dir, env=env)
     b = start_gateway(model_dir, "--backend", "tfserving", "--tfserving-targets", a.grpc, env=env)
     try:
         headers = {"Content-Type": "application/octet-stream", "traceparent": TRACEPARENT}
-        answer = httpx.post(b.url + "/v1/digits:classify", content=bytes(784), headers=headers,
-                            timeout=10)  # fmt: skip
+        answer = httpx.post(
+            b.url + "/v1/digits:classify", content=bytes(784), headers=headers, timeout=10
+        )
         assert answer.status_code == 200
         deadline = time.monotonic() + 10  # the exporters write every 100 ms
         while time.monotonic() < deadline:

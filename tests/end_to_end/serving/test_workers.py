@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from mnist_serving.lifecycle.cpus import usable_cpus
-from tests.end_to_end.serving.test_lifecycle import publish, wait_for
 from tests.helpers.processes import Server, cpu_seconds, start_gateway, stop_gateway
 from tests.helpers.traffic import Traffic
+from tests.helpers.versions import publish, wait_for
 
 OCTET = {"Content-Type": "application/octet-stream"}
 CLASSIFY = "/v1/digits:classify"
@@ -118,8 +118,10 @@ def test_every_scrape_of_any_worker_counts_exactly_the_requests_sent(two: Server
             assert client.post("/v1/models/mnist:predict", json=instances).status_code == 200
     for _ in range(10):
         tf_view = scrape(two.url, "/monitoring/prometheus/metrics")
-        assert sample(tf_view, ":tensorflow:serving:request_count", model_name="mnist",
-                      status="OK") == predicts  # fmt: skip
+        assert (
+            sample(tf_view, ":tensorflow:serving:request_count", model_name="mnist", status="OK")
+            == predicts
+        )
 
 
 def test_the_canary_share_and_a_rate_limit_hold_for_the_whole_gateway(
@@ -130,9 +132,23 @@ def test_the_canary_share_and_a_rate_limit_hold_for_the_whole_gateway(
     publish(models, 2, models / "mnist" / "1")
     keys = tmp_path / "keys"
     keys.write_text("limited:" + "k" * 24 + "\nfree:" + "f" * 24 + "\n")
-    srv = start_gateway(models, "--workers", "2", "--version-labels", '{"stable": 1, "canary": 2}',
-                       "--canary-weight", "0.25", "--version-policy", "all", "--api-keys-file", str(keys),
-                       "--rate-limit-per-second", "1", "--rate-limit-burst", "10")  # fmt: skip
+    srv = start_gateway(
+        models,
+        "--workers",
+        "2",
+        "--version-labels",
+        '{"stable": 1, "canary": 2}',
+        "--canary-weight",
+        "0.25",
+        "--version-policy",
+        "all",
+        "--api-keys-file",
+        str(keys),
+        "--rate-limit-per-second",
+        "1",
+        "--rate-limit-burst",
+        "10",
+    )
     try:
         body = digits["x_test"][0].tobytes()
         free = {"Authorization": "Bearer " + "f" * 24}
@@ -152,19 +168,45 @@ def test_the_canary_share_and_a_rate_limit_hold_for_the_whole_gateway(
     # The canary's 12.5% counted over both workers: one request in 8, every 8th exactly, in
     # the order they arrive whichever worker takes each (one credit per worker would not).
     config = tmp_path / "models.json"
-    config.write_text(json.dumps({"version_policy": {"all": True},
-                                  "labels": {"stable": 1, "canary": 2}, "canary_weight": 0.125}))  # fmt: skip
-    srv = start_gateway(models, "--workers", "2", "--model-config-file", str(config),
-                       "--model-poll-seconds", "0.2", "--log-level", "info")  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "version_policy": {"all": True},
+                "labels": {"stable": 1, "canary": 2},
+                "canary_weight": 0.125,
+            }
+        )
+    )
+    srv = start_gateway(
+        models,
+        "--workers",
+        "2",
+        "--model-config-file",
+        str(config),
+        "--model-poll-seconds",
+        "0.2",
+        "--log-level",
+        "info",
+    )
     try:
         answers = asyncio.run(send_on_new_connections(srv.url, body, 160, at_once=1))
         versions = [a.json()["model_version"] for a in answers]
         assert [i for i, v in enumerate(versions) if v == 2] == list(range(7, 160, 8))
         # An edit of the config file reaches every worker; the share holds across them again.
-        config.write_text(json.dumps({"version_policy": {"all": True},
-                                      "labels": {"stable": 1, "canary": 2}, "canary_weight": 0.5}))  # fmt: skip
-        wait_for(lambda: srv.log.read_text().count("canary weight 0.5") == 2,
-                 "both workers reading the new config", 20)  # fmt: skip
+        config.write_text(
+            json.dumps(
+                {
+                    "version_policy": {"all": True},
+                    "labels": {"stable": 1, "canary": 2},
+                    "canary_weight": 0.5,
+                }
+            )
+        )
+        wait_for(
+            lambda: srv.log.read_text().count("canary weight 0.5") == 2,
+            "both workers reading the new config",
+            20,
+        )
         answers = asyncio.run(send_on_new_connections(srv.url, body, 40, at_once=1))
         assert [a.json()["model_version"] for a in answers].count(2) == 20
     finally:
@@ -177,8 +219,11 @@ def test_a_killed_worker_fails_only_its_requests_and_comes_back(two: Server, dig
         time.sleep(1.0)
         killed = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: len(worker_pids(two)) == 2 and victim not in worker_pids(two),
-                 "the worker's replacement", 20)  # fmt: skip
+        wait_for(
+            lambda: len(worker_pids(two)) == 2 and victim not in worker_pids(two),
+            "the worker's replacement",
+            20,
+        )
         wait_for(lambda: sample(scrape(two.url), "mnist_workers") == 2, "two workers ready", 20)
         back = time.monotonic()
         time.sleep(1.0)
@@ -209,8 +254,10 @@ async def test_a_stop_drains_both_workers_without_a_failed_request(model_dir, di
     before = {pid: cpu_seconds(pid) for pid in pids}
     async with httpx.AsyncClient(base_url=srv.url, timeout=30, limits=limits) as client:
         # 16 × 256 images on 16 connections, spread over both workers.
-        calls = [asyncio.create_task(client.post(CLASSIFY, content=body, headers=OCTET))
-                 for _ in range(16)]  # fmt: skip
+        calls = [
+            asyncio.create_task(client.post(CLASSIFY, content=body, headers=OCTET))
+            for _ in range(16)
+        ]
         await asyncio.sleep(0.1)
         if how == "SIGTERM":
             srv.process.send_signal(signal.SIGTERM)
@@ -255,10 +302,26 @@ def test_a_worker_that_cannot_load_the_model_stops_the_start(tmp_path: Path) -> 
     (tmp_path / "mnist" / "1" / "saved_model.pb").write_bytes(b"not a model")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(tmp_path), "--workers", "2",
-         "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", "0"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mnist_serving.cli",
+            "--model-dir",
+            str(tmp_path),
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1
     assert "mnist-serve: worker " in result.stderr and "could be loaded" in result.stderr
     assert "restarting" not in result.stderr and "Traceback" not in result.stderr
@@ -268,10 +331,26 @@ def test_a_worker_that_cannot_load_the_model_stops_the_start(tmp_path: Path) -> 
 def test_a_port_held_by_another_gateway_is_not_shared(two: Server, model_dir: Path) -> None:
     port = two.url.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), "--workers", "2",
-         "--host", "127.0.0.1", "--rest-port", port, "--grpc-port", "0"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mnist_serving.cli",
+            "--model-dir",
+            str(model_dir),
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            port,
+            "--grpc-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
@@ -299,16 +378,26 @@ def test_exemplars_of_the_answering_worker_ride_on_the_merged_buckets(model_dir,
         assert all(a.status_code == 200 for a in answers)
         limits = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(base_url=srv.url, timeout=10, limits=limits) as client:
-            pages = [client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
-                     for _ in range(6)]  # fmt: skip
+            pages = [
+                client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+                for _ in range(6)
+            ]
     finally:
         stop_gateway(srv)
     for page in pages:
-        buckets = [line for line in page.text.splitlines()
-                   if line.startswith("mnist_request_duration_seconds_bucket")]  # fmt: skip
+        buckets = [
+            line
+            for line in page.text.splitlines()
+            if line.startswith("mnist_request_duration_seconds_bucket")
+        ]
         assert any(f'trace_id="{trace}"' in line for line in buckets), page.text[:2000]
-        count = sample(page.text, "mnist_request_duration_seconds_count",
-                       code="OK", protocol="rest", route="classify")  # fmt: skip
+        count = sample(
+            page.text,
+            "mnist_request_duration_seconds_count",
+            code="OK",
+            protocol="rest",
+            route="classify",
+        )
         assert count == 40  # summed over both workers, exemplars or not
         assert page.text.rstrip().endswith("# EOF")
 

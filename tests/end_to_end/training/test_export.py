@@ -155,10 +155,27 @@ def test_same_seed_gives_the_same_weights(tmp_path, fixture_npz) -> None:
 
 def test_cli_end_to_end_learns(tmp_path, fixture_npz) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_training.cli", "--data", str(fixture_npz), "--limit", "2000",
-         "--epochs", "3", "--batch-size", "32", "--model-dir", str(tmp_path), "--no-plots"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mnist_training.cli",
+            "--data",
+            str(fixture_npz),
+            "--limit",
+            "2000",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "32",
+            "--model-dir",
+            str(tmp_path),
+            "--no-plots",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done: version 1" in result.stdout and "epoch 3/3" in result.stdout
     assert "cudart" not in result.stderr and "absl" not in result.stderr  # TF kept quiet

@@ -32,10 +32,23 @@ from mnist_contract.protos import digits_pb2
 
 def test_public_api_is_what_we_mean_it_to_be() -> None:
     assert sorted(mnist_client.__all__) == sorted(
-        ["AsyncMnistClient", "BaseClient", "Candidate", "ConnectionFailed", "ImageInput", "InvalidInput",
-         "MnistClient", "MnistError", "NotFound", "Overloaded", "Prediction", "RequestTimeout",
-         "ServerError", "Unauthenticated"]
-    )  # fmt: skip
+        [
+            "AsyncMnistClient",
+            "BaseClient",
+            "Candidate",
+            "ConnectionFailed",
+            "ImageInput",
+            "InvalidInput",
+            "MnistClient",
+            "MnistError",
+            "NotFound",
+            "Overloaded",
+            "Prediction",
+            "RequestTimeout",
+            "ServerError",
+            "Unauthenticated",
+        ]
+    )
     for name in mnist_client.__all__:
         assert getattr(mnist_client, name) is not None
     public = {n for n in dir(mnist_client) if not n.startswith("_")}
@@ -119,8 +132,14 @@ def test_images_bytes_paths_and_lists(tmp_path) -> None:
 
 def _digits_answer(n: int, version: int = 3) -> dict:
     probs = np.eye(10)[[i % 10 for i in range(n)]] * 0.9 + 0.01
-    return {"model_name": "mnist", "model_version": version,
-            "predictions": [{"digit": i % 10, "confidence": 0.91, "probabilities": p.tolist()} for i, p in enumerate(probs)]}  # fmt: skip
+    return {
+        "model_name": "mnist",
+        "model_version": version,
+        "predictions": [
+            {"digit": i % 10, "confidence": 0.91, "probabilities": p.tolist()}
+            for i, p in enumerate(probs)
+        ],
+    }
 
 
 def test_rest_request_encoding_and_chunking() -> None:
@@ -182,20 +201,43 @@ def test_v2_sends_binary_fp32_and_reads_binary_or_json_answers(binary_answer) ->
         assert tensor["datatype"] == "FP32" and images.shape[1:] == (28, 28, 1)
         probabilities = np.eye(10, dtype=np.float32)[[3] * len(images)]
         if not binary_answer:  # a server may answer JSON even when binary is asked for
-            doc = {"model_name": "mnist", "model_version": "7", "outputs": [
-                {"name": "probabilities", "datatype": "FP32", "shape": [len(images), 10],
-                 "data": probabilities.ravel().tolist()}]}  # fmt: skip
+            doc = {
+                "model_name": "mnist",
+                "model_version": "7",
+                "outputs": [
+                    {
+                        "name": "probabilities",
+                        "datatype": "FP32",
+                        "shape": [len(images), 10],
+                        "data": probabilities.ravel().tolist(),
+                    }
+                ],
+            }
             return httpx.Response(200, json=doc)
         data = probabilities.tobytes()
-        doc = {"model_name": "mnist", "model_version": "stable", "outputs": [
-            {"name": "probabilities", "datatype": "FP32", "shape": [len(images), 10],
-             "parameters": {"binary_data_size": len(data)}}]}  # fmt: skip
+        doc = {
+            "model_name": "mnist",
+            "model_version": "stable",
+            "outputs": [
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": [len(images), 10],
+                    "parameters": {"binary_data_size": len(data)},
+                }
+            ],
+        }
         encoded = json.dumps(doc).encode()
         headers = {"Inference-Header-Content-Length": str(len(encoded))}
         return httpx.Response(200, content=encoded + data, headers=headers)
 
-    client = MnistClient("http://triton:8000", api="v2", model="digits", chunk_size=4,
-                         http_transport=httpx.MockTransport(handler))  # fmt: skip
+    client = MnistClient(
+        "http://triton:8000",
+        api="v2",
+        model="digits",
+        chunk_size=4,
+        http_transport=httpx.MockTransport(handler),
+    )
     result = client.classify(np.full((6, 28, 28), 255, np.uint8), top_k=1)
     assert [r.digit for r in result] == [3] * 6 and [len(r.content) for r in seen[:1]] > [4 * 3136]
     assert seen[0].url.path == "/v2/models/digits/infer"
@@ -203,19 +245,37 @@ def test_v2_sends_binary_fp32_and_reads_binary_or_json_answers(binary_answer) ->
 
 
 def test_v2_answers_that_make_no_sense_are_server_errors() -> None:
-    for body, headers in ((b"{}", {}), (b'{"outputs": []}', {}),
-                          (b'{"outputs": []}', {"Inference-Header-Content-Length": "99"})):  # fmt: skip
-        client = MnistClient("http://triton:8000", api="v2", http_transport=httpx.MockTransport(
-            lambda _r, b=body, h=headers: httpx.Response(200, content=b, headers=h)))  # fmt: skip
+    for body, headers in (
+        (b"{}", {}),
+        (b'{"outputs": []}', {}),
+        (b'{"outputs": []}', {"Inference-Header-Content-Length": "99"}),
+    ):
+        client = MnistClient(
+            "http://triton:8000",
+            api="v2",
+            http_transport=httpx.MockTransport(
+                lambda _r, b=body, h=headers: httpx.Response(200, content=b, headers=h)
+            ),
+        )
         with pytest.raises(ServerError, match="unexpected V2 answer"):
             client.classify(np.zeros((28, 28), np.uint8))
 
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(400, InvalidInput), (401, Unauthenticated), (404, NotFound), (413, InvalidInput), (415, InvalidInput),
-     (429, Overloaded), (500, ServerError), (502, ServerError), (503, Overloaded), (504, RequestTimeout)],
-)  # fmt: skip
+    [
+        (400, InvalidInput),
+        (401, Unauthenticated),
+        (404, NotFound),
+        (413, InvalidInput),
+        (415, InvalidInput),
+        (429, Overloaded),
+        (500, ServerError),
+        (502, ServerError),
+        (503, Overloaded),
+        (504, RequestTimeout),
+    ],
+)
 def test_every_http_status_maps_to_its_error(status, kind) -> None:
     error = from_http(status, b'{"error": "named problem"}', "2")
     assert type(error) is kind and error.status == status and "named problem" in error.message
@@ -224,10 +284,17 @@ def test_every_http_status_maps_to_its_error(status, kind) -> None:
 
 @pytest.mark.parametrize(
     ("code", "kind"),
-    [("INVALID_ARGUMENT", InvalidInput), ("NOT_FOUND", NotFound), ("UNAUTHENTICATED", Unauthenticated),
-     ("RESOURCE_EXHAUSTED", Overloaded), ("UNAVAILABLE", Overloaded), ("DEADLINE_EXCEEDED", RequestTimeout),
-     ("INTERNAL", ServerError), ("UNKNOWN", ServerError)],
-)  # fmt: skip
+    [
+        ("INVALID_ARGUMENT", InvalidInput),
+        ("NOT_FOUND", NotFound),
+        ("UNAUTHENTICATED", Unauthenticated),
+        ("RESOURCE_EXHAUSTED", Overloaded),
+        ("UNAVAILABLE", Overloaded),
+        ("DEADLINE_EXCEEDED", RequestTimeout),
+        ("INTERNAL", ServerError),
+        ("UNKNOWN", ServerError),
+    ],
+)
 def test_every_grpc_code_maps_to_its_error(code, kind) -> None:
     error = from_grpc(code, "details here", "1")
     assert type(error) is kind and error.grpc_code == code and "details here" in error.message

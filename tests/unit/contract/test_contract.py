@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
 
 from mnist_contract.layout import is_version_name, model_base, version_dirs
 from mnist_contract.model import top_k, top_k_problem
@@ -17,7 +16,6 @@ from mnist_contract.open_inference import (
     split,
 )
 from mnist_contract.pixels import PixelError, model_input, to_uint8
-from mnist_serving.observability.metrics import BulkHistogram
 
 
 def test_the_pixel_rule() -> None:
@@ -52,14 +50,6 @@ def test_the_version_folder_rule(tmp_path) -> None:
     assert sorted(version_dirs(base)) == [1, 12]
     assert is_version_name(str(2**63 - 1)) and not is_version_name(str(2**63))
     assert version_dirs(tmp_path / "missing") == {}
-
-
-def test_nan_confidences_are_left_out_of_the_histogram() -> None:
-    registry = CollectorRegistry()
-    histogram = BulkHistogram("h", "help", (0.5, 1.0), registry)
-    histogram.observe_many(np.array([0.2, np.nan, 0.9], np.float32))
-    assert registry.get_sample_value("h_count") == 2
-    assert registry.get_sample_value("h_sum") == pytest.approx(1.1)
 
 
 def test_the_open_inference_protocols_binary_framing() -> None:
@@ -98,26 +88,3 @@ def test_the_batch_polarity_check_agrees_with_the_one_image_rule() -> None:
     expected = [is_mnist_frame(frame) for frame in stack]
     assert frames_already_mnist(stack).tolist() == expected
     assert expected[:5] == [True, False, False, False, True] and any(expected) and not all(expected)
-
-
-def test_a_few_confidences_land_where_many_do() -> None:
-    # Up to FEW_VALUES values take a plain loop, more take numpy: both must agree with the
-    # library's own observe, bucket edges and NaN included.
-    from prometheus_client import Histogram
-
-    from mnist_serving.observability.metrics import FEW_VALUES
-
-    values = np.array([0.3, 0.5, 0.55, 0.999, 1.0, np.nan, 0.0, 0.95], np.float32)
-    assert len(values) <= FEW_VALUES
-    few, many, plain = CollectorRegistry(), CollectorRegistry(), CollectorRegistry()
-    buckets = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
-    BulkHistogram("h", "help", buckets, few).observe_many(values)
-    BulkHistogram("h", "help", buckets, many).observe_many(np.tile(values, 2))
-    reference = Histogram("h", "help", registry=plain, buckets=buckets)
-    for value in values[~np.isnan(values)].tolist():
-        reference.observe(value)
-    for le in (*map(str, buckets), "+Inf"):
-        want = plain.get_sample_value("h_bucket", {"le": le})
-        assert few.get_sample_value("h_bucket", {"le": le}) == want, le
-        assert many.get_sample_value("h_bucket", {"le": le}) == 2 * want, le
-    assert few.get_sample_value("h_sum") == pytest.approx(plain.get_sample_value("h_sum"))

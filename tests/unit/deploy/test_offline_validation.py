@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.end_to_end.deploy.stack import (
+from tests.helpers.compose_stack import (
     DEPLOY,
     MNIST_VARIABLE,
     ROOT,
@@ -191,11 +191,21 @@ def test_every_alert_rule_has_a_unit_test() -> None:
 def test_grafana_dashboard_is_provisioned_and_covers_the_signals() -> None:
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "mnist.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
-    for metric in ("mnist_requests_total", "mnist_request_duration_seconds_bucket", "mnist_batch_size",
-                   "mnist_batch_queue_images", "mnist_batch_queue_wait_seconds", "mnist_requests_in_flight",
-                   "mnist_requests_refused_total", "mnist_predictions_total", "mnist_prediction_confidence",
-                   "mnist_model_info", "process_cpu_seconds_total", "process_resident_memory_bytes",
-                   ":tensorflow:serving:request_latency_bucket"):  # fmt: skip
+    for metric in (
+        "mnist_requests_total",
+        "mnist_request_duration_seconds_bucket",
+        "mnist_batch_size",
+        "mnist_batch_queue_images",
+        "mnist_batch_queue_wait_seconds",
+        "mnist_requests_in_flight",
+        "mnist_requests_refused_total",
+        "mnist_predictions_total",
+        "mnist_prediction_confidence",
+        "mnist_model_info",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        ":tensorflow:serving:request_latency_bucket",
+    ):
         assert metric in exprs, metric
     provider = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "mnist.yml").read_text()
@@ -212,9 +222,14 @@ def test_kubernetes_manifests_render_and_validate_offline() -> None:
 
     docs = kubernetes_documents()
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    assert {("Deployment", "tfserving"), ("Deployment", "gateway"), ("Service", "tfserving"),
-            ("HorizontalPodAutoscaler", "gateway"), ("ServiceMonitor", "mnist-gateway"),
-            ("Job", "mnist-trainer")} <= kinds  # fmt: skip
+    assert {
+        ("Deployment", "tfserving"),
+        ("Deployment", "gateway"),
+        ("Service", "tfserving"),
+        ("HorizontalPodAutoscaler", "gateway"),
+        ("ServiceMonitor", "mnist-gateway"),
+        ("Job", "mnist-trainer"),
+    } <= kinds
     for doc in docs:
         if doc["kind"] == "ServiceMonitor":
             continue  # a CRD: no schema in the Kubernetes distribution, checked by shape below

@@ -11,8 +11,11 @@ import pytest
 def test_cli_refuses_a_missing_model_folder_with_advice(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert f"no model version found under {tmp_path / 'mnist'}" in result.stderr
     assert "mnist-train" in result.stderr and "Traceback" not in result.stderr

@@ -23,11 +23,23 @@ def test_explained_layers_match_keras_layer_by_layer() -> None:
 def test_layer_kinds_and_shapes() -> None:
     kinds = [type(layer).__name__ for layer in build_model(seed=1).layers]
     assert kinds == [
-        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dense",
-    ]  # fmt: skip
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "Flatten",
+        "Dense",
+    ]
     assert [r.output_shape for r in explain_layers()] == [
-        (26, 26, 32), (13, 13, 32), (11, 11, 64), (5, 5, 64), (3, 3, 128), (1152,), (10,),
-    ]  # fmt: skip
+        (26, 26, 32),
+        (13, 13, 32),
+        (11, 11, 64),
+        (5, 5, 64),
+        (3, 3, 128),
+        (1152,),
+        (10,),
+    ]
 
 
 def test_summary_command_spells_out_the_arithmetic(capsys) -> None:

@@ -12,9 +12,17 @@ from mnist_training.recipes import DEFAULT_RECIPE, RECIPES
 from mnist_training.train import TrainConfig
 
 NO_DISTORTION = Distortions(
-    rotate_degrees=0, scale=0, aspect=0, shear=0, shift_pixels=0, stroke_probability=0,
-    blur_probability=0, contrast_low=1.0, gamma=0, noise_std=0,
-)  # fmt: skip
+    rotate_degrees=0,
+    scale=0,
+    aspect=0,
+    shear=0,
+    shift_pixels=0,
+    stroke_probability=0,
+    blur_probability=0,
+    contrast_low=1.0,
+    gamma=0,
+    noise_std=0,
+)
 
 
 def test_the_seed_recipe_is_the_seeds_exactly() -> None:
@@ -39,8 +47,13 @@ def test_the_default_is_the_robust_recipe_and_options_override_it() -> None:
 
 
 def test_options_come_from_mnist_train_variables_and_flags_win() -> None:
-    environ = {"MNIST_TRAIN_EPOCHS": "3", "MNIST_TRAIN_RECIPE": "seed", "MNIST_TRAIN_LIMIT": "",
-               "MNIST_TRAIN_PLOTS": "false", "MNIST_MODEL_DIR": "/models"}  # fmt: skip
+    environ = {
+        "MNIST_TRAIN_EPOCHS": "3",
+        "MNIST_TRAIN_RECIPE": "seed",
+        "MNIST_TRAIN_LIMIT": "",
+        "MNIST_TRAIN_PLOTS": "false",
+        "MNIST_MODEL_DIR": "/models",
+    }
     args = build_parser(environ).parse_args(["train"])
     assert (args.epochs, args.recipe, args.limit, args.plots) == (3, "seed", None, False)
     assert str(args.model_dir) == "/models"

@@ -77,8 +77,13 @@ def parse_grpc(request: pb.ModelInferRequest) -> tuple[VersionSpec, InferCall]:
     if not isinstance(binary, bool):
         raise InvalidInput("parameter binary_data_output must be a bool_param")
     named = [(o.name, parameter_values(o.parameters)) for o in request.outputs]
-    call = InferCall(signature, images_from(tensors, signature), request.id,
-                     outputs_from(named, signature, binary), timeout_of(parameters))  # fmt: skip
+    call = InferCall(
+        signature,
+        images_from(tensors, signature),
+        request.id,
+        outputs_from(named, signature, binary),
+        timeout_of(parameters),
+    )
     return spec, call
 
 

@@ -69,9 +69,14 @@ def _split(boundary: bytes, body: bytes) -> list[_Part]:
         parts[-1].headers[header[0].lower()] = header[1]
         header[0], header[1] = b"", b""
 
-    callbacks = {"on_part_begin": begin, "on_part_data": data, "on_header_field": field_name,
-                 "on_header_value": field_value, "on_header_end": header_end,
-                 "on_end": lambda: ended.append(True)}  # fmt: skip
+    callbacks = {
+        "on_part_begin": begin,
+        "on_part_data": data,
+        "on_header_field": field_name,
+        "on_header_value": field_value,
+        "on_header_end": header_end,
+        "on_end": lambda: ended.append(True),
+    }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         parser.write(body)

@@ -26,8 +26,8 @@ from mnist_serving.adapters.rest.openapi_schemas import (
     predict_body,
     ref,
     schemas,
-    v2_body,
 )
+from mnist_serving.adapters.rest.openapi_v2 import v2_body, v2_schemas
 
 if TYPE_CHECKING:
     from mnist_serving.adapters.rest.routes import Route
@@ -63,7 +63,7 @@ def document(routes: tuple[Route, ...], settings: Settings) -> dict[str, Any]:
             "and a friendly digits API.",
         },
         "paths": paths,
-        "components": {"schemas": schemas(settings)},
+        "components": {"schemas": {**schemas(settings), **v2_schemas(settings)}},
     }
     if _keys_on(settings):
         doc["components"]["securitySchemes"] = {
@@ -135,9 +135,13 @@ def _responses(route: Route, settings: Settings) -> dict[str, Any]:
     content: dict[str, Any] = {route.media_type: {"schema": _answer_schema(route)}}
     ok = {"description": "OK", "content": content}
     if _which(route) == "v2_infer":
-        content["application/octet-stream"] = {"schema": {
-            "type": "string", "description": f"binary outputs: the JSON answer ({HEADER_LENGTH} "
-            "bytes), then each binary output's bytes"}}  # fmt: skip
+        content["application/octet-stream"] = {
+            "schema": {
+                "type": "string",
+                "description": f"binary outputs: the JSON answer ({HEADER_LENGTH} "
+                "bytes), then each binary output's bytes",
+            }
+        }
     answers: dict[str, Any] = {"200": ok}
     codes = [500]
     if route.kind == "api":

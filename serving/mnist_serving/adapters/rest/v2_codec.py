@@ -56,8 +56,10 @@ def parse_rest(doc: Any, binary: bytes) -> InferCall:
     requested = doc.get("outputs", [])
     if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
         raise InvalidInput("'outputs' must be a list of {\"name\": ...} objects")
-    named = [(o.get("name"), parameters_object(o.get("parameters", {}), f"output {o.get('name')!r}"))
-             for o in requested]  # fmt: skip
+    named = [
+        (o.get("name"), parameters_object(o.get("parameters", {}), f"output {o.get('name')!r}"))
+        for o in requested
+    ]
     return InferCall(
         signature,
         images_from(tensors, signature),
@@ -147,8 +149,11 @@ def render_rest(call: InferCall, result: PredictResult) -> tuple[dict[str, Any],
         else:
             entry["data"] = array.ravel()
         outputs.append(entry)
-    answer: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": str(result.version),
-                              "outputs": outputs}  # fmt: skip
+    answer: dict[str, Any] = {
+        "model_name": MODEL_NAME,
+        "model_version": str(result.version),
+        "outputs": outputs,
+    }
     if call.request_id:
         answer["id"] = call.request_id
     return answer, tails

@@ -17,8 +17,12 @@ async def test_refusals_are_counted_by_reason_and_code(tmp_path) -> None:
         with pytest.raises(Unauthenticated):
             async with gateway.accounting.request("grpc", "predict", None):
                 pass
-        assert sample(gateway, "mnist_requests_refused_total", protocol="grpc",
-                       reason="unauthenticated") == 1  # fmt: skip
+        assert (
+            sample(
+                gateway, "mnist_requests_refused_total", protocol="grpc", reason="unauthenticated"
+            )
+            == 1
+        )
         labels = {"protocol": "grpc", "route": "predict", "code": "UNAUTHENTICATED"}
         assert sample(gateway, "mnist_requests_total", **labels) == 1
 

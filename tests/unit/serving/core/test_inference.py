@@ -107,8 +107,8 @@ async def test_a_batch_serves_many_requests_and_each_gets_its_own_answer(tmp_pat
     async with gateway.model_loaded():
         core = gateway.core
         digits = [d % 10 for d in range(24)]
-        answers = await asyncio.gather(*(
-            core.classify([DigitImage(pixels=digit_image(d))], VersionSpec()) for d in digits
-        ))  # fmt: skip
+        answers = await asyncio.gather(
+            *(core.classify([DigitImage(pixels=digit_image(d))], VersionSpec()) for d in digits)
+        )
         assert [a.results[0].digit for a in answers] == digits
         assert max(made[0].calls) > 1  # requests were merged into shared model calls

@@ -23,9 +23,21 @@ from mnist_serving.settings import Settings
 from tests.helpers.fakes import digit_image, loader, version_folders
 from tests.helpers.gateways import in_process
 
-RECORD = AccessRecord(time=utc_now(), request_id="r-1", protocol="rest", route="classify",
-                      model_version=3, code="OK", http_status=200, images=2, latency_ms=1.25,
-                      queue_ms=0.1, model_ms=None, peer="127.0.0.1:5000", key="ci")  # fmt: skip
+RECORD = AccessRecord(
+    time=utc_now(),
+    request_id="r-1",
+    protocol="rest",
+    route="classify",
+    model_version=3,
+    code="OK",
+    http_status=200,
+    images=2,
+    latency_ms=1.25,
+    queue_ms=0.1,
+    model_ms=None,
+    peer="127.0.0.1:5000",
+    key="ci",
+)
 
 
 class CountingStream(io.StringIO):

@@ -28,11 +28,16 @@ async def test_every_sampled_request_is_written_and_counted(tmp_path) -> None:
     settings = Settings(model_dir=version_folders(tmp_path, 1), sample_dir=folder, sample_rate=1.0)
     async with in_process(settings, load=loader()) as api:
         octet = {"Content-Type": "application/octet-stream"}
-        answers = await asyncio.gather(*(
-            api.post("/v1/digits:classify", content=digit_image(d % 10).tobytes(),
-                     headers={**octet, "X-Request-ID": f"r{d}"})
-            for d in range(40)
-        ))  # fmt: skip
+        answers = await asyncio.gather(
+            *(
+                api.post(
+                    "/v1/digits:classify",
+                    content=digit_image(d % 10).tobytes(),
+                    headers={**octet, "X-Request-ID": f"r{d}"},
+                )
+                for d in range(40)
+            )
+        )
         assert all(a.status_code == 200 for a in answers)
         written = 0.0
         for _ in range(50):  # the writer thread writes within a second
@@ -59,8 +64,14 @@ async def test_every_sampled_request_is_written_and_counted(tmp_path) -> None:
 
 def test_a_full_queue_drops_and_counts_without_blocking(tmp_path) -> None:
     dropped: dict[str, int] = {}
-    writer = SampleWriter(tmp_path, rate=1.0, below=0.0, max_bytes=10**9, queue_size=8,
-                          on_drop=lambda reason, n: dropped.__setitem__(reason, dropped.get(reason, 0) + n))  # fmt: skip
+    writer = SampleWriter(
+        tmp_path,
+        rate=1.0,
+        below=0.0,
+        max_bytes=10**9,
+        queue_size=8,
+        on_drop=lambda reason, n: dropped.__setitem__(reason, dropped.get(reason, 0) + n),
+    )
     probs = np.eye(10, dtype=np.float32)[[1] * 20]
     started = time.perf_counter()
     writer.offer(np.zeros((20, 28, 28), np.uint8), probs, 1, "x")  # not started: nothing drains
@@ -71,8 +82,14 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path) -> None:
 def test_a_failing_disk_drops_and_counts(tmp_path) -> None:
     dropped: dict[str, int] = {}
     blocked = tmp_path / "not-a-folder"
-    writer = SampleWriter(blocked, rate=1.0, below=0.0, max_bytes=10**9, shard_size=4,
-                          on_drop=lambda reason, n: dropped.__setitem__(reason, dropped.get(reason, 0) + n))  # fmt: skip
+    writer = SampleWriter(
+        blocked,
+        rate=1.0,
+        below=0.0,
+        max_bytes=10**9,
+        shard_size=4,
+        on_drop=lambda reason, n: dropped.__setitem__(reason, dropped.get(reason, 0) + n),
+    )
     writer.start()
     blocked.rmdir()
     blocked.write_text("a file where the folder was")  # every write now fails
@@ -83,8 +100,15 @@ def test_a_failing_disk_drops_and_counts(tmp_path) -> None:
 
 def test_low_confidence_is_always_kept_and_the_folder_stays_bounded(tmp_path) -> None:
     written: list[int] = []
-    writer = SampleWriter(tmp_path, rate=0.0, below=0.5, max_bytes=3000, shard_size=2,
-                          on_write=written.append, rng=random.Random(0))  # fmt: skip
+    writer = SampleWriter(
+        tmp_path,
+        rate=0.0,
+        below=0.5,
+        max_bytes=3000,
+        shard_size=2,
+        on_write=written.append,
+        rng=random.Random(0),
+    )
     writer.start()
     unsure = np.full((10, 10), 0.1, np.float32)  # confidence 0.1 < 0.5: kept
     sure = np.eye(10, dtype=np.float32)  # confidence 1.0, rate 0: not kept

@@ -13,8 +13,11 @@ from tests.helpers.metrics import samples_of
 
 def test_tfserving_names_count_predict_only_and_latency_in_microseconds() -> None:
     metrics = create_metrics(process=False)
-    for protocol, code, seconds in (("rest", "OK", 0.002), ("grpc", "OK", 0.0004),
-                                    ("rest", "INVALID_ARGUMENT", 0.001)):  # fmt: skip
+    for protocol, code, seconds in (
+        ("rest", "OK", 0.002),
+        ("grpc", "OK", 0.0004),
+        ("rest", "INVALID_ARGUMENT", 0.001),
+    ):
         metrics.requests.labels(protocol, "predict", code).inc()
         metrics.request_latency.labels(protocol, "predict", code).observe(seconds)
     metrics.requests.labels("rest", "classify", "OK").inc()  # the digits API: not TF Serving's

@@ -43,14 +43,17 @@ async def test_a_rest_request_continues_the_callers_trace(tmp_path, spans) -> No
 
 async def test_one_batch_span_links_every_request_it_served(tmp_path, spans) -> None:
     tracing, exporter = spans
-    settings = Settings(model_dir=version_folders(tmp_path, 1), batch_timeout_micros=50_000,
-                        num_batch_threads=1)  # fmt: skip
+    settings = Settings(
+        model_dir=version_folders(tmp_path, 1), batch_timeout_micros=50_000, num_batch_threads=1
+    )
     async with in_process(settings, load=loader(delay=0.05), tracing=tracing) as api:
         octet = {"Content-Type": "application/octet-stream"}
-        answers = await asyncio.gather(*(
-            api.post("/v1/digits:classify", content=digit_image(d).tobytes(), headers=octet)
-            for d in (1, 2, 3)
-        ))  # fmt: skip
+        answers = await asyncio.gather(
+            *(
+                api.post("/v1/digits:classify", content=digit_image(d).tobytes(), headers=octet)
+                for d in (1, 2, 3)
+            )
+        )
         assert all(a.status_code == 200 for a in answers)
     named = spans_by_name(exporter)
     requests = {s.context.span_id for s in named["rest classify"]}
@@ -67,11 +70,13 @@ async def test_tracing_off_makes_nothing(tmp_path) -> None:
     assert not off.enabled
     with off.server_span("rest", "classify", "id", {"traceparent": TRACEPARENT}) as span:
         assert span is None
-    async with in_process(Settings(model_dir=version_folders(tmp_path, 1)), load=loader(),
-                          tracing=off) as api:  # fmt: skip
+    async with in_process(
+        Settings(model_dir=version_folders(tmp_path, 1)), load=loader(), tracing=off
+    ) as api:
         octet = {"Content-Type": "application/octet-stream"}
-        answer = await api.post("/v1/digits:classify", content=np.zeros(784, np.uint8).tobytes(),
-                                headers=octet)  # fmt: skip
+        answer = await api.post(
+            "/v1/digits:classify", content=np.zeros(784, np.uint8).tobytes(), headers=octet
+        )
         assert answer.status_code in (200, 400)
 
 
@@ -87,15 +92,19 @@ def test_the_environment_decides(caplog) -> None:
 
 async def test_the_latency_histogram_carries_trace_ids_as_exemplars(tmp_path, spans) -> None:
     tracing, _ = spans
-    async with in_process(Settings(model_dir=version_folders(tmp_path, 1)), load=loader(),
-                          tracing=tracing) as api:  # fmt: skip
+    async with in_process(
+        Settings(model_dir=version_folders(tmp_path, 1)), load=loader(), tracing=tracing
+    ) as api:
         headers = {"Content-Type": "application/octet-stream", "traceparent": TRACEPARENT}
         await api.post("/v1/digits:classify", content=digit_image(5).tobytes(), headers=headers)
         plain = await api.get("/metrics")
         openmetrics = await api.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert "# {" not in plain.text  # the Prometheus text format has no exemplars
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
-    buckets = [line for line in openmetrics.text.splitlines()
-               if line.startswith("mnist_request_duration_seconds_bucket") and "# {" in line]  # fmt: skip
+    buckets = [
+        line
+        for line in openmetrics.text.splitlines()
+        if line.startswith("mnist_request_duration_seconds_bucket") and "# {" in line
+    ]
     assert buckets and f'trace_id="{TRACE}"' in buckets[0]
     assert openmetrics.text.rstrip().endswith("# EOF")

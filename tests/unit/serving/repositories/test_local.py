@@ -20,10 +20,14 @@ def _repository(tmp_path, config: ModelConfig, load=None, ready=None) -> LocalRe
     metrics = create_metrics(process=False)
     settings = Settings(model_dir=tmp_path)
     return LocalRepository(
-        tmp_path / "mnist", ConfigSource(config), load=load or loader(),
-        make_batcher=batcher_factory(settings, metrics), metrics=metrics, poll_seconds=0,
+        tmp_path / "mnist",
+        ConfigSource(config),
+        load=load or loader(),
+        make_batcher=batcher_factory(settings, metrics),
+        metrics=metrics,
+        poll_seconds=0,
         on_ready=ready,
-    )  # fmt: skip
+    )
 
 
 async def test_latest_two_load_and_the_newest_is_the_default(tmp_path) -> None:

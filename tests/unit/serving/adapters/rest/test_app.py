@@ -32,8 +32,9 @@ async def test_routes_answer_from_the_table(tmp_path) -> None:
 
 async def test_operational_routes_need_a_key_unless_open(tmp_path) -> None:
     key = "ci-key-0123456789abcdef"
-    settings = Settings(model_dir=version_folders(tmp_path, 1), api_keys={"ci": key},
-                        open_routes=["healthz"])  # fmt: skip
+    settings = Settings(
+        model_dir=version_folders(tmp_path, 1), api_keys={"ci": key}, open_routes=["healthz"]
+    )
     async with in_process(settings, load=loader()) as api:
         assert (await api.get("/healthz")).status_code == 200
         assert (await api.get("/metrics")).status_code == 401
@@ -43,22 +44,31 @@ async def test_operational_routes_need_a_key_unless_open(tmp_path) -> None:
 
 def _v2_body(*digits: int) -> dict:
     frames = [digit_image(d).ravel().tolist() for d in digits]
-    return {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [len(digits), 784],
-                        "data": frames}]}  # fmt: skip
+    return {
+        "inputs": [
+            {"name": "images", "datatype": "UINT8", "shape": [len(digits), 784], "data": frames}
+        ]
+    }
 
 
 async def test_v2_infer_shares_the_core_and_its_refusals(tmp_path) -> None:
     import asyncio
 
     key = {"X-API-Key": "ci-key-0123456789abcdef"}
-    settings = Settings(model_dir=version_folders(tmp_path, 1), max_in_flight_requests=1,
-                        api_keys={"ci": key["X-API-Key"]}, rate_limit_per_second=0.01,
-                        rate_limit_burst=3)  # fmt: skip
+    settings = Settings(
+        model_dir=version_folders(tmp_path, 1),
+        max_in_flight_requests=1,
+        api_keys={"ci": key["X-API-Key"]},
+        rate_limit_per_second=0.01,
+        rate_limit_burst=3,
+    )
     async with in_process(settings, load=loader(delay=0.3)) as api:
         answer = await api.post("/v2/models/mnist/infer", json=_v2_body(4, 9), headers=key)
         (output,) = answer.json()["outputs"]
-        assert [max(range(10), key=row.__getitem__) for row in
-                (output["data"][:10], output["data"][10:])] == [4, 9]  # fmt: skip
+        assert [
+            max(range(10), key=row.__getitem__)
+            for row in (output["data"][:10], output["data"][10:])
+        ] == [4, 9]
         # Two at once: the second meets the in-flight cap (the fake model takes 0.3 s).
         first, second = await asyncio.gather(
             api.post("/v2/models/mnist/infer", json=_v2_body(1), headers=key),

@@ -64,8 +64,13 @@ async def test_the_door_routes_only_inference_requests(tmp_path) -> None:
 async def test_a_standing_queue_is_shed_with_503_and_every_request_counted(tmp_path) -> None:
     # Each model call takes 20 ms and batches hold one image, so 24 callers re-sending at
     # once keep the admitted ones waiting far past a 2 ms target.
-    settings = Settings(model_dir=version_folders(tmp_path, 1), queue_target_ms=2,
-                        max_batch_size=1, max_enqueued_batches=64, max_images_per_request=1)  # fmt: skip
+    settings = Settings(
+        model_dir=version_folders(tmp_path, 1),
+        queue_target_ms=2,
+        max_batch_size=1,
+        max_enqueued_batches=64,
+        max_images_per_request=1,
+    )
     body = digit_image(5).tobytes()
     statuses: list[int] = []
     errors: list[str] = []

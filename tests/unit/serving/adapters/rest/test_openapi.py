@@ -39,8 +39,14 @@ def test_keys_and_rate_limits_appear_only_when_on() -> None:
     assert "securitySchemes" not in plain["components"]
     predict = plain["paths"]["/v1/models/{model}:predict"]["post"]
     assert {"401", "429"}.isdisjoint(predict["responses"])
-    keyed = document(ROUTES, _settings(api_keys={"ci": "ci-key-0123456789abcdef"},
-                                       rate_limit_per_second=1.0, open_routes=["healthz"]))  # fmt: skip
+    keyed = document(
+        ROUTES,
+        _settings(
+            api_keys={"ci": "ci-key-0123456789abcdef"},
+            rate_limit_per_second=1.0,
+            open_routes=["healthz"],
+        ),
+    )
     predict = keyed["paths"]["/v1/models/{model}:predict"]["post"]
     assert {"401", "429"} <= set(predict["responses"]) and predict["security"]
     assert "security" not in keyed["paths"]["/healthz"]["get"]

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.end_to_end.deploy.stack import ROOT, Dockerfile, mounts, service_dockerfile, tool
+from tests.helpers.compose_stack import ROOT, Dockerfile, mounts, service_dockerfile, tool
 from tests.helpers.processes import free_port
 
 BIN = Path(sys.executable).parent
@@ -153,8 +153,10 @@ class Stack:
 
 
 def _container_ports(service: dict[str, Any], dockerfile: Dockerfile | None) -> set[int]:
-    ports = {int(str(p["target"] if isinstance(p, dict) else p).split(":")[-1].split("/")[0])
-             for p in service.get("ports", [])}  # fmt: skip
+    ports = {
+        int(str(p["target"] if isinstance(p, dict) else p).split(":")[-1].split("/")[0])
+        for p in service.get("ports", [])
+    }
     ports.update(int(p) for p in service.get("expose", []))
     return ports
 
@@ -162,9 +164,21 @@ def _container_ports(service: dict[str, Any], dockerfile: Dockerfile | None) -> 
 def standin_tfserving(stack: Stack) -> subprocess.Popen[bytes]:
     """Our gateway in TF Serving's place: same ports, the models volume, backend=local."""
     models = stack.paths("tfserving")["/models"]
-    argv = [str(BIN / "mnist-serve"), "--backend", "local", "--model-dir", models,
-            "--host", "127.0.0.1", "--rest-port", str(stack.port("tfserving", 8501)),
-            "--grpc-port", str(stack.port("tfserving", 8500)), "--log-level", "warning"]  # fmt: skip
+    argv = [
+        str(BIN / "mnist-serve"),
+        "--backend",
+        "local",
+        "--model-dir",
+        models,
+        "--host",
+        "127.0.0.1",
+        "--rest-port",
+        str(stack.port("tfserving", 8501)),
+        "--grpc-port",
+        str(stack.port("tfserving", 8500)),
+        "--log-level",
+        "warning",
+    ]
     return stack.start("tfserving", argv, {**os.environ, "PATH": f"{BIN}:/usr/bin:/bin"})
 
 

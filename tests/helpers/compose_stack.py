@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
 MNIST_VARIABLE = re.compile(r"\bMNIST_[A-Z0-9_]+\b(?!<)")  # not MNIST_TRAIN_<OPTION> in prose
@@ -32,9 +32,13 @@ def compose_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:
         result = subprocess.run(
             [tool("docker-compose"), "--env-file", empty.name, "-f", str(COMPOSE), "config"],
-            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=ROOT,
             env={"PATH": "/usr/bin:/bin", **(environ or {})},
-        )  # fmt: skip
+        )
     assert result.returncode == 0, result.stderr
     return dict(yaml.safe_load(result.stdout))
 
@@ -154,8 +158,11 @@ def deployment_texts() -> dict[Path, str]:
 def kubernetes_documents() -> list[dict[str, Any]]:
     result = subprocess.run(
         [tool("kubectl"), "kustomize", str(DEPLOY / "k8s")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
