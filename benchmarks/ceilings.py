@@ -5,7 +5,8 @@
 - a bare ASGI app on the gateway's uvicorn settings (httptools, uvloop) answering a constant
   JSON body, driven by wrk: the least any request on this HTTP stack costs;
 - a trivial ``grpc.aio`` servicer (it echoes the request) driven by h2load: the same for gRPC;
-- raw LiteRT calls at batch 1, 32 and 256 with a given thread count: the model alone.
+- raw LiteRT calls at batch 1, 32 and 256 with a given thread count, for the float file and the
+  int8 one (when the version has it): the model alone, in images/s and CPU per image.
 
 ``python -m benchmarks.ceilings --serve-asgi PORT STATUS`` is the bare app itself.
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 from benchmarks.cload import h2load_grpc, wrk_post
 from benchmarks.support import ROOT, start_helper, stop
-from mnist_contract.layout import TFLITE_FILE, model_base, version_dirs
+from mnist_contract.layout import TFLITE_FILE, TFLITE_INT8_FILE, model_base, version_dirs
 from mnist_contract.model import SERVING_DEFAULT
 from tests.helpers.processes import cpu_seconds, free_port
 
@@ -107,25 +108,34 @@ def trivial_grpc(message: bytes, connections: int, seconds: float) -> dict:
         stop(process)
 
 
-def raw_litert(model_dir: Path, threads: int, seconds: float) -> dict[int, float]:
-    """Images/s of the newest version's LiteRT interpreter alone, by batch size."""
+LITERT_FILES = {"fp32": TFLITE_FILE, "int8": TFLITE_INT8_FILE}
+
+
+def raw_litert(
+    model_dir: Path, threads: int, seconds: float, precision: str = "fp32"
+) -> dict[int, dict[str, float]]:
+    """The newest version's LiteRT interpreter alone, by batch size: images/s and CPU µs per
+    image (the process's CPU, every interpreter thread's included)."""
     from ai_edge_litert.interpreter import Interpreter
 
     versions = version_dirs(model_base(model_dir))
-    interpreter = Interpreter(
-        model_path=str(versions[max(versions)] / TFLITE_FILE), num_threads=threads
-    )
+    path = versions[max(versions)] / LITERT_FILES[precision]
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
     runner = interpreter.get_signature_runner(SERVING_DEFAULT.name)
-    rates = {}
+    found = {}
     for batch in (1, 32, 256):
         x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
         runner(images=x)
-        n, started = 0, time.perf_counter()
+        n, started, cpu = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - started < seconds:
             runner(images=x)
             n += batch
-        rates[batch] = round(n / (time.perf_counter() - started), 1)
-    return rates
+        wall, used = time.perf_counter() - started, time.process_time() - cpu
+        found[batch] = {
+            "images_per_s": round(n / wall, 1),
+            "cpu_us_per_image": round(used * 1e6 / n, 1),
+        }
+    return found
 
 
 def measure(
@@ -140,10 +150,19 @@ def measure(
     return {
         "asgi": bare_asgi(body, headers, connections, seconds),
         "grpc": trivial_grpc(grpc_message, connections, seconds),
-        "litert": raw_litert(model_dir, threads, seconds / 2),
+        "litert": {
+            precision: raw_litert(model_dir, threads, seconds / 2, precision)
+            for precision in LITERT_FILES
+            if _has(model_dir, precision)
+        },
         "threads": threads,
         "connections": connections,
     }
+
+
+def _has(model_dir: Path, precision: str) -> bool:
+    versions = version_dirs(model_base(model_dir))
+    return bool(versions) and (versions[max(versions)] / LITERT_FILES[precision]).is_file()
 
 
 def table(ceilings: dict) -> str:
@@ -158,9 +177,11 @@ def table(ceilings: dict) -> str:
             f"| trivial grpc.aio servicer, h2load {c} conn. | {g['rps']:,.0f} req/s | "
             f"{g['cpu_us_per_request']:,} CPU per request |",
             *(
-                f"| raw LiteRT, batch {b}, {t} thread{'s' if t > 1 else ''} | {rate:,.0f} images/s "
-                f"| {1e6 / rate * b:,.0f} per call |"
-                for b, rate in lite.items()
+                f"| raw LiteRT {precision}, batch {b}, {t} thread{'s' if t > 1 else ''} | "
+                f"{figure['images_per_s']:,.0f} images/s | {figure['cpu_us_per_image']:,.1f} "
+                "CPU per image |"
+                for precision, by_batch in lite.items()
+                for b, figure in by_batch.items()
             ),
         ]
     )

@@ -28,10 +28,10 @@ from tests.helpers.processes import cpu_seconds, rss_mb, start_gateway, stop_gat
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def raw_ceiling(model_dir: Path, seconds: float) -> dict[str, float]:
+def raw_ceiling(model_dir: Path, seconds: float, precision: str) -> dict[str, float]:
     """Images/s of the LiteRT interpreter alone (2 threads): batches of 256 and of 1."""
-    rates = raw_litert(model_dir, 2, seconds)
-    return {f"batch_{batch}_images_per_s": rates[batch] for batch in (256, 1)}
+    rates = raw_litert(model_dir, 2, seconds, precision)
+    return {f"batch_{batch}_images_per_s": rates[batch]["images_per_s"] for batch in (256, 1)}
 
 
 def scenarios(digits: np.ndarray) -> list[tuple[str, str, bytes, str, int, list[int]]]:
@@ -82,9 +82,10 @@ def main() -> None:
     args = parser.parse_args()
     digits = benchmark_digits(args.data)
     rows = []
-    ceiling = raw_ceiling(args.model_dir, args.seconds / 2)
-    for runtime in ("litert", "savedmodel"):
-        server = start_gateway(args.model_dir, "--runtime", runtime)
+    ceiling = {p: raw_ceiling(args.model_dir, args.seconds / 2, p) for p in ("int8", "fp32")}
+    for runtime, precision in (("litert", "int8"), ("litert", "fp32"), ("savedmodel", "fp32")):
+        server = start_gateway(args.model_dir, "--runtime", runtime, "--precision", precision)
+        runtime = f"{runtime} {precision}" if runtime == "litert" else runtime
         url, ready_s = server.url, server.seconds_to_ready
         try:
             for name, path, body, ctype, per, levels in scenarios(digits):
@@ -113,10 +114,11 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
         f"{args.seconds:.0f} s per point, one worker, wrk on the same machine\n"
     )
-    print(
-        f"raw LiteRT ceiling (same run): {ceiling['batch_256_images_per_s']:,.0f} images/s in "
-        f"batches of 256, {ceiling['batch_1_images_per_s']:,.0f} images/s one at a time\n"
-    )
+    for precision, rates in ceiling.items():
+        print(
+            f"raw LiteRT {precision} ceiling (same run): {rates['batch_256_images_per_s']:,.0f} "
+            f"images/s in batches of 256, {rates['batch_1_images_per_s']:,.0f} one at a time\n"
+        )
     print(
         "| runtime | request | concurrency | req/s | images/s | p50 ms | p99 ms | "
         "CPU µs/request | errors |"

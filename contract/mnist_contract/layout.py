@@ -13,6 +13,9 @@ from mnist_contract.model import MODEL_NAME
 
 SAVED_MODEL_FILE = "saved_model.pb"
 TFLITE_FILE = "model.tflite"
+# The same model quantised to 8-bit integers (float input and output), written only when it
+# passed the export's checks; the gateway serves it by default when a version has it.
+TFLITE_INT8_FILE = "model_int8.tflite"
 KERAS_FILE = "model.keras"
 MODEL_CARD_FILE = "model_card.json"
 # The PredictionLog records TF Serving replays at load, at TF Serving's path.

@@ -61,7 +61,13 @@ def build_gateway(
     repository = build_repository(settings, parts, metrics, readiness, load, tracing, canary)
     buckets = share.buckets if share is not None else None
     access = AccessControl(
-        parts.keys, settings.rate_limit_per_second, settings.rate_limit_burst, buckets
+        parts.keys,
+        settings.rate_limit_per_second,
+        settings.rate_limit_burst,
+        buckets,
+        key_file=settings.api_keys_file,
+        inline=settings.api_keys,
+        on_error=metrics.api_key_file_errors.inc,
     )
     admission = Admission(settings.max_in_flight_requests, settings.queue_target_ms / 1000 or None)
     accounting = RequestAccounting(
@@ -145,6 +151,7 @@ def version_loader(settings: Settings) -> Loader:
         threads=runtime_threads(settings),
         sessions=settings.num_batch_threads,
         warmup=settings.warmup,
+        precision=settings.precision,
     )
 
 

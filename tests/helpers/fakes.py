@@ -45,6 +45,7 @@ def digit_image(digit: int) -> np.ndarray:
 
 class FakeRuntime:
     name = "fake"
+    precision = "fp32"
     healthy = True
 
     def __init__(self, version: int, delay: float = 0.0, fail: bool = False) -> None:

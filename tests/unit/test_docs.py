@@ -15,7 +15,9 @@ from mnist_serving.adapters.rest.routes import ROUTES
 from mnist_serving.cli import _shown_default
 from mnist_serving.observability.metrics import SPECS, create_metrics
 from mnist_serving.observability.multiprocess import WORKER_TABLE, WorkerProcesses
+from mnist_serving.repositories.protocol import ServedVersion, announce_versions
 from mnist_serving.settings import Settings
+from tests.helpers.fakes import FakeRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -45,7 +47,9 @@ def _exposed_metrics(tmp_path: Path) -> dict[str, tuple[str, set[str]]]:
     """Every mnist_* sample name the gateway can expose → (type, labels)."""
     metrics = create_metrics(process=False)
     declared = {spec.name.removesuffix("_total"): set(spec.labels) for spec in SPECS}
-    metrics.model_info.info({"version": "1", "runtime": "litert", "loaded_at": "now"})
+    # The model's info as the repositories announce it.
+    served = ServedVersion(None, FakeRuntime(1), None, 0.0, 0)  # type: ignore[arg-type]
+    announce_versions(metrics, served, [])
     families = list(metrics.registry.collect()) + list(metrics.model_info.collect())
     table = tmp_path / WORKER_TABLE
     table.write_text(json.dumps({"supervisor": 1, "restarts": 0, "workers": []}))

@@ -45,6 +45,14 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         epilog="Each option may be set as MNIST_TRAIN_<OPTION> in the environment "
         "(MNIST_MODEL_DIR for --model-dir).",
     )
+    _add_recipe_options(train)
+    _add_data_options(train)
+    _defaults_from_environment(train, os.environ if environ is None else environ)
+    return parser
+
+
+def _add_recipe_options(train: argparse.ArgumentParser) -> None:
+    """What to train and how: the recipe and the values that override it."""
     defaults = TrainConfig()
     recipes = "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
     train.add_argument(
@@ -66,7 +74,24 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     train.add_argument(
         "--seed", type=int, default=defaults.seed, help="same seed → same weights on one machine"
     )
-    train.add_argument("--validation-split", type=float, default=defaults.validation_split)
+    train.add_argument(
+        "--validation-split",
+        type=float,
+        default=defaults.validation_split,
+        help="fraction of the training digits held out for validation",
+    )
+    train.add_argument(
+        "--calibration-split",
+        type=float,
+        default=defaults.calibration_split,
+        help="fraction of the training digits (the last ones) held out to fit the confidence's "
+        "temperature; 0 exports the model uncalibrated",
+    )
+
+
+def _add_data_options(train: argparse.ArgumentParser) -> None:
+    """What to train on and where the version goes."""
+    defaults = TrainConfig()
     train.add_argument(
         "--limit", type=int, default=None, help="train on the first N digits only (quick runs)"
     )
@@ -89,8 +114,6 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     train.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's own start-up log lines"
     )
-    _defaults_from_environment(train, os.environ if environ is None else environ)
-    return parser
 
 
 def env_names(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -149,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
         validation_split=args.validation_split,
+        calibration_split=args.calibration_split,
         limit=args.limit,
         data=args.data,
         model_dir=args.model_dir,

@@ -45,8 +45,9 @@ class MnistData:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    source: str
+    source: str  # where it was read, as the user named it (for the job's own output)
     sha256: str
+    file_name: str = ""  # the file or folder's name alone (the model card records no paths)
 
     def limited(self, limit: int | None) -> MnistData:
         """The first ``limit`` training and ``limit // 5`` (at least 1) test digits."""
@@ -60,6 +61,7 @@ class MnistData:
             self.y_test[:test_limit],
             f"{self.source} (first {limit} train / {test_limit} test)",
             self.sha256,
+            self.file_name,
         )
 
 
@@ -97,7 +99,11 @@ def _load_from_keras() -> MnistData:
     cached = Path(keras.utils.get_file("mnist.npz", origin="", cache_subdir="datasets"))
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return _validated(
-        arrays, {k: cached for k in arrays}, "keras.datasets.mnist", sha256_of([cached])
+        arrays,
+        {k: cached for k in arrays},
+        "keras.datasets.mnist",
+        sha256_of([cached]),
+        "mnist.npz (keras.datasets.mnist)",
     )
 
 
@@ -116,7 +122,7 @@ def _load_npz(path: Path) -> MnistData:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
-    return _validated(arrays, {k: path for k in arrays}, str(path), sha256_of([path]))
+    return _validated(arrays, {k: path for k in arrays}, str(path), sha256_of([path]), path.name)
 
 
 def _load_idx_folder(folder: Path) -> MnistData:
@@ -130,7 +136,8 @@ def _load_idx_folder(folder: Path) -> MnistData:
             )
         files[key] = found
     arrays = {key: read_idx(p) for key, p in files.items()}
-    return _validated(arrays, files, str(folder), sha256_of(list(files.values())))
+    names = ", ".join(p.name for p in files.values())
+    return _validated(arrays, files, str(folder), sha256_of(list(files.values())), names)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -163,7 +170,11 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _validated(
-    arrays: dict[str, np.ndarray], files: dict[str, Path], source: str, digest: str
+    arrays: dict[str, np.ndarray],
+    files: dict[str, Path],
+    source: str,
+    digest: str,
+    file_name: str,
 ) -> MnistData:
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
@@ -194,4 +205,5 @@ def _validated(
         arrays["y_test"].astype(np.int64),
         source,
         digest,
+        file_name,
     )

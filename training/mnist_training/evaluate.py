@@ -11,8 +11,9 @@ the code the gateway runs on an uploaded file), on the exported LiteRT model:
 
 Renderings are random but seeded, so a number is reproducible::
 
-    >>> robustness(Path("models/mnist/1/model.tflite"), data, seed=42)
-    {'other_writers': 0.97..., 'photos': 0.99..., 'photos_images': 2000, ...}
+    >>> figures, answers = robustness(Path("models/mnist/1/model.tflite"), data, seed=42)
+    >>> figures
+    {'other_writers_images': 1797, 'photos_images': 1000, 'other_writers': 0.97..., ...}
 """
 
 from __future__ import annotations
@@ -32,21 +33,30 @@ from mnist_training.fit import scale
 PHOTO_IMAGES = 1000
 
 
-def robustness(tflite: Path, data: MnistData, seed: int, most: int | None = None) -> dict[str, Any]:
+Answers = dict[str, tuple[np.ndarray, np.ndarray]]  # set → (probabilities, labels)
+
+
+def robustness(
+    tflite: Path, data: MnistData, seed: int, most: int | None = None
+) -> tuple[dict[str, Any], Answers]:
     """Accuracy on other writers' digits and on photo-like renderings of MNIST test digits
-    (at most ``most`` of each: quick runs on a subset check a subset)."""
+    (at most ``most`` of each: quick runs on a subset check a subset), and the model's
+    answers on each set with their labels."""
     rng = np.random.default_rng(seed)
     found: dict[str, Any] = {}
+    answers: Answers = {}
     uci_images, uci_labels = uci_digits()
     uci_images, uci_labels = uci_images[:most], uci_labels[:most]
     uploads = [render_upload(d, rng) for d in uci_images]
-    found["other_writers"] = _accuracy(tflite, uploads, uci_labels)
+    answers["other_writers"] = (_probabilities(tflite, uploads), uci_labels)
     found["other_writers_images"] = len(uploads)
     count = min(PHOTO_IMAGES, len(data.x_test), most or PHOTO_IMAGES)
     photos = [render_photo(d, rng) for d in data.x_test[:count]]
-    found["photos"] = _accuracy(tflite, photos, data.y_test[:count])
+    answers["photos"] = (_probabilities(tflite, photos), data.y_test[:count])
     found["photos_images"] = count
-    return found
+    for name, (probs, labels) in answers.items():
+        found[name] = round(float((probs.argmax(axis=1) == labels).mean()), 6)
+    return found, answers
 
 
 def format_summary(found: dict[str, Any]) -> str:
@@ -104,7 +114,6 @@ def _encode(gray: np.ndarray, fmt: str, **options: Any) -> bytes:
     return buf.getvalue()
 
 
-def _accuracy(tflite: Path, files: list[bytes], labels: np.ndarray) -> float:
+def _probabilities(tflite: Path, files: list[bytes]) -> np.ndarray:
     frames = np.stack([to_mnist_frame(decode_image(f)) for f in files])
-    probs = tflite_predict(tflite, scale(frames))
-    return round(float((probs.argmax(axis=1) == labels).mean()), 6)
+    return tflite_predict(tflite, scale(frames))

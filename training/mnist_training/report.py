@@ -116,3 +116,55 @@ def plot_first_layer(
     fig.tight_layout()
     fig.savefig(target, dpi=90)
     plt.close(fig)
+
+
+SET_TITLES = {
+    "mnist_test": "MNIST test",
+    "other_writers": "other writers (UCI, as uploads)",
+    "photos": "photo-like renderings",
+}
+
+
+def plot_reliability(
+    answers: dict[str, tuple[np.ndarray, np.ndarray]], temperature: float, target: Path
+) -> None:
+    """Reliability diagrams: per bin of confidence, how often the answers were right, before
+    and after the temperature (a calibrated model's bars sit on the diagonal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mnist_training import calibrate
+
+    fig, axes = plt.subplots(1, len(answers), figsize=(4.6 * len(answers), 4.4), squeeze=False)
+    edges = np.linspace(0, 1, calibrate.BINS + 1)
+    width = 1 / calibrate.BINS
+    for ax, (name, (probs, labels)) in zip(axes[0], answers.items(), strict=True):
+        before = calibrate.uncalibrated(probs, temperature)
+        for kind, chosen, colour, offset in (
+            ("before", before, "#bbbbbb", 0.0),
+            ("after", probs, "#1f77b4", width / 3),
+        ):
+            table = calibrate.reliability(chosen, labels)
+            ece = calibrate.expected_calibration_error(chosen, labels)
+            shown = table.counts > 0
+            ax.bar(
+                edges[:-1][shown] + offset,
+                table.accuracy[shown],
+                width=width * 0.6,
+                align="edge",
+                color=colour,
+                label=f"{kind}: ECE {ece:.4f}",
+            )
+        ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (15 bins)")
+        ax.set_ylabel("accuracy in the bin")
+        ax.set_title(SET_TITLES.get(name, name), fontsize=10)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"Reliability before and after the temperature T = {temperature:.3f}")
+    fig.tight_layout()
+    fig.savefig(target, dpi=100)
+    plt.close(fig)

@@ -10,15 +10,21 @@ import datetime as dt
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnist_contract.layout import KERAS_FILE, MODEL_CARD_FILE, TFLITE_FILE, WARMUP_FILE
+from mnist_contract.layout import (
+    KERAS_FILE,
+    MODEL_CARD_FILE,
+    TFLITE_FILE,
+    TFLITE_INT8_FILE,
+    WARMUP_FILE,
+)
 from mnist_contract.model import INPUT_NAME, MODEL_NAME, SIGNATURES
-from mnist_training import evaluate, export, report, versions
+from mnist_training import calibrate, evaluate, export, report, versions
 from mnist_training.data import MnistData, load_mnist
 from mnist_training.errors import TrainingError
 from mnist_training.fit import fit, scale
@@ -38,6 +44,7 @@ class TrainConfig:
     learning_rate: float | None = None
     seed: int = 42
     validation_split: float = 0.0
+    calibration_split: float = calibrate.DEFAULT_SPLIT
     limit: int | None = None
     data: Path | None = None
     model_dir: Path = Path("models")
@@ -71,6 +78,10 @@ class TrainConfig:
             problems.append(f"--learning-rate must be > 0 (got {recipe.learning_rate})")
         if not 0.0 <= self.validation_split < 1.0:
             problems.append(f"--validation-split must be in [0, 1) (got {self.validation_split})")
+        if not 0.0 <= self.calibration_split <= 0.5:
+            problems.append(
+                f"--calibration-split must be in [0, 0.5] (got {self.calibration_split})"
+            )
         if self.limit is not None and self.limit < 10:
             problems.append(f"--limit must be ≥ 10 (got {self.limit})")
         if problems:
@@ -102,31 +113,15 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
         f"data: {data.source}: {len(data.x_train):,} training and {len(data.x_test):,} test "
         f"digits (sha256 {data.sha256[:12]}…)"
     )
-
+    training, held_out = split_held_out(data, config.calibration_split)
     recipe = config.resolved()
     if not config.verbose:
         load_tensorflow_quietly()
-    model, history, train_seconds = fit(recipe, config, data, say)
-    x_test = scale(data.x_test)
+    model, history, train_seconds = fit(recipe, config, training, say)
+    temperature = _calibrate(model, held_out, say)
+    trained = Trained(model, history, train_seconds, temperature, len(held_out[1]))
     with versions.staging_dir(base) as staged:
-        say("export: SavedModel, LiteRT flatbuffer, warm-up requests, model card, plots")
-        export.write_saved_model(model, staged)
-        model.save(staged / KERAS_FILE)  # for Keras users and the peer benchmarks
-        probs = export.saved_model_predict(staged, x_test)
-        evaluation = report.Evaluation.from_probabilities(probs, data.y_test)
-        export.write_tflite(staged, staged / TFLITE_FILE)
-        parity = export.check_parity(probs, export.tflite_predict(staged / TFLITE_FILE, x_test))
-        warmups = export.write_warmup_requests(staged / WARMUP_FILE, x_test, data.y_test)
-        say(
-            "checks: other writers' digits and photo-like renderings, through the digits API's preprocessing"
-        )
-        most = None if config.limit is None else max(100, config.limit // 5)
-        robustness = evaluate.robustness(staged / TFLITE_FILE, data, config.seed, most)
-        card = _card(config, recipe, data, history, evaluation, parity, warmups, train_seconds)
-        card["evaluations"] = {"mnist_test": round(evaluation.accuracy, 6), **robustness}
-        if config.plots:
-            _plots(model, history, evaluation, x_test, staged)
-        report.write_card(staged / MODEL_CARD_FILE, card)
+        card, evaluation, robustness = _export(trained, config, recipe, data, staged, say)
         target = versions.publish(staged, base, config.version)
     version = int(target.name)
     card["version"] = version
@@ -144,29 +139,132 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
     )
 
 
+@dataclass(frozen=True)
+class Trained:
+    """A fitted model and what its fit and calibration left to report."""
+
+    model: Any
+    history: dict[str, list[float]]
+    seconds: float
+    temperature: float  # 1.0: not calibrated
+    held_out: int  # training digits the temperature was fitted on
+
+
+def split_held_out(
+    data: MnistData, split: float
+) -> tuple[MnistData, tuple[np.ndarray, np.ndarray]]:
+    """The digits to train on, and the last ones of the training set kept for calibration."""
+    count = calibrate.held_out_count(len(data.x_train), split)
+    keep = len(data.x_train) - count
+    training = replace(data, x_train=data.x_train[:keep], y_train=data.y_train[:keep])
+    return training, (data.x_train[keep:], data.y_train[keep:])
+
+
+def _calibrate(model: Any, held_out: tuple[np.ndarray, np.ndarray], say: Say) -> float:
+    """Fit the temperature on the held-out digits and fold it into the model; 1.0 when none
+    were held out."""
+    images, labels = held_out
+    if not len(labels):
+        return 1.0
+    logits = calibrate.logits(model, scale(images))
+    temperature = calibrate.fit_temperature(logits, labels)
+    before = calibrate.expected_calibration_error(calibrate.softmax(logits), labels)
+    after = calibrate.expected_calibration_error(calibrate.softmax(logits / temperature), labels)
+    calibrate.fold(model, temperature)
+    say(
+        f"calibration: temperature {temperature:.3f} fitted on {len(labels):,} held-out "
+        f"training digits (their ECE {before:.4f} → {after:.4f})"
+    )
+    return temperature
+
+
+def _export(
+    trained: Trained,
+    config: TrainConfig,
+    recipe: Recipe,
+    data: MnistData,
+    staged: Path,
+    say: Say,
+) -> tuple[dict[str, Any], report.Evaluation, dict[str, Any]]:
+    """Write the version into ``staged`` and check it; its card, test evaluation, robustness."""
+    model = trained.model
+    x_test = scale(data.x_test)
+    say("export: SavedModel, LiteRT flatbuffer, warm-up requests, model card, plots")
+    export.write_saved_model(model, staged)
+    model.save(staged / KERAS_FILE)  # for Keras users and the peer benchmarks
+    probs = export.saved_model_predict(staged, x_test)
+    evaluation = report.Evaluation.from_probabilities(probs, data.y_test)
+    export.write_tflite(staged, staged / TFLITE_FILE)
+    parity = export.check_parity(probs, export.tflite_predict(staged / TFLITE_FILE, x_test))
+    int8 = _export_int8(staged, data, probs, calibrated=trained.held_out > 0, say=say)
+    warmups = export.write_warmup_requests(staged / WARMUP_FILE, x_test, data.y_test)
+    say(
+        "checks: other writers' digits and photo-like renderings, through the digits API's "
+        "preprocessing"
+    )
+    most = None if config.limit is None else max(100, config.limit // 5)
+    robustness, answers = evaluate.robustness(staged / TFLITE_FILE, data, config.seed, most)
+    answers = {"mnist_test": (probs, data.y_test), **answers}
+    card = _card(config, recipe, data, trained, evaluation, parity, warmups)
+    card["evaluations"] = {"mnist_test": round(evaluation.accuracy, 6), **robustness}
+    card["calibration"] = _calibration_card(trained, answers)
+    card["int8"] = asdict(int8)
+    if config.plots:
+        _plots(model, trained.history, evaluation, x_test, staged)
+        if trained.held_out:
+            report.plot_reliability(answers, trained.temperature, staged / "reliability.png")
+    report.write_card(staged / MODEL_CARD_FILE, card)
+    return card, evaluation, robustness
+
+
+REPRESENTATIVE_DIGITS = 500  # training digits whose activations set the int8 ranges
+
+
+def _export_int8(
+    staged: Path, data: MnistData, probs: np.ndarray, *, calibrated: bool, say: Say
+) -> export.Int8Check:
+    """The int8 file beside the float one, kept only when it answers like the SavedModel."""
+    target = staged / TFLITE_INT8_FILE
+    export.write_tflite_int8(staged, target, scale(data.x_train[:REPRESENTATIVE_DIGITS]))
+    answers = export.tflite_predict(target, scale(data.x_test))
+    check = export.check_int8(probs, answers, data.y_test, calibrated)
+    if not check.published:
+        target.unlink()
+    say(
+        f"int8: {'published' if check.published else 'not published'}: same digit on "
+        f"{check.same_digit:.2%} of test images, accuracy {check.accuracy_int8:.4f} "
+        f"(float {check.accuracy_fp32:.4f}), ECE {check.ece_int8:.4f} (float {check.ece_fp32:.4f})"
+        + ("" if check.published else f"; {check.reason}")
+    )
+    return check
+
+
+def _calibration_card(trained: Trained, answers: evaluate.Answers) -> dict[str, Any]:
+    if not trained.held_out:
+        return {"temperature": None, "reason": "--calibration-split 0: exported uncalibrated"}
+    return {
+        "temperature": round(trained.temperature, 5),
+        "fitted_on": f"the last {trained.held_out:,} training digits, held out of training",
+        "bins": calibrate.BINS,
+        "ece": {
+            name: calibrate.report(probs, labels, trained.temperature)
+            for name, (probs, labels) in answers.items()
+        },
+    }
+
+
 def _card(
     config: TrainConfig,
     recipe: Recipe,
     data: MnistData,
-    history: dict[str, list[float]],
+    trained: Trained,
     evaluation: report.Evaluation,
     parity: export.ParityReport,
     warmups: int,
-    train_seconds: float,
 ) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    hyper.pop("plots")
-    hyper.pop("verbose")
-    # The values training ran with, overrides applied; the recipe block says where they came from.
-    hyper.update(
-        epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
-        optimizer=recipe.optimizer,
-        learning_rate=recipe.learning_rate,
-    )
     return {
         "model_name": MODEL_NAME,
         "version": None,
@@ -179,14 +277,9 @@ def _card(
             "python": platform.python_version(),
         },
         "recipe": recipe.describe(),
-        "hyperparameters": hyper,
-        "data": {
-            "source": data.source,
-            "sha256": data.sha256,
-            "train_images": len(data.x_train),
-            "test_images": len(data.x_test),
-        },
-        "history": history,
+        "hyperparameters": _hyperparameters(config, recipe),
+        "data": _data_card(config, data, trained),
+        "history": trained.history,
         "test": {
             "loss": round(evaluation.loss, 6),
             "accuracy": round(evaluation.accuracy, 6),
@@ -202,7 +295,33 @@ def _card(
             }
             for s in SIGNATURES.values()
         },
-        "training_seconds": round(train_seconds, 2),
+        "training_seconds": round(trained.seconds, 2),
+    }
+
+
+def _hyperparameters(config: TrainConfig, recipe: Recipe) -> dict[str, Any]:
+    hyper = asdict(config)
+    for local in ("plots", "verbose", "model_dir", "data"):  # this machine's, not the model's
+        hyper.pop(local)
+    # The values training ran with, overrides applied; the recipe block says where they came from.
+    hyper.update(
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        optimizer=recipe.optimizer,
+        learning_rate=recipe.learning_rate,
+    )
+    return hyper
+
+
+def _data_card(config: TrainConfig, data: MnistData, trained: Trained) -> dict[str, Any]:
+    """The data by file name and digest: no path of the machine that trained."""
+    return {
+        "file": data.file_name,
+        "sha256": data.sha256,
+        "train_images": len(data.x_train) - trained.held_out,
+        "held_out_images": trained.held_out,
+        "test_images": len(data.x_test),
+        "subset": f"first {config.limit}" if config.limit is not None else None,
     }
 
 

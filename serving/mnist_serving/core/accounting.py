@@ -64,6 +64,7 @@ class RequestTracker:
     http_status: int | None = None  # set by the REST adapter; None for gRPC
     key: str | None = None  # the API key's name, when keys are on
     timing: Timing = field(default_factory=Timing)
+    trace: tuple[str, str] | None = None  # its server span's trace and span ids (tracing on)
 
 
 class RequestAccounting:
@@ -132,9 +133,11 @@ class RequestAccounting:
         tracing on, the request is a span continuing the trace context in ``carrier``."""
         tracker = RequestTracker(rid if rid is not None else request_id(None))
         with self.tracing.server_span(protocol, route, tracker.request_id, carrier) as span:
-            # Only a sampled request gets child spans, links and an exemplar: an unsampled one
-            # costs its non-recording server span and nothing more.
-            tracker.timing.span = span if span is not None and span.is_recording() else None
+            if span is not None:
+                tracker.trace = self.tracing.ids(span)  # sampled or not: the logs join it
+                # Only a sampled request gets child spans, links and an exemplar: an unsampled
+                # one costs its non-recording server span and nothing more.
+                tracker.timing.span = span if span.is_recording() else None
             async with self._counted(protocol, route, credential, tracker, peer, door, status_of):
                 yield tracker
 
@@ -282,6 +285,8 @@ class RequestAccounting:
                 model_ms=round(timing.model_s * 1000, 3) if ran and timing else None,
                 peer=peer,
                 key=tracker.key if tracker is not None else None,
+                trace_id=tracker.trace[0] if tracker is not None and tracker.trace else None,
+                span_id=tracker.trace[1] if tracker is not None and tracker.trace else None,
             )
         )
 

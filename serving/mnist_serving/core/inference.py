@@ -80,8 +80,14 @@ class InferenceCore:
     def readiness_report(self) -> dict[str, object]:
         """``/readyz``'s answer: ready with the versions serving, or the reason not."""
         if self.ready:
-            versions = [v.version for v in self.repository.versions]
-            return {"ready": True, "model": MODEL_NAME, "versions": versions}
+            served = self.repository.versions
+            return {
+                "ready": True,
+                "model": MODEL_NAME,
+                "versions": [v.version for v in served],
+                "runtime": served[-1].runtime.name,
+                "precision": served[-1].runtime.precision,
+            }
         if self.readiness.draining:
             reason = "shutting down"
         elif not self.repository.versions:

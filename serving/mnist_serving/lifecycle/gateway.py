@@ -94,6 +94,7 @@ class Gateway:
         self._rest_task: asyncio.Task[None] | None = None
         self._rest_socket: socket.socket | None = None
         self._stop = asyncio.Event()
+        self._key_watch: asyncio.Task[None] | None = None
         self.ports: BoundPorts | None = None
 
     # -- for in-process use (tests, embedding): the model without the servers ---------------
@@ -111,8 +112,21 @@ class Gateway:
         if self.core.samples is not None:
             self.core.samples.start()
         await self.core.repository.start()
+        if self.settings.api_keys_file is not None and self.settings.model_poll_seconds > 0:
+            self._key_watch = asyncio.create_task(self._watch_keys(), name="key-watcher")
+
+    async def _watch_keys(self) -> None:
+        """Re-read the API keys file as often as the model folder is looked at: a key added
+        or revoked takes effect within one interval, in every worker (each reads it)."""
+        while True:
+            await asyncio.sleep(self.settings.model_poll_seconds)
+            self.accounting.access.refresh()
 
     async def _unload(self) -> None:
+        if self._key_watch is not None:
+            self._key_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._key_watch
         await self.core.repository.close()
         if self.core.samples is not None:  # what is queued is written before the exit
             await asyncio.to_thread(self.core.samples.close)

@@ -37,8 +37,12 @@ def reserve_port(host: str, port: int) -> socket.socket:
     try:
         if port:
             # SO_REUSEPORT would let us join another server that set it too (another
-            # gateway's workers, say): first prove the port is free, without it.
+            # gateway's workers, say): first prove the port is free, without it. With
+            # SO_REUSEADDR, as every server binds: the connections a stopped gateway closed
+            # linger in TIME-WAIT for a minute and must not keep its successor out, while a
+            # socket that listens on the port, or holds it as this one will, still does.
             with _socket_like_the_workers(host) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind((host, port))
         sock = _socket_like_the_workers(host)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -150,7 +150,7 @@ class Supervisor:
         self._signals.append(signum)
 
     def _start(self, wake: socket.socket) -> None:
-        parts = prepare(self.settings)  # the settings' files, checked once, in one message
+        prepare(self.settings)  # the settings' files, checked once, in one message
         remove_stale_folders(Path(tempfile.gettempdir()))
         try:
             self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
@@ -159,7 +159,7 @@ class Supervisor:
                 f"cannot make the workers' metrics folder in {tempfile.gettempdir()} ({exc}); "
                 "give the gateway a writable TMPDIR (a memory-backed one is best)"
             ) from None
-        buckets = token_buckets(parts.keys, self.settings.rate_limit_burst, self._context)
+        buckets = token_buckets(self._context)
         self._share_parts = (SharedFloats(1, context=self._context), buckets)
         rest_port, grpc_port = self._reserve_ports()
         self._worker_settings = self.settings.model_copy(

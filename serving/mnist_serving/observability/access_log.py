@@ -57,6 +57,9 @@ class AccessRecord:
     model_ms: float | None
     peer: str | None
     key: str | None  # the API key's name
+    # The request's server span, as OpenTelemetry's log data model names them (tracing on).
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
@@ -128,8 +131,7 @@ class AccessLog:
         if not self._logger.isEnabledFor(logging.INFO):
             return
         if self.style == "json":
-            # Its fields are plain values: a shallow copy, not asdict's deep one.
-            self._logger.info("request", extra={"fields": dict(vars(record))})
+            self._logger.info("request", extra={"fields": _fields(record)})
             return
         self._logger.info(_message(record))
 
@@ -139,19 +141,31 @@ class AccessLog:
 
     def _line(self, record: AccessRecord) -> str:
         if self.style == "json":
-            doc = {"time": record.time, "level": "info", "logger": ACCESS_LOGGER, **vars(record)}
+            doc = {"time": record.time, "level": "info", "logger": ACCESS_LOGGER, **_fields(record)}
             return orjson.dumps(doc).decode() + "\n"
         return f"{record.time} INFO {ACCESS_LOGGER}: {_message(record)}\n"
+
+
+def _fields(record: AccessRecord) -> dict[str, Any]:
+    """The record's fields (a shallow copy: they are plain values), the trace's only when the
+    request had a span: with tracing off the line is what it always was."""
+    fields = dict(vars(record))
+    if record.trace_id is None:
+        del fields["trace_id"], fields["span_id"]
+    return fields
 
 
 def _message(r: AccessRecord) -> str:
     version = "-" if r.model_version is None else f"v{r.model_version}"
     status = "-" if r.http_status is None else str(r.http_status)
-    return (
+    line = (
         f"{r.protocol} {r.route} {version} {r.code} {status} images={r.images} "
         f"{_ms(r.latency_ms)} queue={_ms(r.queue_ms)} model={_ms(r.model_ms)} "
         f"peer={r.peer or '-'} key={r.key or '-'} id={r.request_id}"
     )
+    if r.trace_id is not None:
+        line += f" trace_id={r.trace_id} span_id={r.span_id}"
+    return line
 
 
 class JsonFormatter(logging.Formatter):

@@ -80,6 +80,7 @@ class Metrics:
     model_versions: Gauge
     model_load_failures: Counter
     model_config_errors: Counter
+    api_key_file_errors: Counter
     version_requests: Counter
     backend_up: Gauge
     samples_written: Counter
@@ -240,6 +241,12 @@ SPECS = (
         Counter,
         "mnist_model_config_errors",
         "Times the model config file could not be used (the previous one was kept).",
+    ),
+    Spec(
+        "api_key_file_errors",
+        Counter,
+        "mnist_api_key_file_errors",
+        "Times the API keys file could not be used (the keys in force were kept).",
     ),
     Spec(
         "version_requests",

@@ -94,6 +94,17 @@ class Tracing:
             yield span
 
     @staticmethod
+    def ids(span: Any) -> tuple[str, str] | None:
+        """The span's trace id and span id as lowercase hex (32 and 16 digits), sampled or
+        not, for the request's access line; None without a span."""
+        if span is None:
+            return None
+        context = span.get_span_context()
+        if not context.is_valid:
+            return None
+        return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+    @staticmethod
     def exemplar(span: Any) -> dict[str, str] | None:
         """A sampled request's trace id, for the latency histogram's exemplar (a Grafana
         panel jumps from a slow bucket to its trace); None when not traced."""

@@ -142,6 +142,7 @@ def announce_versions(
             {
                 "version": str(default.version),
                 "runtime": default.runtime.name,
+                "precision": default.runtime.precision,
                 "loaded_at": loaded_at,
             }
         )

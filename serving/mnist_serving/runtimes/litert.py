@@ -1,4 +1,6 @@
-"""The embedded default: the version's ``model.tflite`` run by LiteRT (no TensorFlow)."""
+"""The embedded default: the version's LiteRT file run by LiteRT (no TensorFlow): the int8 one
+(``model_int8.tflite``, written by the training job only when it answers like the SavedModel)
+when asked for and present, else the float one (``model.tflite``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from mnist_contract.layout import TFLITE_FILE
+from mnist_contract.layout import TFLITE_FILE, TFLITE_INT8_FILE
 from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
 from mnist_serving.runtimes.protocol import Session
 
@@ -43,8 +45,14 @@ def native_stderr_logged(logger: logging.Logger) -> Iterator[None]:
 class LiteRTRuntime:
     name = "litert"
 
-    def __init__(self, version_dir: Path, threads: int) -> None:
+    def __init__(self, version_dir: Path, threads: int, precision: str = "fp32") -> None:
+        self.precision = "fp32"
         self.path = version_dir / TFLITE_FILE
+        if precision == "int8":
+            if (version_dir / TFLITE_INT8_FILE).is_file():
+                self.precision, self.path = "int8", version_dir / TFLITE_INT8_FILE
+            else:
+                log.info("%s has no checked int8 model; serving its float one", version_dir)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no LiteRT model in this version folder")
         self.version = int(version_dir.name)

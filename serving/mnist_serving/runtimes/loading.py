@@ -30,9 +30,11 @@ class LoadedVersion:
     warmup_requests: int
 
 
-def load_version(path: Path, kind: str, threads: int, sessions: int, warmup: bool) -> LoadedVersion:
+def load_version(
+    path: Path, kind: str, threads: int, sessions: int, warmup: bool, precision: str = "fp32"
+) -> LoadedVersion:
     try:
-        runtime = load_runtime(kind, path, threads)
+        runtime = load_runtime(kind, path, threads, precision)
         workers = [runtime.session() for _ in range(sessions)]
     except Exception as exc:  # any loader failure rejects the version
         raise VersionRejected(f"{path}: cannot load ({_reason(exc)})") from exc

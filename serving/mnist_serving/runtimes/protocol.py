@@ -18,6 +18,7 @@ Session = Callable[[np.ndarray], np.ndarray] | Callable[[np.ndarray], Awaitable[
 
 class Runtime(Protocol):
     name: str
+    precision: str  # of the weights and activations the answers come from: int8 or fp32
 
     @property
     def version(self) -> int: ...
@@ -32,12 +33,13 @@ class Runtime(Protocol):
     async def close(self) -> None: ...
 
 
-def load_runtime(kind: str, version_dir: Path, threads: int) -> Runtime:
-    """Load ``version_dir`` with the runtime named ``kind``; TensorFlow only for savedmodel."""
+def load_runtime(kind: str, version_dir: Path, threads: int, precision: str = "fp32") -> Runtime:
+    """Load ``version_dir`` with the runtime named ``kind``; TensorFlow only for savedmodel.
+    ``precision`` chooses LiteRT's file (the SavedModel is float)."""
     if kind == "litert":
         from mnist_serving.runtimes.litert import LiteRTRuntime
 
-        return LiteRTRuntime(version_dir, threads)
+        return LiteRTRuntime(version_dir, threads, precision)
     if kind == "savedmodel":
         from mnist_serving.runtimes.savedmodel import SavedModelRuntime
 

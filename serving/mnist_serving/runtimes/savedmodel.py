@@ -13,6 +13,7 @@ from mnist_serving.runtimes.protocol import Session
 
 class SavedModelRuntime:
     name = "savedmodel"
+    precision = "fp32"  # the SavedModel
 
     def __init__(self, version_dir: Path) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

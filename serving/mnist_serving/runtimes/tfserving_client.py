@@ -72,6 +72,7 @@ PREDICT_NAME = "tensorflow.serving.PredictionService/Predict"
 
 class TFServingRuntime:
     name = "tfserving"
+    precision = "fp32"  # the SavedModel
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 
@@ -10,7 +11,9 @@ from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from mnist_serving.build import build_gateway
 from mnist_serving.settings import Settings, SettingsError
 from tests.helpers.gateways import in_process
+from tests.helpers.metrics import samples_of
 from tests.helpers.processes import start_gateway, stop_gateway
+from tests.helpers.versions import wait_for
 
 ALICE = "alice-key-0123456789abcdef"
 BOB = "bob-key-0123456789abcdef00"
@@ -102,3 +105,48 @@ def test_grpc_requires_a_key_in_metadata_and_limits_its_rate(model_dir, digits) 
     finally:
         stop_gateway(server)
     assert ALICE not in log
+
+
+def _statuses(url: str, key: str, calls: int = 24) -> set[int]:
+    """Answers to ``calls`` requests, each on a connection of its own (so the kernel spreads
+    them over the workers)."""
+    found = set()
+    for _ in range(calls):
+        answer = httpx.get(
+            f"{url}/v1/models/mnist",
+            headers={"Authorization": f"Bearer {key}", "Connection": "close"},
+        )
+        found.add(answer.status_code)
+    return found
+
+
+def test_keys_rotate_on_every_worker_without_a_restart(model_dir, tmp_path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"alice:{ALICE}\n")
+    server = start_gateway(
+        model_dir,
+        "--workers",
+        "2",
+        "--api-keys-file",
+        str(keys),
+        "--model-poll-seconds",
+        "0.2",
+        "--log-level",
+        "info",
+    )
+    try:
+        assert _statuses(server.url, ALICE) == {200} and _statuses(server.url, BOB) == {401}
+        keys.write_text(f"bob:{BOB}\n")  # bob is added, alice revoked
+        wait_for(lambda: _statuses(server.url, BOB, 8) == {200}, "the new key", 10)
+        assert _statuses(server.url, BOB) == {200} and _statuses(server.url, ALICE) == {401}
+        keys.write_text(f"bob:{BOB}\ncarol:short\n")  # unusable: bob stays, nothing else
+        wait_for(lambda: "keeping the 1 API keys in force" in server.log.read_text(), "the log", 10)
+        assert _statuses(server.url, BOB) == {200}
+        metrics = httpx.get(f"{server.url}/metrics").text
+        errors = samples_of(metrics)[("mnist_api_key_file_errors_total", ())]
+        assert 1 <= errors <= 2  # each worker that read the bad edit counts it once
+        log = server.log.read_text()
+        assert "API keys reloaded" in log and "added: bob; removed: alice" in log
+        assert ALICE not in log and BOB not in log and "short" not in log
+    finally:
+        stop_gateway(server)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mnist_serving.runtimes.warmup_records import warmup_batches
-from mnist_training import export, versions
+from mnist_training import calibrate, export, versions
 from mnist_training.errors import ExportError
 from mnist_training.train import TrainConfig, run
 
@@ -35,7 +35,8 @@ def test_layout_is_what_tf_serving_polls(version_dir: Path) -> None:
         "model.tflite",
         "model_card.json",
     } <= names
-    assert {"training_curves.png", "confusion_matrix.png", "first_layer_filters.png"} <= names
+    plots = {"training_curves.png", "confusion_matrix.png", "first_layer_filters.png"}
+    assert plots | {"reliability.png"} <= names
     assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
     assert version_dir.stat().st_mode & 0o755 == 0o755  # readable by a TF Serving container user
     assert not list(version_dir.parent.glob(".staging-*"))
@@ -115,6 +116,38 @@ def test_model_card_records_what_was_trained_and_how_well(version_dir) -> None:
     assert set(card["test"]["per_class"]) == {str(d) for d in range(10)}
     assert card["litert_parity"]["argmax_mismatches"] == 0
     assert card["training_seconds"] > 0 and card["framework"]["tensorflow"]
+
+
+def test_the_confidence_is_calibrated_on_held_out_training_digits(version_dir, digits) -> None:
+    card = json.loads((version_dir / "model_card.json").read_text())
+    calibration, data = card["calibration"], card["data"]
+    # The last 5% of the 3,000 fixture training digits: held out of training, fitted on.
+    assert data["held_out_images"] == 150 and data["train_images"] == 2_850
+    assert calibration["fitted_on"] == "the last 150 training digits, held out of training"
+    temperature = calibration["temperature"]
+    probs = export.saved_model_predict(version_dir, _scaled(digits, 1000))
+    labels = digits["y_test"][:1000]
+    mnist = calibration["ece"]["mnist_test"]
+    # The card's figures are the exported model's, and the temperature is folded into it.
+    assert mnist["after"] == pytest.approx(
+        calibrate.expected_calibration_error(probs, labels), abs=1e-4
+    )
+    before = calibrate.uncalibrated(probs, temperature)
+    assert mnist["before"] == pytest.approx(
+        calibrate.expected_calibration_error(before, labels), abs=1e-4
+    )
+    assert (before.argmax(1) == probs.argmax(1)).all()  # the digit is the model's, unchanged
+    assert mnist["accuracy"] == card["evaluations"]["mnist_test"]
+    assert set(calibration["ece"]) == {"mnist_test", "other_writers", "photos"}
+
+
+def test_the_card_names_its_data_by_file_and_digest_not_by_path(version_dir, fixture_npz) -> None:
+    text = (version_dir / "model_card.json").read_text()
+    card = json.loads(text)
+    assert card["data"]["file"] == "mnist-small.npz" and len(card["data"]["sha256"]) == 64
+    for path in (fixture_npz.parent, version_dir.parents[1], Path.home()):
+        assert str(path) not in text
+    assert "model_dir" not in card["hyperparameters"] and "data" not in card["hyperparameters"]
 
 
 def test_a_crash_mid_export_leaves_no_numbered_folder(tmp_path, fixture_npz, monkeypatch) -> None:

@@ -296,6 +296,8 @@ def _operations_schemas() -> dict[str, Any]:
                 "ready": {"type": "boolean", "enum": [True]},
                 "model": {"type": "string"},
                 "versions": {"type": "array", "items": {"type": "integer"}},
+                "runtime": {"type": "string", "enum": ["litert", "savedmodel", "tfserving"]},
+                "precision": {"type": "string", "enum": ["int8", "fp32"]},
             }
         ),
         "NotReady": object_schema(

@@ -141,8 +141,10 @@ def _take_three_quarters(shared: SharedFloats) -> None:
 
 def test_rate_limit_buckets_are_one_per_key_and_can_be_shared() -> None:
     keys = {"a": "a" * 16, "b": "b" * 16}
-    buckets = token_buckets(keys, burst=2)
-    one, two = AccessControl(keys, 1.0, 2, buckets), AccessControl(keys, 1.0, 2, buckets)
+    buckets = token_buckets()
+    # The second holder knows the keys in another order, and one more: names find their slots.
+    one = AccessControl(keys, 1.0, 2, buckets)
+    two = AccessControl({"c": "c" * 16, **dict(reversed(keys.items()))}, 1.0, 2, buckets)
     one.admit("a", now=100.0)
     two.admit("a", now=100.0)  # the second token of the same bucket, taken by another holder
     with pytest.raises(RateLimited):

@@ -6,14 +6,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import numpy as np
+import pytest
 
+from mnist_serving.observability.access_log import ACCESS_LOGGER
 from mnist_serving.observability.tracing import Tracing
 from mnist_serving.settings import Settings
 from tests.helpers.fakes import digit_image, loader, version_folders
 from tests.helpers.gateways import in_process
 from tests.helpers.tracing import PARENT, TRACE, TRACEPARENT, spans_by_name
+
+# A JSON access line's fields, as they have always been with tracing off.
+ACCESS_FIELDS = {
+    "request_id",
+    "protocol",
+    "route",
+    "model_version",
+    "code",
+    "http_status",
+    "images",
+    "latency_ms",
+    "queue_ms",
+    "model_ms",
+    "peer",
+    "key",
+    "time",
+}
 
 
 async def test_a_rest_request_continues_the_callers_trace(tmp_path, spans) -> None:
@@ -108,3 +128,56 @@ async def test_the_latency_histogram_carries_trace_ids_as_exemplars(tmp_path, sp
     ]
     assert buckets and f'trace_id="{TRACE}"' in buckets[0]
     assert openmetrics.text.rstrip().endswith("# EOF")
+
+
+def _access_lines(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == ACCESS_LOGGER]
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+async def test_json_access_lines_carry_the_server_spans_ids(tmp_path, spans, caplog, sampled):
+    tracing, exporter = spans
+    settings = Settings(model_dir=version_folders(tmp_path, 1), access_log="json")
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    # The caller's flags decide sampling (the SDK's default sampler follows the parent).
+    parent = TRACEPARENT if sampled else TRACEPARENT[:-2] + "00"
+    headers = {"Content-Type": "application/octet-stream", "traceparent": parent}
+    async with in_process(settings, load=loader(), tracing=tracing) as api:
+        await api.post("/v1/digits:classify", content=digit_image(3).tobytes(), headers=headers)
+        await api.get("/v1/models/mnist")  # its own trace: no caller's context
+    (classify, status) = [r.fields for r in _access_lines(caplog)]
+    assert classify["trace_id"] == TRACE and re.fullmatch(r"[0-9a-f]{16}", classify["span_id"])
+    assert classify["span_id"] != PARENT  # the gateway's own server span, the caller's child
+    if sampled:
+        (server,) = spans_by_name(exporter)["rest classify"]
+        assert classify["span_id"] == format(server.context.span_id, "016x")
+    else:
+        # Not sampled: nothing of that request was exported, yet its line joins its trace.
+        assert "rest classify" not in spans_by_name(exporter)
+    assert re.fullmatch(r"[0-9a-f]{32}", status["trace_id"]) and status["trace_id"] != TRACE
+
+
+async def test_text_access_lines_end_with_the_ids(tmp_path, spans, caplog) -> None:
+    tracing, exporter = spans
+    settings = Settings(model_dir=version_folders(tmp_path, 1), access_log="text")
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    headers = {"Content-Type": "application/octet-stream", "traceparent": TRACEPARENT}
+    async with in_process(settings, load=loader(), tracing=tracing) as api:
+        await api.post("/v1/digits:classify", content=digit_image(3).tobytes(), headers=headers)
+    (line,) = [r.getMessage() for r in _access_lines(caplog)]
+    (server,) = spans_by_name(exporter)["rest classify"]
+    assert line.endswith(f" trace_id={TRACE} span_id={format(server.context.span_id, '016x')}")
+
+
+@pytest.mark.parametrize("style", ["json", "text"])
+async def test_without_tracing_the_access_line_is_unchanged(tmp_path, caplog, style) -> None:
+    settings = Settings(model_dir=version_folders(tmp_path, 1), access_log=style)
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    headers = {"Content-Type": "application/octet-stream", "traceparent": TRACEPARENT}
+    async with in_process(settings, load=loader(), tracing=Tracing()) as api:
+        await api.post("/v1/digits:classify", content=digit_image(3).tobytes(), headers=headers)
+    (record,) = _access_lines(caplog)
+    if style == "json":
+        assert set(record.fields) == ACCESS_FIELDS
+    else:
+        assert "trace_id" not in record.getMessage() and "span_id" not in record.getMessage()

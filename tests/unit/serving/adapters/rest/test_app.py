@@ -11,7 +11,13 @@ async def test_routes_answer_from_the_table(tmp_path) -> None:
     settings = Settings(model_dir=version_folders(tmp_path, 1), version_labels={"stable": 1})
     async with in_process(settings, load=loader()) as api:
         ready = await api.get("/readyz")
-        assert ready.json() == {"ready": True, "model": "mnist", "versions": [1]}
+        assert ready.json() == {
+            "ready": True,
+            "model": "mnist",
+            "versions": [1],
+            "runtime": "fake",
+            "precision": "fp32",
+        }
         frames = b"".join(digit_image(d).tobytes() for d in (4, 9))
         octet = {"Content-Type": "application/octet-stream"}
         answer = await api.post("/v1/digits:classify?top_k=2", content=frames, headers=octet)
