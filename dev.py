@@ -81,19 +81,32 @@ def serve(args: list[str]) -> None:
     run(BIN / "mnist-serve", "--model-dir", model_dir, *args)
 
 
-# Tools the tests drive, and the Debian packages that bring them.
+# Tools the tests drive (a command, or a file for those not on the PATH), and the Debian
+# packages that bring them: the browser, Prometheus, docker-compose and kubectl, and podman
+# with what it needs to run the compose stack without Docker or systemd (runc, netavark and
+# aardvark-dns for networks with names, catatonit for pods, debootstrap for the base image).
 SYSTEM_TOOLS = {
     "chromium": "chromium",
     "promtool": "prometheus",
     "docker-compose": "docker-compose",
     "kubectl": "kubernetes-client",
     "openssl": "openssl",
+    "podman": "podman",
+    "runc": "runc",
+    "debootstrap": "debootstrap",
+    "/usr/lib/podman/netavark": "netavark",
+    "/usr/lib/podman/aardvark-dns": "aardvark-dns",
+    "catatonit": "catatonit",
 }
 
 
+def _present(tool: str) -> bool:
+    return Path(tool).exists() if tool.startswith("/") else shutil.which(tool) is not None
+
+
 def ensure_system_tools() -> None:
-    """Install the browser, Prometheus, docker-compose and kubectl the tests use (Debian, root)."""
-    missing = sorted({pkg for tool, pkg in SYSTEM_TOOLS.items() if shutil.which(tool) is None})
+    """Install the tools the tests drive (Debian, as root); otherwise name them."""
+    missing = sorted({pkg for tool, pkg in SYSTEM_TOOLS.items() if not _present(tool)})
     if not missing:
         return
     if shutil.which("apt-get") and os.geteuid() == 0:

@@ -121,7 +121,10 @@ class Stack:
         spec = self.config["services"][service]
         test = spec.get("healthcheck", {}).get("test")
         dockerfile = service_dockerfile(spec)
-        argv = test[1:] if test else (dockerfile.healthcheck if dockerfile else [])
+        if test and test[0] == "CMD-SHELL":  # one string, for the shell
+            argv = ["sh", "-c", test[1]]
+        else:
+            argv = test[1:] if test else (dockerfile.healthcheck if dockerfile else [])
         assert argv, f"{service} has no health check"
         if argv and argv[0] == "python":
             argv = [sys.executable, *argv[1:]]
