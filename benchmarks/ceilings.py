@@ -112,7 +112,11 @@ LITERT_FILES = {"fp32": TFLITE_FILE, "int8": TFLITE_INT8_FILE}
 
 
 def raw_litert(
-    model_dir: Path, threads: int, seconds: float, precision: str = "fp32"
+    model_dir: Path,
+    threads: int,
+    seconds: float,
+    precision: str = "fp32",
+    batches: tuple[int, ...] = (1, 32, 256),
 ) -> dict[int, dict[str, float]]:
     """The newest version's LiteRT interpreter alone, by batch size: images/s and CPU µs per
     image (the process's CPU, every interpreter thread's included)."""
@@ -123,7 +127,7 @@ def raw_litert(
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     runner = interpreter.get_signature_runner(SERVING_DEFAULT.name)
     found = {}
-    for batch in (1, 32, 256):
+    for batch in batches:
         x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
         runner(images=x)
         n, started, cpu = 0, time.perf_counter(), time.process_time()
@@ -146,12 +150,13 @@ def measure(
     threads: int,
     seconds: float,
     connections: int = 32,
+    batches: tuple[int, ...] = (1, 32, 256),
 ) -> dict:
     return {
         "asgi": bare_asgi(body, headers, connections, seconds),
         "grpc": trivial_grpc(grpc_message, connections, seconds),
         "litert": {
-            precision: raw_litert(model_dir, threads, seconds / 2, precision)
+            precision: raw_litert(model_dir, threads, seconds / 2, precision, batches)
             for precision in LITERT_FILES
             if _has(model_dir, precision)
         },

@@ -25,8 +25,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-import venv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +32,22 @@ import httpx
 import numpy as np
 
 from benchmarks.cload import wrk_post
+from benchmarks.peer_processes import (
+    JSON,
+    body,
+    finish,
+    launch,
+    peer_python,
+    probabilities,
+    versions,
+)
+from benchmarks.peer_processes import measured as wrk_with_cpu
 from benchmarks.rest_benchmark import raw_ceiling
 from benchmarks.support import ROOT
 from mnist_contract.layout import KERAS_FILE, model_base, version_dirs
-from tests.helpers.processes import cpu_seconds, free_port, rss_mb
+from tests.helpers.processes import free_port, rss_mb
 
 PEERS_DIR = Path(__file__).parent / "peers"
-VENVS = Path(__file__).parent / ".venvs"
 TF = "tensorflow==2.21.0"
 
 
@@ -76,23 +83,7 @@ PEERS = [
 def venv_python(peer: Peer) -> Path:
     if peer.name == "ours":
         return Path(sys.executable)
-    env = VENVS / re.sub(r"\W+", "-", peer.name.lower())
-    python = env / "bin" / "python"
-    marker = env / ".installed"
-    if not marker.exists():
-        print(f"# installing {peer.name}: {' '.join(peer.packages)}", file=sys.stderr)
-        venv.EnvBuilder(with_pip=True, clear=True).create(env)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *peer.packages], check=True)
-        marker.write_text("ok")
-    return python
-
-
-def versions(python: Path, names: list[str]) -> str:
-    freeze = subprocess.run(
-        [str(python), "-m", "pip", "freeze"], capture_output=True, text=True
-    ).stdout
-    wanted = {n.split("==")[0].lower() for n in names}
-    return ", ".join(line for line in freeze.splitlines() if line.split("==")[0].lower() in wanted)
+    return peer_python(re.sub(r"\W+", "-", peer.name.lower()), peer.packages)
 
 
 def start(peer: Peer, version_dir: Path, model_dir: Path) -> None:
@@ -173,78 +164,21 @@ def start(peer: Peer, version_dir: Path, model_dir: Path) -> None:
         )
         cmd = [str(python.parent / "mlserver"), "start", str(PEERS_DIR / "mlserver")]
     peer.url = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
-    with peer.log.open("wb") as out:
-        peer.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    while time.perf_counter() - started < 180:
-        if peer.process.poll() is not None:
-            raise SystemExit(f"{peer.name} exited:\n{peer.log.read_text()[-3000:]}")
-        try:
-            if httpx.get(peer.url + peer.ready_path, timeout=1).status_code == 200:
-                peer.ready_s = time.perf_counter() - started
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{peer.name} not ready after 180 s:\n{peer.log.read_text()[-3000:]}")
+    peer.process, peer.ready_s = launch(peer.name, cmd, env, peer.url + peer.ready_path, peer.log)
 
 
-def body(peer: Peer, images: np.ndarray) -> bytes:
-    x = (images.astype(np.float32) / 255.0)[..., None]
-    if peer.protocol == "v1":
-        return json.dumps({"instances": x.tolist()}).encode()
-    return json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "images",
-                    "shape": [len(x), 784],
-                    "datatype": "FP32",
-                    "data": x.reshape(-1).tolist(),
-                }
-            ]
-        }
-    ).encode()
-
-
-JSON = {"Content-Type": "application/json"}
-
-
-def measured(
-    peer: Peer,
-    path: str,
-    payload: bytes,
-    headers: dict[str, str],
-    images: int,
-    connections: int,
-    seconds: float,
-) -> dict:
-    """wrk against one peer, with its process tree's CPU per request over the run."""
+def measured(peer: Peer, path: str, payload: bytes, headers: dict[str, str], *args) -> dict:
+    """wrk against one peer (images, connections, seconds as ``peer_processes.measured``)."""
     assert peer.process is not None
-    cpu = cpu_seconds(peer.process.pid)
-    r = wrk_post(peer.url + path, payload, headers, connections, seconds)
-    used = cpu_seconds(peer.process.pid) - cpu
-    r["images_per_s"] = round(r["rps"] * images)
-    r["cpu_us_per_request"] = round(used * 1e6 / max(r["requests"], 1))
-    return r
+    return wrk_with_cpu(peer.process.pid, peer.url + path, payload, headers, *args)
 
 
 def check_answers(peer: Peer, images: np.ndarray, labels: np.ndarray) -> float:
     r = httpx.post(
-        peer.url + peer.predict_path,
-        content=body(peer, images),
-        headers={"Content-Type": "application/json"},
-        timeout=60,
+        peer.url + peer.predict_path, content=body(peer.protocol, images), headers=JSON, timeout=60
     )
     r.raise_for_status()
-    doc = r.json()
-    if isinstance(doc, list):  # BentoML answers the array itself
-        probs = np.array(doc).reshape(-1, 10)
-    else:
-        probs = np.array(
-            doc["predictions"] if peer.protocol == "v1" else doc["outputs"][0]["data"]
-        ).reshape(-1, 10)
-    return float((probs.argmax(1) == labels).mean())
+    return float((probabilities(peer.protocol, r.json()).argmax(1) == labels).mean())
 
 
 def main() -> None:
@@ -267,12 +201,12 @@ def main() -> None:
         for peer in PEERS:
             start(peer, version_dir, args.model_dir)
         accuracy = {p.name: check_answers(p, digits, labels) for p in PEERS}
-        ceiling = raw_ceiling(args.model_dir, args.seconds / 2)
+        ceiling = raw_ceiling(args.model_dir, args.seconds / 2, "fp32")
         scenarios = [(1, c) for c in (1, 8, 32, 64)] + [(256, 2)]
         for turn, (n, c) in enumerate(scenarios):
             order = PEERS[turn % len(PEERS) :] + PEERS[: turn % len(PEERS)]
             for peer in order:
-                payload = body(peer, digits[:n])
+                payload = body(peer.protocol, digits[:n])
                 wrk_post(peer.url + peer.predict_path, payload, JSON, min(c, 4), 1)  # warm-up
                 rows.append(
                     {
@@ -285,7 +219,7 @@ def main() -> None:
         # Ours also with its binary digits API, the format we recommend for batches, between
         # two fresh ceiling readings (the raw interpreter's speed drifts on this shared host).
         ours = PEERS[0]
-        before = raw_ceiling(args.model_dir, args.seconds / 2)
+        before = raw_ceiling(args.model_dir, args.seconds / 2, "fp32")
         octet = {"Content-Type": "application/octet-stream"}
         rows.append(
             {
@@ -297,7 +231,7 @@ def main() -> None:
                 ),
             }
         )
-        after = raw_ceiling(args.model_dir, args.seconds / 2)
+        after = raw_ceiling(args.model_dir, args.seconds / 2, "fp32")
         ceiling["around_binary_run"] = [
             before["batch_256_images_per_s"],
             after["batch_256_images_per_s"],
@@ -307,12 +241,7 @@ def main() -> None:
         }
     finally:
         for peer in PEERS:
-            if peer.process and peer.process.poll() is None:
-                peer.process.terminate()
-                try:
-                    peer.process.wait(15)
-                except subprocess.TimeoutExpired:
-                    peer.process.kill()
+            finish(peer.process)
     report(rows, memory, accuracy, ceiling, installed, args)
 
 

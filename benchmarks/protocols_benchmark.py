@@ -25,6 +25,7 @@ import numpy as np
 from benchmarks.cload import h2load_grpc, wrk_post
 from benchmarks.support import benchmark_digits, benchmark_parser
 from mnist_contract.open_inference import HEADER_LENGTH
+from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import array_to_tensor
@@ -33,6 +34,7 @@ from tests.helpers.processes import cpu_seconds, start_gateway, stop_gateway
 JSON = {"Content-Type": "application/json"}
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 INFER = "/inference.GRPCInferenceService/ModelInfer"
+CLASSIFY = "/mnist.v1.DigitClassifier/Classify"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,13 @@ def _v2_grpc(frames: np.ndarray) -> tuple[bytes, dict[str, str]]:
     return request.SerializeToString(), {}
 
 
+def _digits_grpc(frames: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    request = digits_pb2.ClassifyRequest()
+    for frame in frames:
+        request.images.add(raw=frame.tobytes())
+    return request.SerializeToString(), {}
+
+
 FACES = (
     Face("TF Serving REST, JSON rows", "rest", "/v1/models/mnist:predict", _tfserving_rows),
     Face("V2 REST, JSON FP32", "rest", "/v2/models/mnist/infer", _v2_json("FP32")),
@@ -115,6 +124,7 @@ FACES = (
     Face("digits REST, octet-stream", "rest", "/v1/digits:classify", _digits_octet),
     Face("TF Serving gRPC, tensor_content", "grpc", PREDICT, _tfserving_grpc),
     Face("V2 gRPC, raw FP32", "grpc", INFER, _v2_grpc),
+    Face("digits gRPC, raw frames", "grpc", CLASSIFY, _digits_grpc),
 )
 SIZES = ((1, 32), (256, 4))  # (images per request, connections)
 

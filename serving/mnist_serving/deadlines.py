@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -21,10 +22,66 @@ async def within(work: Awaitable[T], seconds: float) -> T:
     return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
+class RequestLimit:
+    """The gateway's time limit on a request, kept for every request of an event loop by one
+    timer that looks every tenth of the limit (at least every 5 ms, at most every 0.5 s) and
+    cancels what has run past it: a timer per request (``asyncio.timeout``) costs more than
+    the rest of the request's bookkeeping. A caller's own deadline, when it is shorter, gets
+    its own timer: it must be met to the millisecond.
+
+        limit = RequestLimit(30.0)
+        answer = await limit.bound(work, caller_deadline_s)   # DeadlineExceeded past either
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.tick_s = min(max(limit_s / 10, 0.005), 0.5)
+        self._running: dict[asyncio.Task[object], float] = {}
+        self._expired: set[asyncio.Task[object]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def bound(self, work: Awaitable[T], caller_deadline_s: float | None = None) -> T:
+        if caller_deadline_s is not None and caller_deadline_s < self.limit_s:
+            return await bounded(work, self.limit_s, caller_deadline_s)
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[task] = time.monotonic() + self.limit_s
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._sweep)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise  # cancelled by someone else: the caller went away, the server stops
+            raise self._exceeded() from None
+        finally:
+            self._running.pop(task, None)
+            if task in self._expired:  # this limit's cancel is spent, answered or swallowed
+                self._expired.discard(task)
+                if sys.version_info >= (3, 11):
+                    task.uncancel()
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        for task, deadline in self._running.items():
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        if self._running:
+            self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._sweep)
+
+    def _exceeded(self) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"request took longer than the gateway's limit of {self.limit_s:g} s "
+            "(request_timeout_ms); send fewer images per request"
+        )
+
+
 async def bounded(work: Awaitable[T], limit_s: float, caller_deadline_s: float | None = None) -> T:
     """Run ``work`` within the gateway's request time limit and the caller's own deadline
-    (the shorter wins); past it the work is cancelled and the caller gets
-    :class:`DeadlineExceeded` (504 / DEADLINE_EXCEEDED)."""
+    (the shorter wins), with a timer of its own; past it the work is cancelled and the caller
+    gets :class:`DeadlineExceeded` (504 / DEADLINE_EXCEEDED)."""
     callers = caller_deadline_s is not None and caller_deadline_s < limit_s
     timeout = caller_deadline_s if callers and caller_deadline_s is not None else limit_s
     try:

@@ -15,11 +15,11 @@ asked, :meth:`RequestAccounting.log_probe`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mnist_serving.core.access_control import AccessControl
 from mnist_serving.core.admission import Admission
@@ -103,6 +103,14 @@ class RequestAccounting:
         every worker, with several)."""
         return self._recent.summary()
 
+    def in_progress(self, change: int) -> None:
+        """A request entered (+1) or left (-1); :meth:`wait_idle` waits for none."""
+        self._in_progress += change
+        if self._in_progress:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no request is in progress (at most ``timeout`` s); whether it is so."""
         try:
@@ -111,8 +119,7 @@ class RequestAccounting:
             return False
         return True
 
-    @contextlib.asynccontextmanager
-    async def request(
+    def request(
         self,
         protocol: str,
         route: str,
@@ -123,7 +130,7 @@ class RequestAccounting:
         carrier: Mapping[str, str] | None = None,
         door: tuple[float, float] | None = None,
         status_of: StatusOf | None = None,
-    ) -> AsyncIterator[RequestTracker]:
+    ) -> RequestScope:
         """Check the caller's key and rate, take an inference slot (:mod:`.admission`), then
         count the request: in flight while inside, then total and latency by outcome code,
         and its access-log line. ``rid`` is the request id the adapter decided (and answers
@@ -132,49 +139,9 @@ class RequestAccounting:
         ``status_of``: the HTTP status an error is answered with, for the access line. With
         tracing on, the request is a span continuing the trace context in ``carrier``."""
         tracker = RequestTracker(rid if rid is not None else request_id(None))
-        with self.tracing.server_span(protocol, route, tracker.request_id, carrier) as span:
-            if span is not None:
-                tracker.trace = self.tracing.ids(span)  # sampled or not: the logs join it
-                # Only a sampled request gets child spans, links and an exemplar: an unsampled
-                # one costs its non-recording server span and nothing more.
-                tracker.timing.span = span if span.is_recording() else None
-            async with self._counted(protocol, route, credential, tracker, peer, door, status_of):
-                yield tracker
-
-    @contextlib.asynccontextmanager
-    async def _counted(
-        self,
-        protocol: str,
-        route: str,
-        credential: str | None,
-        tracker: RequestTracker,
-        peer: str | None,
-        door: tuple[float, float] | None,
-        status_of: StatusOf | None,
-    ) -> AsyncIterator[None]:
-        in_flight = self.metrics.series("in_flight", protocol, route)
-        in_flight.inc()
-        self._in_progress += 1
-        self._idle.clear()
-        started = tracker.timing.arrived = time.perf_counter()
-        if door is not None:
-            started, tracker.timing.arrived = door
-        entered = False
-        try:
-            await self._admit(route, credential, tracker, door)
-            entered = route in INFERENCE_ROUTES and door is None
-            yield
-        except BaseException as exc:
-            self._failed(protocol, tracker, exc, status_of)
-            raise
-        finally:
-            if entered:
-                self.admission.leave()
-            in_flight.dec()
-            self._in_progress -= 1
-            if not self._in_progress:
-                self._idle.set()
-            self._finished(protocol, route, tracker, time.perf_counter() - started, peer)
+        return RequestScope(
+            self, protocol, route, credential, tracker, peer, carrier, door, status_of
+        )
 
     async def _admit(
         self,
@@ -320,3 +287,90 @@ class RequestAccounting:
             )
             self._shed_since_report = 0
             self._shed_report_at = now + SHED_REPORT_S
+
+
+class RequestScope:
+    """One request inside :meth:`RequestAccounting.request`: its span (tracing on), its key,
+    rate and slot on the way in; its counts, access line and slot back on the way out. A class
+    with ``__aenter__``/``__aexit__`` rather than a generator: it runs on every request."""
+
+    __slots__ = (
+        "_accounting",
+        "_carrier",
+        "_credential",
+        "_door",
+        "_entered",
+        "_in_flight",
+        "_peer",
+        "_protocol",
+        "_route",
+        "_span_scope",
+        "_started",
+        "_status_of",
+        "tracker",
+    )
+
+    def __init__(
+        self,
+        accounting: RequestAccounting,
+        protocol: str,
+        route: str,
+        credential: str | None,
+        tracker: RequestTracker,
+        peer: str | None,
+        carrier: Mapping[str, str] | None,
+        door: tuple[float, float] | None,
+        status_of: StatusOf | None,
+    ) -> None:
+        self._accounting = accounting
+        self._protocol, self._route, self._credential = protocol, route, credential
+        self.tracker, self._peer, self._carrier = tracker, peer, carrier
+        self._door, self._status_of = door, status_of
+        self._entered = False
+        self._span_scope: Any = None
+        self._in_flight: Any = None
+        self._started = 0.0
+
+    async def __aenter__(self) -> RequestTracker:
+        accounting, tracker = self._accounting, self.tracker
+        if accounting.tracing.enabled:
+            self._open_span()
+        self._in_flight = accounting.metrics.series("in_flight", self._protocol, self._route)
+        self._in_flight.inc()
+        accounting.in_progress(1)
+        self._started = tracker.timing.arrived = time.perf_counter()
+        if self._door is not None:
+            self._started, tracker.timing.arrived = self._door
+        try:
+            await accounting._admit(self._route, self._credential, tracker, self._door)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._entered = self._route in INFERENCE_ROUTES and self._door is None
+        return tracker
+
+    def _open_span(self) -> None:
+        accounting, tracker = self._accounting, self.tracker
+        self._span_scope = accounting.tracing.server_span(
+            self._protocol, self._route, tracker.request_id, self._carrier
+        )
+        span = self._span_scope.__enter__()
+        tracker.trace = accounting.tracing.ids(span)  # sampled or not: the logs join it
+        # Only a sampled request gets child spans, links and an exemplar: an unsampled one
+        # costs its non-recording server span and nothing more.
+        tracker.timing.span = span if span.is_recording() else None
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        accounting = self._accounting
+        if exc is not None:
+            accounting._failed(self._protocol, self.tracker, exc, self._status_of)
+        if self._entered:
+            self._entered = False
+            accounting.admission.leave()
+        self._in_flight.dec()
+        accounting.in_progress(-1)
+        elapsed = time.perf_counter() - self._started
+        accounting._finished(self._protocol, self._route, self.tracker, elapsed, self._peer)
+        if self._span_scope is not None:
+            scope, self._span_scope = self._span_scope, None
+            scope.__exit__(kind, exc, traceback)

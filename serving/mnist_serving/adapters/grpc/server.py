@@ -34,7 +34,7 @@ from mnist_serving.core.access_control import bearer_or_api_key
 from mnist_serving.core.accounting import RequestAccounting, RequestTracker
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.core.readiness import Readiness
-from mnist_serving.deadlines import bounded
+from mnist_serving.deadlines import RequestLimit
 from mnist_serving.errors import InvalidInput, ServingError, StartupError
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.settings import Settings
@@ -118,7 +118,7 @@ class GrpcServer:
         self.accounting = accounting
         self._settings = settings
         self._readiness = readiness
-        self._time_limit_s = settings.request_timeout_ms / 1000
+        self._limit = RequestLimit(settings.request_timeout_ms / 1000)
         self._health_update: asyncio.Task[None] | None = None
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
@@ -169,7 +169,7 @@ class GrpcServer:
         self, method: Method, answer: Answer
     ) -> Callable[[Any, Context], Awaitable[Message]]:
         accounting = self.accounting
-        time_limit_s = self._time_limit_s
+        limit = self._limit
 
         async def handle(request: Any, context: Context) -> Message:
             started = time.perf_counter()
@@ -191,7 +191,7 @@ class GrpcServer:
                             f"the request is not a valid {request.type_name} message"
                         )
                     work = answer(request, tracker)
-                    return await bounded(work, time_limit_s, context.time_remaining())
+                    return await limit.bound(work, context.time_remaining())
             except Exception as exc:  # noqa: BLE001 - mapped once, in abort
                 await abort(context, exc)
 

@@ -47,5 +47,9 @@ class V2Endpoints:
     async def infer(self, request: v2_pb.ModelInferRequest, tracker: RequestTracker) -> Message:
         spec, call = codec.parse_grpc(request)
         work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
-        result = await bounded(work, self.time_limit_s, call.timeout_s)
+        # The gateway's own limit is kept around the whole request; the caller's, when given,
+        # is kept here.
+        result = await (
+            work if call.timeout_s is None else bounded(work, self.time_limit_s, call.timeout_s)
+        )
         return codec.render_grpc(call, result)

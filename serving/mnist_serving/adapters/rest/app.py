@@ -14,12 +14,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp
 
 from mnist_serving.adapters.rest import openapi
+from mnist_serving.adapters.rest.answers import Answer
 from mnist_serving.adapters.rest.digits_api import DigitsEndpoints
 from mnist_serving.adapters.rest.errors import error_response, http_status
 from mnist_serving.adapters.rest.front_door import (
@@ -29,7 +28,7 @@ from mnist_serving.adapters.rest.front_door import (
     InferencePath,
     path_pattern,
 )
-from mnist_serving.adapters.rest.incoming import credential, peer
+from mnist_serving.adapters.rest.incoming import RestRequest, credential, peer
 from mnist_serving.adapters.rest.json_body import json_response
 from mnist_serving.adapters.rest.operations import OperationsEndpoints
 from mnist_serving.adapters.rest.routes import ROUTES, Route
@@ -37,14 +36,14 @@ from mnist_serving.adapters.rest.tfserving_api import TFServingEndpoints
 from mnist_serving.adapters.rest.v2_api import V2Endpoints
 from mnist_serving.core.accounting import INFERENCE_ROUTES, RequestAccounting, RequestTracker
 from mnist_serving.core.inference import InferenceCore
-from mnist_serving.deadlines import bounded
+from mnist_serving.deadlines import RequestLimit
 from mnist_serving.errors import ServingError
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.observability.metrics import Metrics
 from mnist_serving.settings import Settings
 
-ApiAnswer = Callable[[Request, RequestTracker], Awaitable[Response]]
-OperationalAnswer = Callable[[Request], Awaitable[Response]]
+ApiAnswer = Callable[[RestRequest, RequestTracker], Awaitable[Answer]]
+OperationalAnswer = Callable[[RestRequest], Awaitable[Answer]]
 
 
 def create_app(
@@ -59,25 +58,26 @@ def create_app(
         "v2": V2Endpoints(core, settings),
         "operations": OperationsEndpoints(core, accounting, metrics, document),
     }
-    time_limit_s = settings.request_timeout_ms / 1000
+    limit = RequestLimit(settings.request_timeout_ms / 1000)
     routes, inference = [], []
     for route in ROUTES:
         answer = getattr(endpoints[route.api], route.endpoint)
         if route.kind == "api":
-            handler = _api_handler(accounting, route, answer, time_limit_s)
+            handler = _api_handler(accounting, route, answer, limit)
         else:
             handler = _operational_handler(accounting, route, answer)
         routes.append(StarletteRoute(route.path, handler, methods=[route.method]))
         if route.method == "POST" and route.name in INFERENCE_ROUTES:
             inference.append(InferencePath(path_pattern(route.path), route, handler))
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    handlers: dict[Any, Any] = {HTTPException: _http_error}  # an Answer is an ASGI response too
+    app = Starlette(routes=routes, exception_handlers=handlers)
     return FrontDoor(app, accounting, inference)
 
 
 def _api_handler(
-    accounting: RequestAccounting, route: Route, answer: ApiAnswer, time_limit_s: float
+    accounting: RequestAccounting, route: Route, answer: ApiAnswer, limit: RequestLimit
 ) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: RestRequest) -> Answer:
         rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         try:
             async with accounting.request(
@@ -90,7 +90,7 @@ def _api_handler(
                 door=request.scope.get(DOOR_KEY),
                 status_of=http_status,
             ) as tracker:
-                response = await bounded(answer(request, tracker), time_limit_s)
+                response = await limit.bound(answer(request, tracker))
                 tracker.http_status = response.status_code
         except Exception as exc:  # noqa: BLE001 - mapped once, in error_response
             response = error_response(exc)
@@ -103,7 +103,7 @@ def _api_handler(
 def _operational_handler(
     accounting: RequestAccounting, route: Route, answer: OperationalAnswer
 ) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: RestRequest) -> Answer:
         started = time.perf_counter()
         rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         try:
@@ -123,7 +123,7 @@ def _operational_handler(
     return handle
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(_request: RestRequest, exc: Exception) -> Answer:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None  # Allow on 405
     message = {404: "no such route", 405: "method not allowed"}.get(status, "bad request")

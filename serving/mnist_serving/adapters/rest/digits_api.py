@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from mnist_contract.preprocess import MEDIA_TYPES
 from mnist_serving.adapters.rest import digits_codec as codec
-from mnist_serving.adapters.rest.incoming import read_body
-from mnist_serving.adapters.rest.json_body import JSON, json_response, loads
+from mnist_serving.adapters.rest.answers import JSON, Answer
+from mnist_serving.adapters.rest.incoming import RestRequest, read_body
+from mnist_serving.adapters.rest.json_body import json_response, loads
 from mnist_serving.adapters.rest.multipart import parse_form
 from mnist_serving.core.accounting import RequestTracker
 from mnist_serving.core.digits import DigitImage
@@ -29,13 +27,13 @@ class DigitsEndpoints:
         self.limit = settings.max_body_bytes
         self.depth = settings.max_json_depth
 
-    async def classify(self, request: Request, tracker: RequestTracker) -> Response:
+    async def classify(self, request: RestRequest, tracker: RequestTracker) -> Answer:
         images, options = await self._digit_request(request)
         top_k, preprocessed, version = codec.parse_options(options)
         result = await self.core.classify(images, VersionSpec.from_text(version), tracker)
         return json_response(codec.render_classify(result, top_k, preprocessed))
 
-    async def _digit_request(self, request: Request) -> tuple[list[DigitImage], dict[str, Any]]:
+    async def _digit_request(self, request: RestRequest) -> tuple[list[DigitImage], dict[str, Any]]:
         """Images and options from any of the digits API's content types."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         query = dict(request.query_params)

@@ -16,19 +16,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mnist_serving.adapters.rest.answers import JSON, Answer
 from mnist_serving.adapters.rest.errors import http_status
-from mnist_serving.adapters.rest.json_body import JSON, dumps
+from mnist_serving.adapters.rest.incoming import PlainRequest, RestRequest
+from mnist_serving.adapters.rest.json_body import dumps
 from mnist_serving.adapters.rest.routes import Route
 from mnist_serving.core.accounting import RequestAccounting
 from mnist_serving.errors import Overloaded
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
 
 DOOR_KEY = "mnist.door"  # in the ASGI scope: (arrived, admitted) perf_counter times
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[RestRequest], Awaitable[Answer]]
 
 
 def path_pattern(path: str) -> re.Pattern[str]:
@@ -70,9 +70,8 @@ class FrontDoor:
             await _send_refusal(scope, send, refusal)
             return
         scope[DOOR_KEY] = (arrived, time.perf_counter())
-        scope["path_params"] = params
         try:
-            response = await path.handler(Request(scope, receive))
+            response = await path.handler(PlainRequest(scope, receive, params))
             await response(scope, receive, send)
         finally:
             admission.leave()

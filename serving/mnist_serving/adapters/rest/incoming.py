@@ -1,9 +1,20 @@
 """What a REST request carries besides its route: its key, the version its path names, its
-body (size-limited, inflated) and the caller's address."""
+body (size-limited, inflated) and the caller's address; and :class:`PlainRequest`, the request
+as the front door hands it to an inference endpoint.
+
+Endpoints read a request through :class:`RestRequest`: Starlette's ``Request`` is one (the
+routes Starlette dispatches), :class:`PlainRequest` another (the inference requests the front
+door answers itself).
+"""
 
 from __future__ import annotations
 
-from starlette.requests import ClientDisconnect, Request
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
 
 from mnist_serving.adapters.rest.json_body import decompress
 from mnist_serving.core.access_control import bearer_or_api_key
@@ -12,17 +23,84 @@ from mnist_serving.errors import CallerGone, PayloadTooLarge
 from mnist_serving.repositories.protocol import VersionSpec, parse_version
 
 
-def credential(request: Request) -> str | None:
+class RestRequest(Protocol):
+    """What the endpoints read of a request."""
+
+    @property
+    def scope(self) -> Scope: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def path_params(self) -> dict[str, Any]: ...
+
+    @property
+    def query_params(self) -> Mapping[str, str]: ...
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+
+class Headers(dict[str, str]):
+    """Header names in lower case, as ASGI gives them, looked up whatever their case."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name.lower() if isinstance(name, str) else name)
+
+
+class PlainRequest:
+    """An ASGI request read straight from its scope and channel: the headers once, as a dict
+    (the first value of a repeated header, as Starlette's ``Headers.get`` answers), the query
+    only when asked for."""
+
+    __slots__ = ("_query", "_receive", "headers", "path_params", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive, path_params: dict[str, Any]) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.path_params = path_params
+        self.headers = Headers(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in reversed(scope["headers"])
+        )
+        self._query: dict[str, str] | None = None
+
+    @property
+    def query_params(self) -> Mapping[str, str]:
+        if self._query is None:
+            text = self.scope.get("query_string", b"").decode("latin-1")
+            self._query = dict(parse_qsl(text, keep_blank_values=True)) if text else {}
+        return self._query
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            body = message.get("body", b"")
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return
+
+
+def credential(request: RestRequest) -> str | None:
     headers = request.headers
     return bearer_or_api_key(headers.get("authorization"), headers.get("x-api-key"))
 
 
-def peer(request: Request) -> str | None:
-    client = request.client
-    return f"{client.host}:{client.port}" if client else None
+def peer(request: RestRequest) -> str | None:
+    client = request.scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else None
 
 
-def version_spec(request: Request) -> VersionSpec:
+def version_spec(request: RestRequest) -> VersionSpec:
     """The version a TF Serving path names, after checking the path names our model."""
     params = request.path_params
     if "version" in params:
@@ -35,7 +113,7 @@ def version_spec(request: Request) -> VersionSpec:
     return spec
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: RestRequest, limit: int) -> bytes:
     """The body, inflated when sent compressed, refused past ``limit`` bytes before or after."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:

@@ -7,11 +7,10 @@ import zlib
 from typing import Any
 
 import orjson
-from starlette.responses import Response
 
+from mnist_serving.adapters.rest.answers import JSON, Answer
 from mnist_serving.errors import InvalidInput, PayloadTooLarge
 
-JSON = "application/json"
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -81,5 +80,5 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     raise InvalidInput(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
 
 
-def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dumps(doc), status_code=status, media_type=JSON, headers=headers)
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(dumps(doc), status, JSON, headers)

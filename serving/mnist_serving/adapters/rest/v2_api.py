@@ -3,16 +3,14 @@ or binary tensors."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from mnist_contract.model import INPUT_NAME, MODEL_NAME
 from mnist_contract.open_inference import HEADER_LENGTH, FramingError, frame, split
 from mnist_serving import SERVER_VERSION
 from mnist_serving.adapters import open_inference as v2
 from mnist_serving.adapters.rest import v2_codec as codec
-from mnist_serving.adapters.rest.incoming import read_body
-from mnist_serving.adapters.rest.json_body import JSON, dumps, json_response, loads
+from mnist_serving.adapters.rest.answers import Answer
+from mnist_serving.adapters.rest.incoming import RestRequest, read_body
+from mnist_serving.adapters.rest.json_body import dumps, json_response, loads
 from mnist_serving.core.accounting import RequestTracker
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.deadlines import bounded
@@ -29,21 +27,21 @@ class V2Endpoints:
         self.time_limit_s = settings.request_timeout_ms / 1000
 
     @staticmethod
-    def _spec(request: Request) -> VersionSpec:
+    def _spec(request: RestRequest) -> VersionSpec:
         params = request.path_params
         return v2.version_spec(params["model"], params.get("model_version", ""))
 
-    async def server_metadata(self, _request: Request, _tracker: RequestTracker) -> Response:
+    async def server_metadata(self, _request: RestRequest, _tracker: RequestTracker) -> Answer:
         return json_response(v2.server_metadata(SERVER_VERSION))
 
-    async def model_metadata(self, request: Request, _tracker: RequestTracker) -> Response:
+    async def model_metadata(self, request: RestRequest, _tracker: RequestTracker) -> Answer:
         return json_response(v2.model_metadata(self.core.served_versions(self._spec(request))))
 
-    async def model_ready(self, request: Request, _tracker: RequestTracker) -> Response:
+    async def model_ready(self, request: RestRequest, _tracker: RequestTracker) -> Answer:
         ready = self.core.model_ready(self._spec(request))
         return json_response({"name": MODEL_NAME, "ready": ready}, 200 if ready else 503)
 
-    async def infer(self, request: Request, tracker: RequestTracker) -> Response:
+    async def infer(self, request: RestRequest, tracker: RequestTracker) -> Answer:
         spec = self._spec(request)
         body = await read_body(request, self.limit)
         try:
@@ -56,20 +54,24 @@ class V2Endpoints:
             )
         call = codec.parse_rest(loads(header, self.depth), binary)
         work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
-        result = await bounded(work, self.time_limit_s, call.timeout_s)
+        # The gateway's own limit is kept around the whole request; the caller's, when given,
+        # is kept here.
+        result = await (
+            work if call.timeout_s is None else bounded(work, self.time_limit_s, call.timeout_s)
+        )
         answer, tails = codec.render_rest(call, result)
         document = dumps(answer)
         if not tails:
-            return Response(document, media_type=JSON)
-        return Response(
+            return Answer(document)
+        return Answer(
             frame(document, tails),
             media_type="application/octet-stream",
             headers={HEADER_LENGTH: str(len(document))},
         )
 
-    async def live(self, _request: Request) -> Response:
+    async def live(self, _request: RestRequest) -> Answer:
         return json_response({"live": True})
 
-    async def ready(self, _request: Request) -> Response:
+    async def ready(self, _request: RestRequest) -> Answer:
         ready = self.core.ready
         return json_response({"ready": ready}, 200 if ready else 503)

@@ -1,5 +1,5 @@
-"""The REST door (:class:`mnist_serving.adapters.rest.app.Door`) and time-based shedding, in-process on a
-fake model that takes a known time per call."""
+"""The REST front door (:class:`mnist_serving.adapters.rest.front_door.FrontDoor`) and
+time-based shedding, in-process on a fake model that takes a known time per call."""
 
 from __future__ import annotations
 
