@@ -3,8 +3,10 @@ waiting for it, the request bodies of both protocols, and wrk with a process tre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ import httpx
 import numpy as np
 
 from benchmarks.cload import wrk_post
-from tests.helpers.processes import cpu_seconds
+from tests.helpers.processes import cpu_seconds, process_tree
 
 VENVS = Path(__file__).parent / ".venvs"
 JSON = {"Content-Type": "application/json"}
@@ -66,13 +68,35 @@ def launch(
 
 
 def finish(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop a server and every process it started: LitServe's and Ray's workers outlive their
+    parent otherwise, and an orphan polling its queues would take CPU from the next runs."""
+    if process is None:
+        return
+    family = process_tree(process.pid) if process.poll() is None else []
+    for pid in family:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in family):
+        process.poll()  # reaps our own child; init reaps the orphans
+        time.sleep(0.1)
+    for pid in family:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+    process.wait()
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended on its own meanwhile
+        os.kill(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
 
 
 def body(protocol: str, images: np.ndarray) -> bytes:
