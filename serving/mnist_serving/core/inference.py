@@ -167,11 +167,8 @@ class InferenceCore:
         ticket: Ticket,
         tracker: RequestTracker | None,
     ) -> np.ndarray:
-        # With other requests in the gateway (even ones still being read), the event loop is
-        # better left free for them while the model runs in a thread.
-        alone = self._admission.in_flight <= 1
         timing = tracker.timing if tracker is not None else None
-        probs = await served.batcher.run(images, ticket, alone=alone, timing=timing)
+        probs = await served.batcher.run(images, ticket, timing=timing)
         if timing is not None:
             self._learn_wait(timing)
         self._count_predictions(probs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -172,44 +173,56 @@ class ThreadRecordingModel:
         return np.full((len(images), 10), 0.1, np.float32)
 
 
-async def _lone_calls_until_on_the_loop(batcher, model: ThreadRecordingModel) -> int:
-    """Lone calls until one runs on the event loop; how many it took. The cost is learned
-    from measured calls, and on a busy machine one of them can be slow (the thread was not
-    scheduled), which keeps the next few in the thread until the average falls again."""
+async def _calls_until_on_the_loop(
+    batcher, model: ThreadRecordingModel, *, company: bool = False
+) -> int:
+    """Single-image calls until one runs on the event loop; how many it took. The cost is
+    learned from measured calls, and on a busy machine one of them can be slow (the thread was
+    not scheduled), which keeps the next few in the thread until the average falls again.
+    With ``company``, another request is announced during each call."""
     loop_thread = threading.current_thread().name
     for calls in range(1, 60):
-        with batcher.announce() as ticket:
-            await batcher.run(_images([1]), ticket, alone=True)
+        with batcher.announce() as ticket, batcher.announce() if company else nullcontext():
+            await batcher.run(_images([1]), ticket)
         if model.threads[-1] == loop_thread:
             return calls
-    raise AssertionError(f"a short lone call never ran on the event loop: {model.threads}")
+    raise AssertionError(f"a short call never ran on the event loop: {model.threads}")
 
 
-async def test_a_lone_call_known_to_be_short_runs_on_the_event_loop() -> None:
+async def test_a_call_known_to_be_short_runs_on_the_event_loop_even_with_company() -> None:
     model = ThreadRecordingModel()
     batcher = await _batcher(model, batch_timeout_micros=0)
-    # The first call's cost is unknown, so it goes to the thread; once measured, lone calls
+    # The first call's cost is unknown, so it goes to the thread; once measured, short calls
     # run on the loop.
-    await _lone_calls_until_on_the_loop(batcher, model)
+    await _calls_until_on_the_loop(batcher, model)
     assert model.threads[0].startswith("batch")
-    await batcher.run(_images([1]))  # its caller knows of others in the gateway
+    # One session: calls take turns anyway, so another request on its way does not send
+    # them to the thread.
+    await _calls_until_on_the_loop(batcher, model, company=True)
     await batcher.stop()
-    assert model.threads[-1].startswith("batch")
 
 
-async def test_a_slow_call_or_one_with_company_goes_to_the_thread() -> None:
+async def test_a_slow_call_goes_to_the_thread() -> None:
     slow = ThreadRecordingModel(seconds=0.005)  # past the 1 ms budget
     batcher = await _batcher(slow, batch_timeout_micros=0)
     for _ in range(3):
-        await batcher.run(_images([1]), alone=True)
+        await batcher.run(_images([1]))
     await batcher.stop()
     assert all(name.startswith("batch") for name in slow.threads)
 
+
+async def test_with_two_sessions_a_short_call_with_company_goes_to_the_thread() -> None:
     fast = ThreadRecordingModel()
-    batcher = await _batcher(fast, batch_timeout_micros=0)
-    await _lone_calls_until_on_the_loop(batcher, fast)  # measured: short
-    with batcher.announce():  # another request is on its way: keep the loop free for it
-        await batcher.run(_images([1]), alone=True)
+    batcher = Batcher(
+        [fast, fast],
+        BatchConfig(batch_timeout_micros=0, num_batch_threads=2),
+        create_metrics(process=False),
+        "fake",
+    )
+    await batcher.start()
+    await _calls_until_on_the_loop(batcher, fast)  # measured: short, and nothing beside it
+    with batcher.announce():  # another request is on its way: the other session may take it
+        await batcher.run(_images([1]))
     assert fast.threads[-1].startswith("batch")
-    await _lone_calls_until_on_the_loop(batcher, fast)  # alone again: back on the loop
+    await _calls_until_on_the_loop(batcher, fast)  # nothing beside it again: back on the loop
     await batcher.stop()
