@@ -106,6 +106,19 @@ def start_gateway(
     raise RuntimeError("gateway did not start:\n" + log.read_text(errors="replace"))
 
 
+def run_gateway(
+    model_dir: Path, *flags: str, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """``mnist-serve`` run to its end, its output captured: for starts that must fail."""
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_serving.cli", "--model-dir", str(model_dir), *flags],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def _environment(extra: dict[str, str] | None, workers: str | None) -> dict[str, str]:
     environment = {**os.environ, **(extra or {})}
     if workers is not None:

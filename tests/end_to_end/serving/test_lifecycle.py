@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.helpers.processes import Server, start_gateway, stop_gateway
+from tests.helpers.processes import Server, run_gateway, start_gateway, stop_gateway
 from tests.helpers.versions import publish, wait_for
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -209,24 +209,8 @@ def test_policy_labels_and_canary_split_follow_the_config_file(models: Path, dig
 
 
 def test_a_bad_config_file_at_start_is_a_clear_startup_error(models: Path, tmp_path) -> None:
-    import subprocess
-    import sys
-
     config = tmp_path / "bad.json"
     config.write_text(json.dumps({"labels": {"stable": 0}}))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_serving.cli",
-            "--model-dir",
-            str(models),
-            "--model-config-file",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = run_gateway(models, "--model-config-file", str(config), timeout=60)
     assert run.returncode == 2
     assert "label 'stable' points at version 0" in run.stderr and "Traceback" not in run.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -15,7 +14,7 @@ from mnist_client import MnistClient
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from mnist_serving.settings import Settings
 from tests.helpers.gateways import in_process, png_bytes
-from tests.helpers.processes import start_gateway, stop_gateway
+from tests.helpers.processes import run_gateway, start_gateway, stop_gateway
 
 
 async def test_json_nested_past_the_limit_is_refused_by_name(api) -> None:
@@ -141,18 +140,5 @@ def test_tls_on_rest_and_grpc_with_the_sdk_and_official_stubs(model_dir, digits,
 
 def test_tls_needs_both_files(model_dir, certificate) -> None:
     cert, _ = certificate
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_serving.cli",
-            "--model-dir",
-            str(model_dir),
-            "--tls-cert-file",
-            str(cert),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = run_gateway(model_dir, "--tls-cert-file", str(cert), timeout=60)
     assert run.returncode == 2 and "needs both tls_cert_file and tls_key_file" in run.stderr

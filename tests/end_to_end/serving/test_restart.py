@@ -3,8 +3,6 @@ linger in TIME-WAIT; a second gateway on ports a live one holds is still refused
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -13,7 +11,7 @@ import pytest
 
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos import tensorflow_serving_pb2_grpc as tfs_grpc
-from tests.helpers.processes import free_port, start_gateway, stop_gateway
+from tests.helpers.processes import free_port, run_gateway, start_gateway, stop_gateway
 
 TIME_WAIT = "06"  # a socket's state in /proc/net/tcp
 
@@ -64,24 +62,7 @@ def test_a_second_gateway_on_a_live_ones_ports_is_refused(model_dir, running, se
     live = start_gateway(model_dir, *ports, "--workers", running, grpc_port=grpc_port)
     try:
         _serve_and_close(live.url, live.grpc).close()
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mnist_serving.cli",
-                "--model-dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                *ports,
-                "--workers",
-                second,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_gateway(model_dir, "--host", "127.0.0.1", *ports, "--workers", second)
         assert result.returncode == 1, result.stderr
         (line,) = [x for x in result.stderr.splitlines() if x.startswith("mnist-serve:")]
         assert line == f"mnist-serve: cannot listen on 127.0.0.1:{rest} (Address already in use)"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.helpers.processes import start_gateway, stop_gateway
+from tests.helpers.processes import run_gateway, start_gateway, stop_gateway
 
 
 async def test_concurrent_callers_each_get_their_own_answer_and_batches_form(
@@ -125,21 +123,7 @@ def test_a_caller_gone_before_its_body_is_counted_as_cancelled_not_logged_as_a_f
 
 
 def test_cli_refuses_bad_settings(model_dir) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_serving.cli",
-            "--model-dir",
-            str(model_dir),
-            "--max-batch-size",
-            "zero",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_gateway(model_dir, "--max-batch-size", "zero", timeout=60)
     assert result.returncode == 2 and "max_batch_size" in result.stderr
 
 
@@ -150,21 +134,12 @@ def test_a_port_in_use_stops_the_start_with_one_line(model_dir, taken) -> None:
         holder.listen()
         port = str(holder.getsockname()[1])
         ports = {"--rest-port": "0", "--grpc-port": "0", taken: port}
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mnist_serving.cli",
-                "--model-dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                *(x for pair in ports.items() for x in pair),
-            ],
-            capture_output=True,
-            text=True,
+        result = run_gateway(
+            model_dir,
+            "--host",
+            "127.0.0.1",
+            *(x for pair in ports.items() for x in pair),
             timeout=60,
-            check=False,
         )
     assert result.returncode == 1, result.stderr
     assert f"127.0.0.1:{port}" in result.stderr and "cannot listen" in result.stderr

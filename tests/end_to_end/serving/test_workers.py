@@ -12,8 +12,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ import httpx
 import pytest
 
 from mnist_serving.lifecycle.cpus import usable_cpus
-from tests.helpers.processes import Server, cpu_seconds, start_gateway, stop_gateway
+from tests.helpers.processes import Server, cpu_seconds, run_gateway, start_gateway, stop_gateway
 from tests.helpers.traffic import Traffic
 from tests.helpers.versions import publish, wait_for
 
@@ -301,26 +299,8 @@ def test_a_worker_that_cannot_load_the_model_stops_the_start(tmp_path: Path) -> 
     (tmp_path / "mnist" / "1").mkdir(parents=True)
     (tmp_path / "mnist" / "1" / "saved_model.pb").write_bytes(b"not a model")
     started = time.monotonic()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_serving.cli",
-            "--model-dir",
-            str(tmp_path),
-            "--workers",
-            "2",
-            "--host",
-            "127.0.0.1",
-            "--rest-port",
-            "0",
-            "--grpc-port",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_gateway(
+        tmp_path, "--workers", "2", "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", "0"
     )
     assert result.returncode == 1
     assert "mnist-serve: worker " in result.stderr and "could be loaded" in result.stderr
@@ -330,26 +310,8 @@ def test_a_worker_that_cannot_load_the_model_stops_the_start(tmp_path: Path) -> 
 
 def test_a_port_held_by_another_gateway_is_not_shared(two: Server, model_dir: Path) -> None:
     port = two.url.rsplit(":", 1)[1]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_serving.cli",
-            "--model-dir",
-            str(model_dir),
-            "--workers",
-            "2",
-            "--host",
-            "127.0.0.1",
-            "--rest-port",
-            port,
-            "--grpc-port",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_gateway(
+        model_dir, "--workers", "2", "--host", "127.0.0.1", "--rest-port", port, "--grpc-port", "0"
     )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
