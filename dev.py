@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Set-up and the two everyday jobs, on a machine with nothing but Python 3.10+.
+"""Set-up and the two everyday jobs, on a machine with nothing but Python 3.11+.
 
-    python3 dev.py serve   # venv + install, train a model if there is none, start the gateway
-    python3 dev.py test    # system tools the tests drive (apt, as root), venv + install, then
-                           # format/lint/type checks, proto drift, tests
+    python3 dev.py serve   # venv + install, train a model if there is none, then become the
+                           # gateway (its process: signals reach mnist-serve itself)
+    python3 dev.py test    # system tools the tests and benchmarks drive (apt, as root), venv +
+                           # install, then format/lint/type checks, proto drift, tests
 
 Everything goes into ./.venv (made on first use, refreshed when pyproject.toml changes); the
 tests also make ./.venv-clients for other projects' clients (tests/external/requirements.txt).
@@ -15,10 +16,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
 from pathlib import Path
+
+if sys.version_info < (3, 11):  # noqa: UP036 - whatever python3 is runs this line
+    sys.exit(f"mnist-serving needs Python 3.11 or newer; this is {sys.version.split()[0]}")
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -36,10 +41,29 @@ from mnist_contract.layout import model_base, version_dirs  # noqa: E402
 
 
 def run(*cmd: str | Path, **env: str) -> None:
+    """Run one step; stop here if it fails. A SIGTERM or SIGINT sent to this script is passed
+    on to the step, so a supervisor that stops the script stops what it runs."""
     print("+", " ".join(map(str, cmd)), flush=True)
-    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env={**os.environ, **env}, check=False)
-    if result.returncode:
-        sys.exit(result.returncode)
+    child = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env={**os.environ, **env})
+
+    def pass_on(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {s: signal.signal(s, pass_on) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if code:
+        sys.exit(128 - code if code < 0 else code)
+
+
+def become(*cmd: str | Path) -> None:
+    """Replace this process with ``cmd``: its pid, its signals, its exit code."""
+    print("+", " ".join(map(str, cmd)), flush=True)
+    os.chdir(ROOT)
+    os.execv(str(cmd[0]), [str(c) for c in cmd])
 
 
 def ensure_venv() -> None:
@@ -78,24 +102,30 @@ def serve(args: list[str]) -> None:
         data = ["--data", str(SHARED_DATA)] if SHARED_DATA.exists() else []
         print(f"no model under {model_base(model_dir)}: training one first (about 5 minutes)")
         run(BIN / "mnist-train", "--model-dir", model_dir, *data)
-    run(BIN / "mnist-serve", "--model-dir", model_dir, *args)
+    become(BIN / "mnist-serve", "--model-dir", model_dir, *args)
 
 
-# Tools the tests drive (a command, or a file for those not on the PATH), and the Debian
-# packages that bring them: the browser, Prometheus, docker-compose and kubectl, and podman
-# with what it needs to run the compose stack without Docker or systemd (runc, netavark and
-# aardvark-dns for networks with names, catatonit for pods, debootstrap for the base image).
+# Tools the tests and benchmarks drive (a command, or a file for those not on the PATH), and
+# the Debian packages that bring them: the browser, Prometheus, docker-compose and kubectl, the
+# C load generators, and podman with what it needs to run the compose stack without Docker or
+# systemd (runc, netavark and aardvark-dns for networks with names, iptables for netavark's
+# bridge rules, catatonit for pods, debootstrap for the base image). Packages are installed
+# without their recommendations, so what a tool runs at run time is named here too: a fresh
+# machine has none of it (netavark, for one, only recommends iptables and fails without it).
 SYSTEM_TOOLS = {
     "chromium": "chromium",
     "promtool": "prometheus",
     "docker-compose": "docker-compose",
     "kubectl": "kubernetes-client",
     "openssl": "openssl",
+    "wrk": "wrk",
+    "h2load": "nghttp2-client",
     "podman": "podman",
     "runc": "runc",
     "debootstrap": "debootstrap",
     "/usr/lib/podman/netavark": "netavark",
     "/usr/lib/podman/aardvark-dns": "aardvark-dns",
+    "/usr/sbin/iptables": "iptables",
     "catatonit": "catatonit",
 }
 

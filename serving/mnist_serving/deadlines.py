@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -14,12 +13,10 @@ T = TypeVar("T")
 
 
 async def within(work: Awaitable[T], seconds: float) -> T:
-    """``work`` cancelled past ``seconds`` (TimeoutError). ``asyncio.timeout`` runs it in the
-    caller's task; ``wait_for`` before Python 3.12 wraps it in a new task of its own."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await work
-    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
+    """``work`` cancelled past ``seconds`` (TimeoutError), run in the caller's task
+    (``wait_for`` before Python 3.12 wraps it in a new task of its own)."""
+    async with asyncio.timeout(seconds):
+        return await work
 
 
 class RequestLimit:
@@ -58,8 +55,7 @@ class RequestLimit:
             self._running.pop(task, None)
             if task in self._expired:  # this limit's cancel is spent, answered or swallowed
                 self._expired.discard(task)
-                if sys.version_info >= (3, 11):
-                    task.uncancel()
+                task.uncancel()
 
     def _sweep(self) -> None:
         self._timer = None

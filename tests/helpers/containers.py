@@ -2,7 +2,13 @@
 docker-compose, the stand-in base images, the project's images, and health checks run the way
 systemd runs them on a normal host.
 
-    engine = Engine.start(work)              # podman system service on a socket of its own
+The engine keeps everything in a store of its own (:class:`Store`: images, containers, pods,
+volumes, networks under ``~/.cache/mnist-serving/podman``), never in the machine's default
+podman storage, so a developer's own containers, pods, volumes, networks and images are never
+seen, let alone removed. Images stay there between runs as a cache; everything else the tests
+make is removed by name when they end.
+
+    engine = Engine.start(work, project)     # podman system service on a socket of its own
     engine.standins()                        # bookworm base, python, prometheus (cached)
     engine.build_project_images()            # deploy/*/Dockerfile, unchanged
     with engine.health_checks():             # what systemd's timers would do
@@ -48,6 +54,38 @@ TOOLS = {
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mnist-serving"
 
 
+@dataclass(frozen=True)
+class Store:
+    """Podman's storage, run state, volumes and network definitions, all under ``root``:
+    pointed at by ``CONTAINERS_CONF`` and ``CONTAINERS_STORAGE_CONF``, so that every podman
+    command the tests run (and the Docker API that docker-compose talks to) works there."""
+
+    root: Path
+
+    def configure(self) -> dict[str, str]:
+        """Write the two configuration files; the environment that selects them."""
+        for folder in ("storage", "run", "tmp", "volumes", "networks"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        storage = self.root / "storage.conf"
+        storage.write_text(
+            "[storage]\n"
+            'driver = "overlay"\n'
+            f'graphroot = "{self.root / "storage"}"\n'
+            f'runroot = "{self.root / "run"}"\n'
+        )
+        engine = self.root / "containers.conf"
+        # The project's settings for a host without systemd, with this store's paths added.
+        settings = CONTAINERS_CONF.read_text().replace(
+            "[engine]\n",
+            f'[engine]\ntmp_dir = "{self.root / "tmp"}"\nvolume_path = "{self.root / "volumes"}"\n',
+        )
+        settings = settings.replace(
+            "[network]\n", f'[network]\nnetwork_config_dir = "{self.root / "networks"}"\n'
+        )
+        engine.write_text(settings)
+        return {"CONTAINERS_CONF": str(engine), "CONTAINERS_STORAGE_CONF": str(storage)}
+
+
 def missing_pieces() -> list[str]:
     """What this machine lacks to run containers, in words a user can act on."""
     missing = [
@@ -87,7 +125,7 @@ class Engine:
         socket = work / "podman.sock"
         env = {
             **os.environ,
-            "CONTAINERS_CONF": str(CONTAINERS_CONF),
+            **Store(CACHE / "podman").configure(),
             "DOCKER_HOST": f"unix://{socket}",
             "COMPOSE_PROJECT_NAME": project,
         }
@@ -274,3 +312,56 @@ def _debian_mirror() -> str:
             if line.startswith("URIs:"):
                 return line.split()[1]
     return "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class Bystanders:
+    """Objects of the machine's own podman storage (its default configuration, as a developer's
+    workstation has it) that no test may touch: an image, a container made from it, a pod and
+    a volume, with names no other run shares. Made and removed by the test that checks them."""
+
+    image: str
+    container: str
+    pod: str
+    volume: str
+
+    @classmethod
+    def make(cls, work: Path) -> Bystanders:
+        tag = f"mnist-bystander-{os.getpid()}-{int(time.time())}"
+        made = cls(f"localhost/{tag}:1", f"{tag}-container", f"{tag}-pod", f"{tag}-volume")
+        (work / "rootfs").mkdir()
+        (work / "rootfs" / "hello").write_text("a developer's own container\n")
+        _run("tar", "-C", str(work / "rootfs"), "-cf", str(work / "rootfs.tar"), ".")
+        _run("podman", "import", str(work / "rootfs.tar"), made.image)
+        _run("podman", "create", "--name", made.container, "--network", "none", made.image, "/x")
+        _run("podman", "pod", "create", "--infra=false", "--name", made.pod)
+        _run("podman", "volume", "create", made.volume)
+        return made
+
+    def listing(self) -> dict[str, list[str]]:
+        """What the machine's own storage holds now, by kind."""
+        return {
+            "containers": _run("podman", "ps", "-a", "--format", "{{.Names}}").split(),
+            "pods": _run("podman", "pod", "ls", "--format", "{{.Name}}").split(),
+            "volumes": _run("podman", "volume", "ls", "--format", "{{.Name}}").split(),
+            "images": _run("podman", "images", "--format", "{{.Repository}}:{{.Tag}}").split(),
+        }
+
+    def all_there(self) -> bool:
+        now = self.listing()
+        return (
+            self.container in now["containers"]
+            and self.pod in now["pods"]
+            and self.volume in now["volumes"]
+            and self.image in now["images"]
+        )
+
+    def remove(self) -> None:
+        """Exactly these four, by name."""
+        for cmd in (
+            ("rm", "-f", self.container),
+            ("pod", "rm", "-f", self.pod),
+            ("volume", "rm", "-f", self.volume),
+            ("rmi", "-f", self.image),
+        ):
+            subprocess.run(["podman", *cmd], capture_output=True, check=False, timeout=60)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from mnist_serving.adapters.rest.routes import ROUTES
 from mnist_serving.cli import _shown_default

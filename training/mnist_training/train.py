@@ -268,7 +268,7 @@ def _card(
     return {
         "model_name": MODEL_NAME,
         "version": None,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "architecture": "Conv2D(32)→MaxPool→Conv2D(64)→MaxPool→Conv2D(128)→Flatten→Dense(10)",
         "parameters": total_params(),
         "framework": {

@@ -21,7 +21,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -295,8 +294,5 @@ def run_on_loop(main: Coroutine[None, None, int]) -> int:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it on Linux and macOS
         return asyncio.run(main)
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(main)
-    uvloop.install()
-    return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)

@@ -27,7 +27,7 @@ import yaml
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos import tensorflow_serving_pb2_grpc as tfs_grpc
 from mnist_contract.tensors import array_to_tensor, tensor_to_array
-from tests.helpers.containers import ROOT, TFSERVING, Engine
+from tests.helpers.containers import ROOT, TFSERVING, Bystanders, Engine
 from tests.helpers.processes import free_port
 from tests.helpers.versions import wait_for
 
@@ -45,26 +45,43 @@ PORTS = (
 )
 
 
+# What the Kubernetes part plays, by name: removed exactly, with compose's own objects.
+K8S_PODS = ("gateway-pod-0", "tfserving-pod-0")
+K8S_VOLUMES = ("mnist-models", "tfserving-config")
+K8S_NETWORK = "mnist-k8s"
+
+
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> Iterator[Engine]:
+def bystanders(tmp_path_factory) -> Iterator[Bystanders]:
+    """A pod, a volume and a container (and the image it is made from) in the machine's own
+    podman storage, as a developer's would be, made before the engine starts."""
+    made = Bystanders.make(tmp_path_factory.mktemp("bystanders"))
+    yield made
+    made.remove()
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, bystanders: Bystanders) -> Iterator[Engine]:
     work = tmp_path_factory.mktemp("containers")
     engine = Engine.start(work, PROJECT)
     try:
+        _remove_what_the_tests_make(engine)  # a run that was killed may have left some
         engine.standins()
         engine.build_project_images()
         yield engine
     finally:
-        _remove_everything(engine)
+        _remove_what_the_tests_make(engine)
         engine.stop()
 
 
-def _remove_everything(engine: Engine) -> None:
-    for step in (
-        lambda: engine.compose("--profile", "loadtest", "down", "-v", "--remove-orphans"),
-        lambda: engine.podman("pod", "rm", "-f", "-a"),
-        lambda: engine.podman("volume", "rm", "-f", "mnist-models", "tfserving-config"),
-        lambda: engine.podman("network", "rm", "-f", "mnist-k8s"),
-    ):
+def _remove_what_the_tests_make(engine: Engine) -> None:
+    """Compose's project (containers, its network and volumes) and what the Kubernetes part
+    played, each by its name; nothing else, and only in the engine's own store."""
+    steps = [lambda: engine.compose("--profile", "loadtest", "down", "-v", "--remove-orphans")]
+    steps += [lambda pod=pod: engine.podman("pod", "rm", "-f", pod) for pod in K8S_PODS]
+    steps += [lambda v=v: engine.podman("volume", "rm", "-f", v) for v in K8S_VOLUMES]
+    steps.append(lambda: engine.podman("network", "rm", "-f", K8S_NETWORK))
+    for step in steps:
         with contextlib.suppress(AssertionError):  # already gone
             step()
 
@@ -208,8 +225,8 @@ def _kubernetes_manifests_play(engine: Engine) -> None:
     a host alias to the TF Serving pod, each containerPort is published on 127.0.0.1."""
     docs = [d for d in yaml.safe_load_all(_run_kubectl()) if d]
     pick = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    engine.podman("network", "create", "mnist-k8s")
-    engine.podman("volume", "create", "mnist-models")
+    engine.podman("network", "create", K8S_NETWORK)
+    engine.podman("volume", "create", K8S_VOLUMES[0])
     engine.podman(
         "run",
         "--rm",
@@ -220,7 +237,7 @@ def _kubernetes_manifests_play(engine: Engine) -> None:
         "-v",
         f"{PROJECT}_models:/from:ro",
         "-v",
-        "mnist-models:/to",
+        f"{K8S_VOLUMES[0]}:/to",
         "localhost/mnist-gateway:stack",
         "-c",
         "cp -a /from/. /to/",
@@ -229,7 +246,8 @@ def _kubernetes_manifests_play(engine: Engine) -> None:
         engine, [pick[("ConfigMap", "tfserving-config")], pick[("Deployment", "tfserving")]]
     )
     ip = engine.inspect(
-        _infra(engine, "tfserving"), '{{(index .NetworkSettings.Networks "mnist-k8s").IPAddress}}'
+        _infra(engine, "tfserving"),
+        f'{{{{(index .NetworkSettings.Networks "{K8S_NETWORK}").IPAddress}}}}',
     )
     gateway = pick[("Deployment", "gateway")]
     spec = gateway["spec"]["template"]["spec"]
@@ -253,8 +271,8 @@ def _kubernetes_manifests_play(engine: Engine) -> None:
     answer = httpx.post(rest + "/v1/digits:classify", content=frames.tobytes(), headers=octet)
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 8
     assert httpx.get(rest + "/readyz").json()["runtime"] == "tfserving"
-    for name in ("gateway", "tfserving"):
-        engine.podman("pod", "rm", "-f", f"{name}-pod-0")
+    for pod in K8S_PODS:
+        engine.podman("pod", "rm", "-f", pod)
 
 
 def _run_kubectl() -> str:
@@ -282,7 +300,7 @@ def _play(engine: Engine, docs: list[dict]) -> dict[int, int]:
                 published[port["containerPort"]] = port["hostPort"]
     path = engine.work / f"play-{len(list(engine.work.glob('play-*')))}.yaml"
     path.write_text(yaml.safe_dump_all(docs))
-    engine.podman("kube", "play", "--network", "mnist-k8s", str(path))
+    engine.podman("kube", "play", "--network", K8S_NETWORK, str(path))
     return published
 
 
@@ -297,6 +315,18 @@ def _nothing_left(engine: Engine) -> None:
     volumes = engine.podman("volume", "ls", "--format", "{{.Name}}").split()
     assert not [n for n in networks if n.startswith(PROJECT)], networks
     assert not [v for v in volumes if v.startswith(PROJECT)], volumes
+
+
+def test_the_machines_own_pods_volumes_and_containers_are_never_touched(
+    engine: Engine, bystanders: Bystanders
+) -> None:
+    """The engine's store does not even see the machine's own objects, and removing what the
+    tests made (again, as when they end) leaves every one of them as it was."""
+    assert bystanders.container not in engine.podman("ps", "-a", "--format", "{{.Names}}")
+    assert bystanders.pod not in engine.podman("pod", "ls", "--format", "{{.Name}}")
+    assert bystanders.volume not in engine.podman("volume", "ls", "--format", "{{.Name}}")
+    _remove_what_the_tests_make(engine)
+    assert bystanders.all_there(), bystanders.listing()
 
 
 def test_the_engine_names_what_it_misses(monkeypatch) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.processes import Server, run_gateway, start_gateway, stop_gateway
-from tests.helpers.versions import publish, wait_for
+from tests.helpers.versions import LITERT_FILES, break_litert_files, publish, wait_for
 
 OCTET = {"Content-Type": "application/octet-stream"}
 PHASE = float(os.environ.get("MNIST_FAULT_PHASE_SECONDS", "1.0"))
@@ -114,7 +114,7 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
 ) -> None:
     broken = models / "mnist" / ".staging-3"
     shutil.copytree(models / "mnist" / "1", broken)
-    (broken / "model.tflite").write_bytes(b"this is not a flatbuffer")
+    assert break_litert_files(broken)  # whichever file the gateway serves, it cannot load it
     broken.rename(models / "mnist" / "3")
     wait_for(lambda: states(watched).get(3, ("",))[0] == "END", "version 3 to be refused")
     state, error = states(watched)[3]
@@ -148,7 +148,9 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
     assert by_version[1].state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
 
     # Repairing the folder (its files change) gets it tried again, and it swaps in.
-    shutil.copy(models / "mnist" / "1" / "model.tflite", models / "mnist" / "3" / "model.tflite")
+    for name in LITERT_FILES:
+        if (models / "mnist" / "1" / name).is_file():
+            shutil.copy(models / "mnist" / "1" / name, models / "mnist" / "3" / name)
     wait_for(lambda: states(watched).get(3) == ("AVAILABLE", ""), "the repaired version 3")
     r = httpx.post(
         f"{watched.url}/v1/digits:classify", content=digits["x_test"][0].tobytes(), headers=OCTET

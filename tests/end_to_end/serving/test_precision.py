@@ -43,8 +43,8 @@ async def _served(settings: Settings, digits) -> tuple[dict, dict, np.ndarray]:
             content=body,
             headers={"Content-Type": "application/octet-stream"},
         )
-    digits_found = np.array([p["digit"] for p in answer.json()["predictions"]])
-    return ready, info, digits_found
+    probabilities = np.array([p["probabilities"] for p in answer.json()["predictions"]])
+    return ready, info, probabilities
 
 
 def _precision(info: dict) -> str:
@@ -53,18 +53,20 @@ def _precision(info: dict) -> str:
 
 
 async def test_int8_is_the_default_and_fp32_a_flag_away(with_int8, digits) -> None:
-    ready, info, int8_digits = await _served(Settings(model_dir=with_int8), digits)
+    ready, info, int8 = await _served(Settings(model_dir=with_int8), digits)
     assert ready["precision"] == "int8" and ready["runtime"] == "litert"
     assert _precision(info) == "int8"
-    ready, info, fp32_digits = await _served(
-        Settings(model_dir=with_int8, precision="fp32"), digits
-    )
+    ready, info, fp32 = await _served(Settings(model_dir=with_int8, precision="fp32"), digits)
     assert ready["precision"] == "fp32" and _precision(info) == "fp32"
-    assert (int8_digits == fp32_digits).mean() >= 0.97  # the same model, quantised
+    # The same model, quantised: its own tolerance, far from what a CPU's rounding moves
+    # (int8 kernels differ across CPUs; the full model's export check measures 0.04 at most).
+    assert (int8.argmax(1) == fp32.argmax(1)).mean() >= 0.95
+    assert np.abs(int8 - fp32).mean() < 0.02
 
 
 async def test_a_version_without_a_checked_int8_file_serves_its_float_one(
     model_dir, digits
 ) -> None:
+    assert not (model_dir / "mnist" / "1" / TFLITE_INT8_FILE).exists()  # as the fixture made it
     ready, info, _ = await _served(Settings(model_dir=model_dir), digits)
     assert ready["precision"] == "fp32" and _precision(info) == "fp32"

@@ -156,8 +156,10 @@ def test_environment_variables_configure_the_server(model_dir, digits) -> None:
 
 
 def test_savedmodel_runtime_gives_the_same_answers(model_dir, digits) -> None:
+    """The SavedModel beside the float LiteRT file: the same model to 1e-4 (the int8 file's
+    own tolerance is tests/end_to_end/serving/test_precision.py's)."""
     x = digits["x_test"][:16].tolist()
-    lite = start_gateway(model_dir)
+    lite = start_gateway(model_dir, "--precision", "fp32")
     saved = start_gateway(model_dir, "--runtime", "savedmodel")
     try:
         a = httpx.post(lite.url + "/v1/digits:classify", json={"images": x}, timeout=30).json()

@@ -4,7 +4,6 @@ met on its own timer, cancellations that are not the limit's passed on untouched
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import pytest
@@ -88,7 +87,7 @@ async def test_work_that_swallows_the_limits_cancel_leaves_its_task_clean() -> N
         answer = await limit.bound(stubborn())
         task = asyncio.current_task()
         assert task is not None
-        return answer, task.cancelling() if sys.version_info >= (3, 11) else 0
+        return answer, task.cancelling()
 
     assert await request() == ("finished anyway", 0)
     assert not limit._expired

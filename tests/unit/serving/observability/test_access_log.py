@@ -97,7 +97,7 @@ def test_the_time_is_iso_utc_with_milliseconds_and_current() -> None:
         stamp = utc_now()
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
         parsed = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
-        seconds = parsed.replace(tzinfo=datetime.timezone.utc).timestamp()
+        seconds = parsed.replace(tzinfo=datetime.UTC).timestamp()
         assert before - 0.002 <= seconds <= time.time() + 0.002
         time.sleep(0.6)
 
