@@ -29,10 +29,10 @@ from mnist_serving.observability.recent_traffic import RecentTraffic
 from mnist_serving.observability.samples import SampleWriter
 from mnist_serving.observability.tracing import Tracing
 from mnist_serving.repositories.local import Loader, LocalRepository
-from mnist_serving.repositories.protocol import BatcherFactory, ModelRepository
+from mnist_serving.repositories.repository import BatcherFactory, ModelRepository
 from mnist_serving.runtimes.batching import BatchConfig, Batcher
 from mnist_serving.runtimes.loading import load_version
-from mnist_serving.runtimes.protocol import Runtime, Session
+from mnist_serving.runtimes.runtime import Runtime, Session
 from mnist_serving.settings import Settings
 from mnist_serving.shared_state import CanaryCredit, GatewayShare
 

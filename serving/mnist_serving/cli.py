@@ -20,8 +20,8 @@ from mnist_serving.errors import StartupError
 from mnist_serving.lifecycle.cpus import usable_cpus
 from mnist_serving.lifecycle.gateway import run
 from mnist_serving.lifecycle.supervisor import Supervisor
+from mnist_serving.model_config import VersionPolicy
 from mnist_serving.observability.access_log import configure_logging
-from mnist_serving.repositories.model_config import VersionPolicy
 from mnist_serving.settings import Settings, SettingsError
 
 

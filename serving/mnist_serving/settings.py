@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from mnist_contract.layout import model_base
 from mnist_contract.model import MODEL_NAME
 from mnist_serving.lifecycle.cpus import plan
-from mnist_serving.repositories.model_config import ModelConfig, ModelConfigError, VersionPolicy
+from mnist_serving.model_config import ModelConfig, ModelConfigError, VersionPolicy
 
 # Routes that are not the inference APIs; with API keys on, those not listed in open_routes
 # need a key too.

@@ -21,7 +21,7 @@ from mnist_serving.build import build_gateway
 from mnist_serving.lifecycle.gateway import Gateway
 from mnist_serving.repositories.local import Loader
 from mnist_serving.runtimes.loading import LoadedVersion, VersionRejected
-from mnist_serving.runtimes.protocol import Session
+from mnist_serving.runtimes.runtime import Session
 from mnist_serving.settings import Settings
 
 

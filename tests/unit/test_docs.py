@@ -15,7 +15,7 @@ from mnist_serving.adapters.rest.routes import ROUTES
 from mnist_serving.cli import _shown_default
 from mnist_serving.observability.metrics import SPECS, create_metrics
 from mnist_serving.observability.multiprocess import WORKER_TABLE, WorkerProcesses
-from mnist_serving.repositories.protocol import ServedVersion, announce_versions
+from mnist_serving.repositories.repository import ServedVersion, announce_versions
 from mnist_serving.settings import Settings
 from tests.helpers.fakes import FakeRuntime
 

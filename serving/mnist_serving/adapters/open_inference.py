@@ -3,8 +3,8 @@ request, the outputs asked for, and the metadata answers. Pure functions, no HTT
 
 A V2 inference request becomes an :class:`InferCall` (the images as the signature takes them,
 the outputs asked for and how to send them) by the REST codec
-(:mod:`mnist_serving.adapters.rest.v2_codec`) or the gRPC one
-(:mod:`mnist_serving.adapters.grpc.v2_codec`); both go through the same checks
+(:mod:`mnist_serving.adapters.rest.open_inference_codec`) or the gRPC one
+(:mod:`mnist_serving.adapters.grpc.open_inference_codec`); both go through the same checks
 (:func:`images_from`), so a REST and a gRPC caller get the same refusal for the same mistake.
 Versions are strings in V2: a number, or one of our labels (``stable``) where the protocol has
 room for a version (the URL's ``/versions/{v}``, the message's ``model_version``).
@@ -34,7 +34,7 @@ from mnist_contract.open_inference import (
 from mnist_contract.pixels import model_input
 from mnist_serving.core.inference import InferenceCore, PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 
 # Parameters we know but cannot honour: refused with the reason instead of silently ignored.
 _UNSUPPORTED = {

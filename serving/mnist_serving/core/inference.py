@@ -34,7 +34,7 @@ from mnist_serving.observability.collectors import FEW_VALUES
 from mnist_serving.observability.metrics import Metrics
 from mnist_serving.observability.samples import SampleWriter, model_frames
 from mnist_serving.observability.tracing import Tracing, epoch_ns
-from mnist_serving.repositories.protocol import (
+from mnist_serving.repositories.repository import (
     ModelRepository,
     ServedVersion,
     VersionSpec,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mnist_contract.layout import version_dirs
 from mnist_serving.core.access_control import KeyFileError, load_keys
+from mnist_serving.model_config import ModelConfigError, read_model_config
 from mnist_serving.repositories.local import ConfigSource
-from mnist_serving.repositories.model_config import ModelConfigError, read_model_config
 from mnist_serving.settings import Settings, SettingsError
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 from mnist_contract.layout import version_dirs
 from mnist_contract.model import MODEL_NAME
 from mnist_serving.errors import BackendUnavailable, StartupError, servable_not_found
-from mnist_serving.observability.metrics import Metrics
-from mnist_serving.repositories.model_config import (
+from mnist_serving.model_config import (
     ModelConfig,
     ModelConfigError,
     parse_model_config,
 )
-from mnist_serving.repositories.protocol import (
+from mnist_serving.observability.metrics import Metrics
+from mnist_serving.repositories.repository import (
     AVAILABLE,
     END,
     LOADING,

@@ -14,7 +14,7 @@ import time
 
 from mnist_serving.errors import servable_not_found
 from mnist_serving.observability.metrics import Metrics
-from mnist_serving.repositories.protocol import (
+from mnist_serving.repositories.repository import (
     AVAILABLE,
     BatcherFactory,
     ReadyListener,

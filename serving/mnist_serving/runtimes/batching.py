@@ -38,7 +38,7 @@ from mnist_serving.deadlines import within
 from mnist_serving.errors import BackendUnavailable, Overloaded, ServingError
 from mnist_serving.observability.metrics import Metrics
 from mnist_serving.observability.tracing import Tracing, epoch_ns
-from mnist_serving.runtimes.protocol import Session
+from mnist_serving.runtimes.runtime import Session
 
 log = logging.getLogger(__name__)
 # Holding the event loop this long delays the requests being read by less than a batch's time

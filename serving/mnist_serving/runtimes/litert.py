@@ -17,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from mnist_contract.layout import TFLITE_FILE, TFLITE_INT8_FILE
 from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
-from mnist_serving.runtimes.protocol import Session
+from mnist_serving.runtimes.runtime import Session
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_serving.runtimes.protocol import Runtime, Session, load_runtime
+from mnist_serving.runtimes.runtime import Runtime, Session, load_runtime
 from mnist_serving.runtimes.warmup_records import WarmupError, warmup_batches
 
 log = logging.getLogger(__name__)

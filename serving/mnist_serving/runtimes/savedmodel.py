@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_contract.model import INPUT_NAME, SERVING_DEFAULT
-from mnist_serving.runtimes.protocol import Session
+from mnist_serving.runtimes.runtime import Session
 
 
 class SavedModelRuntime:

@@ -35,7 +35,7 @@ from mnist_serving.errors import (
 )
 from mnist_serving.observability.metrics import Metrics
 from mnist_serving.observability.tracing import Tracing
-from mnist_serving.runtimes.protocol import Session
+from mnist_serving.runtimes.runtime import Session
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5

@@ -26,10 +26,10 @@ from mnist_contract.protos import digits_pb2
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos.pool import POOL
-from mnist_serving.adapters.grpc.digits_api import DigitsEndpoints
+from mnist_serving.adapters.grpc.digits_endpoints import DigitsEndpoints
 from mnist_serving.adapters.grpc.errors import Context, abort
-from mnist_serving.adapters.grpc.tfserving_api import TFServingEndpoints
-from mnist_serving.adapters.grpc.v2_api import V2Endpoints
+from mnist_serving.adapters.grpc.open_inference_endpoints import V2Endpoints
+from mnist_serving.adapters.grpc.tfserving_endpoints import TFServingEndpoints
 from mnist_serving.core.access_control import bearer_or_api_key
 from mnist_serving.core.accounting import RequestAccounting, RequestTracker
 from mnist_serving.core.inference import InferenceCore
@@ -39,7 +39,7 @@ from mnist_serving.errors import InvalidInput, ServingError, StartupError
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.settings import Settings
 
-Answer = Callable[[Any, RequestTracker], Awaitable[Message]]
+Endpoint = Callable[[Any, RequestTracker], Awaitable[Message]]
 Api = Literal["tfserving", "digits", "v2"]
 
 
@@ -166,7 +166,7 @@ class GrpcServer:
             )
 
     def _handler(
-        self, method: Method, answer: Answer
+        self, method: Method, endpoint: Endpoint
     ) -> Callable[[Any, Context], Awaitable[Message]]:
         accounting = self.accounting
         limit = self._limit
@@ -181,7 +181,9 @@ class GrpcServer:
             context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
             peer = _peer(context)
             if method.kind == "probe":
-                return await self._probe(method, answer, request, context, key, rid, peer, started)
+                return await self._probe(
+                    method, endpoint, request, context, key, rid, peer, started
+                )
             try:
                 async with accounting.request(
                     method.protocol, method.route, key, rid=rid, peer=peer, carrier=metadata
@@ -190,7 +192,7 @@ class GrpcServer:
                         raise InvalidInput(
                             f"the request is not a valid {request.type_name} message"
                         )
-                    work = answer(request, tracker)
+                    work = endpoint(request, tracker)
                     return await limit.bound(work, context.time_remaining())
             except Exception as exc:  # noqa: BLE001 - mapped once, in abort
                 await abort(context, exc)
@@ -200,7 +202,7 @@ class GrpcServer:
     async def _probe(
         self,
         method: Method,
-        answer: Answer,
+        endpoint: Endpoint,
         request: Any,
         context: Context,
         key: str | None,
@@ -213,7 +215,7 @@ class GrpcServer:
         code = "OK"
         try:
             self.accounting.authorize(method.route, key)
-            return await answer(request, RequestTracker(rid))
+            return await endpoint(request, RequestTracker(rid))
         except Exception as exc:  # noqa: BLE001 - mapped once, in abort
             code = exc.code if isinstance(exc, ServingError) else "INTERNAL"
             await abort(context, exc)

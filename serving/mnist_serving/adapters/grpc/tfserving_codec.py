@@ -14,7 +14,7 @@ from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.tensors import TensorError, array_to_tensor, tensor_to_array
 from mnist_serving.core.inference import InferenceCore, PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories.protocol import VersionSpec, VersionStatus
+from mnist_serving.repositories.repository import VersionSpec, VersionStatus
 
 
 def version_spec(spec: tfs.ModelSpec) -> VersionSpec:

@@ -18,8 +18,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp
 
 from mnist_serving.adapters.rest import openapi
-from mnist_serving.adapters.rest.answers import Answer
-from mnist_serving.adapters.rest.digits_api import DigitsEndpoints
+from mnist_serving.adapters.rest.digits_endpoints import DigitsEndpoints
 from mnist_serving.adapters.rest.errors import error_response, http_status
 from mnist_serving.adapters.rest.front_door import (
     DOOR_KEY,
@@ -30,10 +29,11 @@ from mnist_serving.adapters.rest.front_door import (
 )
 from mnist_serving.adapters.rest.incoming import RestRequest, credential, peer
 from mnist_serving.adapters.rest.json_body import json_response
-from mnist_serving.adapters.rest.operations import OperationsEndpoints
+from mnist_serving.adapters.rest.open_inference_endpoints import V2Endpoints
+from mnist_serving.adapters.rest.operations_endpoints import OperationsEndpoints
+from mnist_serving.adapters.rest.responses import Response
 from mnist_serving.adapters.rest.routes import ROUTES, Route
-from mnist_serving.adapters.rest.tfserving_api import TFServingEndpoints
-from mnist_serving.adapters.rest.v2_api import V2Endpoints
+from mnist_serving.adapters.rest.tfserving_endpoints import TFServingEndpoints
 from mnist_serving.core.accounting import INFERENCE_ROUTES, RequestAccounting, RequestTracker
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.deadlines import RequestLimit
@@ -42,8 +42,8 @@ from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.observability.metrics import Metrics
 from mnist_serving.settings import Settings
 
-ApiAnswer = Callable[[RestRequest, RequestTracker], Awaitable[Answer]]
-OperationalAnswer = Callable[[RestRequest], Awaitable[Answer]]
+ApiEndpoint = Callable[[RestRequest, RequestTracker], Awaitable[Response]]
+OperationalEndpoint = Callable[[RestRequest], Awaitable[Response]]
 
 
 def create_app(
@@ -61,23 +61,23 @@ def create_app(
     limit = RequestLimit(settings.request_timeout_ms / 1000)
     routes, inference = [], []
     for route in ROUTES:
-        answer = getattr(endpoints[route.api], route.endpoint)
+        endpoint = getattr(endpoints[route.api], route.endpoint)
         if route.kind == "api":
-            handler = _api_handler(accounting, route, answer, limit)
+            handler = _api_handler(accounting, route, endpoint, limit)
         else:
-            handler = _operational_handler(accounting, route, answer)
+            handler = _operational_handler(accounting, route, endpoint)
         routes.append(StarletteRoute(route.path, handler, methods=[route.method]))
         if route.method == "POST" and route.name in INFERENCE_ROUTES:
             inference.append(InferencePath(path_pattern(route.path), route, handler))
-    handlers: dict[Any, Any] = {HTTPException: _http_error}  # an Answer is an ASGI response too
+    handlers: dict[Any, Any] = {HTTPException: _http_error}  # an Response is an ASGI response too
     app = Starlette(routes=routes, exception_handlers=handlers)
     return FrontDoor(app, accounting, inference)
 
 
 def _api_handler(
-    accounting: RequestAccounting, route: Route, answer: ApiAnswer, limit: RequestLimit
+    accounting: RequestAccounting, route: Route, endpoint: ApiEndpoint, limit: RequestLimit
 ) -> Handler:
-    async def handle(request: RestRequest) -> Answer:
+    async def handle(request: RestRequest) -> Response:
         rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         try:
             async with accounting.request(
@@ -90,7 +90,7 @@ def _api_handler(
                 door=request.scope.get(DOOR_KEY),
                 status_of=http_status,
             ) as tracker:
-                response = await limit.bound(answer(request, tracker))
+                response = await limit.bound(endpoint(request, tracker))
                 tracker.http_status = response.status_code
         except Exception as exc:  # noqa: BLE001 - mapped once, in error_response
             response = error_response(exc)
@@ -101,14 +101,14 @@ def _api_handler(
 
 
 def _operational_handler(
-    accounting: RequestAccounting, route: Route, answer: OperationalAnswer
+    accounting: RequestAccounting, route: Route, endpoint: OperationalEndpoint
 ) -> Handler:
-    async def handle(request: RestRequest) -> Answer:
+    async def handle(request: RestRequest) -> Response:
         started = time.perf_counter()
         rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         try:
             accounting.authorize(route.name, credential(request))
-            response = await answer(request)
+            response = await endpoint(request)
             code = "OK" if response.status_code < 400 else "UNAVAILABLE"
         except Exception as exc:  # noqa: BLE001 - mapped once, in error_response
             response = error_response(exc)
@@ -123,7 +123,7 @@ def _operational_handler(
     return handle
 
 
-async def _http_error(_request: RestRequest, exc: Exception) -> Answer:
+async def _http_error(_request: RestRequest, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None  # Allow on 405
     message = {404: "no such route", 405: "method not allowed"}.get(status, "bad request")

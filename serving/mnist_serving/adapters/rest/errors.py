@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mnist_serving.adapters.rest.answers import Answer
 from mnist_serving.adapters.rest.json_body import json_response
+from mnist_serving.adapters.rest.responses import Response
 from mnist_serving.errors import (
     BackendUnavailable,
     CallerGone,
@@ -51,7 +51,7 @@ def http_status(exc: BaseException) -> int:
     return 500
 
 
-def error_response(exc: Exception) -> Answer:
+def error_response(exc: Exception) -> Response:
     if isinstance(exc, ServingError):
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
         if isinstance(exc, Unauthenticated):

@@ -18,17 +18,17 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mnist_serving.adapters.rest.answers import JSON, Answer
 from mnist_serving.adapters.rest.errors import http_status
 from mnist_serving.adapters.rest.incoming import PlainRequest, RestRequest
 from mnist_serving.adapters.rest.json_body import dumps
+from mnist_serving.adapters.rest.responses import JSON, Response
 from mnist_serving.adapters.rest.routes import Route
 from mnist_serving.core.accounting import RequestAccounting
 from mnist_serving.errors import Overloaded
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
 
 DOOR_KEY = "mnist.door"  # in the ASGI scope: (arrived, admitted) perf_counter times
-Handler = Callable[[RestRequest], Awaitable[Answer]]
+Handler = Callable[[RestRequest], Awaitable[Response]]
 
 
 def path_pattern(path: str) -> re.Pattern[str]:

@@ -20,7 +20,7 @@ from mnist_serving.adapters.rest.json_body import decompress
 from mnist_serving.core.access_control import bearer_or_api_key
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.errors import CallerGone, PayloadTooLarge
-from mnist_serving.repositories.protocol import VersionSpec, parse_version
+from mnist_serving.repositories.repository import VersionSpec, parse_version
 
 
 class RestRequest(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from mnist_serving.adapters.rest.answers import JSON, Answer
+from mnist_serving.adapters.rest.responses import JSON, Response
 from mnist_serving.errors import InvalidInput, PayloadTooLarge
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -80,5 +80,5 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     raise InvalidInput(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
 
 
-def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
-    return Answer(dumps(doc), status, JSON, headers)
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(doc), status, JSON, headers)

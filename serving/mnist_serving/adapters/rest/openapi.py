@@ -19,6 +19,7 @@ from mnist_contract.model import (
     MODEL_NAME,
 )
 from mnist_contract.open_inference import HEADER_LENGTH
+from mnist_serving.adapters.rest.openapi_open_inference import v2_body, v2_schemas
 from mnist_serving.adapters.rest.openapi_schemas import (
     ERROR,
     classify_body,
@@ -27,7 +28,6 @@ from mnist_serving.adapters.rest.openapi_schemas import (
     ref,
     schemas,
 )
-from mnist_serving.adapters.rest.openapi_v2 import v2_body, v2_schemas
 
 if TYPE_CHECKING:
     from mnist_serving.adapters.rest.routes import Route

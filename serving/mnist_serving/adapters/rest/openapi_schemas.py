@@ -13,7 +13,7 @@ from mnist_contract.model import (
     Signature,
 )
 from mnist_contract.preprocess import ACCEPTED, MEDIA_TYPES
-from mnist_serving.repositories.protocol import STATES
+from mnist_serving.repositories.repository import STATES
 
 if TYPE_CHECKING:
     from mnist_serving.settings import Settings

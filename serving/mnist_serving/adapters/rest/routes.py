@@ -14,7 +14,7 @@ from typing import Literal
 
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from mnist_serving.adapters.rest.answers import JSON
+from mnist_serving.adapters.rest.responses import JSON
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"

@@ -16,7 +16,7 @@ from mnist_serving.adapters.rest.json_body import check_depth, loads
 from mnist_serving.adapters.rest.json_rows import split_instances
 from mnist_serving.core.inference import PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories.protocol import ServedVersion, VersionStatus
+from mnist_serving.repositories.repository import ServedVersion, VersionStatus
 
 
 def loads_predict(body: bytes, max_depth: int = 16) -> Any:

@@ -8,7 +8,7 @@ import pytest
 from mnist_serving.adapters import open_inference as v2
 from mnist_serving.core.inference import PredictResult
 from mnist_serving.errors import InvalidInput, NotFound
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 
 
 def _tensor(datatype: str, shape: list[int], elements: np.ndarray | None) -> v2.Tensor:

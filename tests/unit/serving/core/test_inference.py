@@ -15,7 +15,7 @@ from mnist_serving.errors import (
     NotFound,
     ServingError,
 )
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 from tests.helpers.fakes import (
     FakeRuntime,
     digit_image,

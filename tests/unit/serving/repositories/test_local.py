@@ -8,10 +8,10 @@ import pytest
 
 from mnist_serving.build import batcher_factory
 from mnist_serving.errors import NotFound, StartupError
+from mnist_serving.model_config import ModelConfig, VersionPolicy
 from mnist_serving.observability.metrics import create_metrics
 from mnist_serving.repositories.local import ConfigSource, LocalRepository
-from mnist_serving.repositories.model_config import ModelConfig, VersionPolicy
-from mnist_serving.repositories.protocol import AVAILABLE, END, VersionSpec
+from mnist_serving.repositories.repository import AVAILABLE, END, VersionSpec
 from mnist_serving.settings import Settings
 from tests.helpers.fakes import FakeRuntime, loader, version_folders
 

@@ -12,7 +12,7 @@ from mnist_serving.adapters.grpc import tfserving_codec as codec
 from mnist_serving.adapters.rest import tfserving_codec as rest_codec
 from mnist_serving.core.inference import PredictResult
 from mnist_serving.errors import InvalidInput, NotFound
-from mnist_serving.repositories.protocol import VersionSpec, VersionStatus
+from mnist_serving.repositories.repository import VersionSpec, VersionStatus
 
 
 def test_model_specs_and_output_filters() -> None:

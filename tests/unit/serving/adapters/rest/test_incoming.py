@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from starlette.requests import ClientDisconnect
 
-from mnist_serving.adapters.rest.answers import Answer
 from mnist_serving.adapters.rest.incoming import PlainRequest, credential, peer
+from mnist_serving.adapters.rest.responses import Response
 
 
 def _scope(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> dict:
@@ -73,7 +73,7 @@ async def test_an_answer_is_its_status_headers_and_whole_body() -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    answer = Answer(b'{"error": "x"}', 429, headers={"Retry-After": "1", "X-Request-Id": "r1"})
+    answer = Response(b'{"error": "x"}', 429, headers={"Retry-After": "1", "X-Request-Id": "r1"})
     await answer({"type": "http"}, _nothing, send)
     start, body = sent
     assert start["status"] == 429 and body == {"type": "http.response.body", "body": answer.body}

@@ -10,7 +10,7 @@ from mnist_contract.model import SIGNATURES
 from mnist_serving.adapters.rest import tfserving_codec as codec
 from mnist_serving.core.inference import PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories.protocol import VersionStatus
+from mnist_serving.repositories.repository import VersionStatus
 
 
 def test_predict_bodies_in_both_formats_and_tf_servings_refusals() -> None:

@@ -7,15 +7,15 @@ from mnist_contract.model import INPUT_NAME, MODEL_NAME
 from mnist_contract.open_inference import HEADER_LENGTH, FramingError, frame, split
 from mnist_serving import SERVER_VERSION
 from mnist_serving.adapters import open_inference as v2
-from mnist_serving.adapters.rest import v2_codec as codec
-from mnist_serving.adapters.rest.answers import Answer
+from mnist_serving.adapters.rest import open_inference_codec as codec
 from mnist_serving.adapters.rest.incoming import RestRequest, read_body
 from mnist_serving.adapters.rest.json_body import dumps, json_response, loads
+from mnist_serving.adapters.rest.responses import Response
 from mnist_serving.core.accounting import RequestTracker
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.deadlines import bounded
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 from mnist_serving.settings import Settings
 
 
@@ -31,17 +31,17 @@ class V2Endpoints:
         params = request.path_params
         return v2.version_spec(params["model"], params.get("model_version", ""))
 
-    async def server_metadata(self, _request: RestRequest, _tracker: RequestTracker) -> Answer:
+    async def server_metadata(self, _request: RestRequest, _tracker: RequestTracker) -> Response:
         return json_response(v2.server_metadata(SERVER_VERSION))
 
-    async def model_metadata(self, request: RestRequest, _tracker: RequestTracker) -> Answer:
+    async def model_metadata(self, request: RestRequest, _tracker: RequestTracker) -> Response:
         return json_response(v2.model_metadata(self.core.served_versions(self._spec(request))))
 
-    async def model_ready(self, request: RestRequest, _tracker: RequestTracker) -> Answer:
+    async def model_ready(self, request: RestRequest, _tracker: RequestTracker) -> Response:
         ready = self.core.model_ready(self._spec(request))
         return json_response({"name": MODEL_NAME, "ready": ready}, 200 if ready else 503)
 
-    async def infer(self, request: RestRequest, tracker: RequestTracker) -> Answer:
+    async def infer(self, request: RestRequest, tracker: RequestTracker) -> Response:
         spec = self._spec(request)
         body = await read_body(request, self.limit)
         try:
@@ -62,16 +62,16 @@ class V2Endpoints:
         answer, tails = codec.render_rest(call, result)
         document = dumps(answer)
         if not tails:
-            return Answer(document)
-        return Answer(
+            return Response(document)
+        return Response(
             frame(document, tails),
             media_type="application/octet-stream",
             headers={HEADER_LENGTH: str(len(document))},
         )
 
-    async def live(self, _request: RestRequest) -> Answer:
+    async def live(self, _request: RestRequest) -> Response:
         return json_response({"live": True})
 
-    async def ready(self, _request: RestRequest) -> Answer:
+    async def ready(self, _request: RestRequest) -> Response:
         ready = self.core.ready
         return json_response({"ready": ready}, 200 if ready else 503)

@@ -7,15 +7,15 @@ from typing import Any
 
 from mnist_contract.preprocess import MEDIA_TYPES
 from mnist_serving.adapters.rest import digits_codec as codec
-from mnist_serving.adapters.rest.answers import JSON, Answer
 from mnist_serving.adapters.rest.incoming import RestRequest, read_body
 from mnist_serving.adapters.rest.json_body import json_response, loads
 from mnist_serving.adapters.rest.multipart import parse_form
+from mnist_serving.adapters.rest.responses import JSON, Response
 from mnist_serving.core.accounting import RequestTracker
 from mnist_serving.core.digits import DigitImage
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.errors import UnsupportedMediaType
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 from mnist_serving.settings import Settings
 
 ACCEPTED_TYPES = ", ".join((JSON, *MEDIA_TYPES, "multipart/form-data", "application/octet-stream"))
@@ -27,7 +27,7 @@ class DigitsEndpoints:
         self.limit = settings.max_body_bytes
         self.depth = settings.max_json_depth
 
-    async def classify(self, request: RestRequest, tracker: RequestTracker) -> Answer:
+    async def classify(self, request: RestRequest, tracker: RequestTracker) -> Response:
         images, options = await self._digit_request(request)
         top_k, preprocessed, version = codec.parse_options(options)
         result = await self.core.classify(images, VersionSpec.from_text(version), tracker)

@@ -8,7 +8,7 @@ from mnist_contract.protos import digits_pb2
 from mnist_serving.adapters.grpc import digits_codec as codec
 from mnist_serving.core.accounting import RequestTracker
 from mnist_serving.core.inference import InferenceCore
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 
 
 class DigitsEndpoints:

@@ -27,7 +27,7 @@ from mnist_serving.adapters.open_inference import (
 )
 from mnist_serving.core.inference import PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 
 
 def parameter_values(parameters: Any) -> dict[str, Any]:

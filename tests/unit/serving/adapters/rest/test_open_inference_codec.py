@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_serving.adapters.rest import v2_codec as codec
+from mnist_serving.adapters.rest import open_inference_codec as codec
 from mnist_serving.core.inference import PredictResult
 from mnist_serving.errors import InvalidInput
 

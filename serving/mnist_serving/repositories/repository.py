@@ -21,7 +21,7 @@ from mnist_contract.model import MODEL_NAME
 from mnist_serving.errors import InvalidInput, NotFound
 from mnist_serving.observability.metrics import Metrics
 from mnist_serving.runtimes.batching import Batcher
-from mnist_serving.runtimes.protocol import Runtime, Session
+from mnist_serving.runtimes.runtime import Runtime, Session
 
 # TF Serving's ModelVersionStatus.State names, in the order a version passes through them.
 LOADING, AVAILABLE, UNLOADING, END = "LOADING", "AVAILABLE", "UNLOADING", "END"

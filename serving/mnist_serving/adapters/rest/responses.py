@@ -1,7 +1,7 @@
-"""The REST adapter's answers: a status, headers and a whole body, sent as the two ASGI messages
-they are. Every answer the gateway gives is complete when made (no streaming, no background
-work), so Starlette's ``Response``, with its header objects and background tasks, does more per
-answer than an answer needs; this is an ASGI application as Starlette's routes expect one.
+"""The REST adapter's responses: a status, headers and a whole body, sent as the two ASGI
+messages they are. Every response the gateway gives is complete when made (no streaming, no
+background work), so Starlette's own, with its header objects and background tasks, does more
+than one needs; this one is an ASGI application as Starlette's routes expect one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 JSON = "application/json"
 
 
-class Answer:
+class Response:
     __slots__ = ("body", "headers", "status_code")
 
     def __init__(

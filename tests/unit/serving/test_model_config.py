@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mnist_serving.repositories.model_config import (
+from mnist_serving.model_config import (
     ModelConfigError,
     VersionPolicy,
     read_model_config,

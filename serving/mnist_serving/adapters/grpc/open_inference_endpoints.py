@@ -8,7 +8,7 @@ from mnist_contract.model import INPUT_NAME
 from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_serving import SERVER_VERSION
 from mnist_serving.adapters import open_inference as v2
-from mnist_serving.adapters.grpc import v2_codec as codec
+from mnist_serving.adapters.grpc import open_inference_codec as codec
 from mnist_serving.core.accounting import RequestTracker
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.deadlines import bounded

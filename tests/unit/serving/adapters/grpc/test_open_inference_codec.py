@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from mnist_contract.protos import open_inference_pb2 as pb
-from mnist_serving.adapters.grpc import v2_codec as codec
+from mnist_serving.adapters.grpc import open_inference_codec as codec
 from mnist_serving.core.inference import PredictResult
 from mnist_serving.errors import InvalidInput
-from mnist_serving.repositories.protocol import VersionSpec
+from mnist_serving.repositories.repository import VersionSpec
 
 
 def _request(raw: bool) -> pb.ModelInferRequest:
