@@ -50,8 +50,13 @@ def split_instances(body: bytes, max_depth: int) -> tuple[bytes, np.ndarray] | N
     # An escape could spell a second "instances" key that the search above cannot see.
     if array.translate(None, _ARRAY_BYTES) or b"\\" in rest:
         return None
+    compact = array.translate(None, _WHITESPACE)
+    # An empty list reads as a one-element one in the structure; with an element outside the
+    # lists beside it (``[0],5[]``) the count would match too, so no list may be empty.
+    if b"[]" in compact:
+        return None
     # The array sits one level inside the document, so it may nest max_depth - 1 deep.
-    shape = regular_shape(array.translate(None, _NOT_STRUCTURE), max_rank=max_depth - 1)
+    shape = regular_shape(compact.translate(None, _NOT_STRUCTURE), max_rank=max_depth - 1)
     if shape is None:
         return None
     values = _flat_values(array, shape)

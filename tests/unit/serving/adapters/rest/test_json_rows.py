@@ -174,6 +174,17 @@ def test_an_edited_body_reads_as_the_usual_path_reads_it(digits, data, cut, inse
         assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)
 
 
+def test_an_element_moved_out_of_its_list_beside_an_empty_one_is_declined(frames) -> None:
+    """``[0.0], 0[], [0.0]``: the structure and the count are an image's, the JSON is not
+    (found by the edit test above)."""
+    one = json.dumps({"instances": frames[:1].tolist()})
+    body = one.replace("[0.0], [0.0]", "[0.0], 0[]", 1).encode()
+    assert body != one.encode()
+    assert split_instances(body, 16) is None
+    with pytest.raises(InvalidInput):
+        rest_codec.parse_predict(rest_codec.loads_predict(body, 16))
+
+
 def test_a_deep_body_is_declined_and_the_usual_path_names_the_limit() -> None:
     """8,000 levels open, then many numbers."""
     body = b'{"instances": ' + b"[" * 8000 + b"1," * 20000 + b"1" + b"]" * 8000 + b"}"
