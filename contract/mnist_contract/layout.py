@@ -11,7 +11,6 @@ from pathlib import Path
 
 from mnist_contract.model import MODEL_NAME
 
-SAVED_MODEL_FILE = "saved_model.pb"
 TFLITE_FILE = "model.tflite"
 # The same model quantised to 8-bit integers (float input and output), written only when it
 # passed the export's checks; the gateway serves it by default when a version has it.

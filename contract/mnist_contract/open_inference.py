@@ -50,11 +50,6 @@ class FramingError(ValueError):
     """A binary body whose header length does not fit it; the message says how."""
 
 
-def output_name(signature: str) -> str:
-    """The output a signature answers in (``probabilities`` or ``scores``)."""
-    return SIGNATURES[signature].output
-
-
 def model_tensors(signature: str = SERVING_DEFAULT.name) -> dict[str, list[dict[str, Any]]]:
     """The model's inputs and outputs as the protocol's metadata lists them."""
     chosen = SIGNATURES[signature]

@@ -32,7 +32,7 @@ from mnist_serving.repositories.local import Loader, LocalRepository
 from mnist_serving.repositories.repository import BatcherFactory, ModelRepository
 from mnist_serving.runtimes.batching import BatchConfig, Batcher
 from mnist_serving.runtimes.loading import load_version
-from mnist_serving.runtimes.runtime import Runtime, Session
+from mnist_serving.runtimes.runtime import Runtime, RuntimeOpener, Session
 from mnist_serving.settings import Settings
 from mnist_serving.shared_state import CanaryCredit, GatewayShare
 
@@ -147,17 +147,28 @@ def version_loader(settings: Settings) -> Loader:
     """Load → check → warm up one version folder with the configured runtime."""
     return functools.partial(
         load_version,
-        kind=settings.runtime,
-        threads=runtime_threads(settings),
+        open_runtime=runtime_opener(settings),
         sessions=settings.num_batch_threads,
         warmup=settings.warmup,
-        precision=settings.precision,
     )
+
+
+def runtime_opener(settings: Settings) -> RuntimeOpener:
+    """The runtime that serves a version folder: LiteRT (the file ``precision`` chooses) or
+    the SavedModel through TensorFlow, imported only when chosen."""
+    if settings.runtime == "savedmodel":
+        from mnist_serving.runtimes.savedmodel import SavedModelRuntime
+
+        return SavedModelRuntime
+    from mnist_serving.runtimes.litert import LiteRTRuntime
+
+    threads = runtime_threads(settings)
+    return functools.partial(LiteRTRuntime, threads=threads, precision=settings.precision)
 
 
 def runtime_threads(settings: Settings) -> int:
     """The settings' thread count; for ``auto``, what one worker on this machine's CPUs gets
-    (a supervisor decides it for its workers, :meth:`Settings.for_cpus`)."""
+    (a supervisor decides it for its workers, :func:`~mnist_serving.lifecycle.cpus.decided_for`)."""
     if isinstance(settings.runtime_threads, int):
         return settings.runtime_threads
     return plan(1, "auto", usable_cpus()).threads

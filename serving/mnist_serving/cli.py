@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from mnist_serving.build import build_gateway
 from mnist_serving.errors import StartupError
-from mnist_serving.lifecycle.cpus import usable_cpus
+from mnist_serving.lifecycle.cpus import decided_for, usable_cpus
 from mnist_serving.lifecycle.gateway import run
 from mnist_serving.lifecycle.supervisor import Supervisor
 from mnist_serving.model_config import VersionPolicy
@@ -78,10 +78,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = settings_from(args).for_cpus(usable_cpus())
+        settings = decided_for(settings_from(args), usable_cpus())
         sink = configure_logging(settings.log_level, settings.access_log)
         if isinstance(settings.workers, int) and settings.workers > 1:
-            return Supervisor(settings).run()
+            return Supervisor(settings, build_gateway).run()
         gateway = build_gateway(settings, access_sink=sink)
     except ValidationError as exc:
         problems = "; ".join(

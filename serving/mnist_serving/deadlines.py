@@ -39,7 +39,7 @@ class RequestLimit:
 
     async def bound(self, work: Awaitable[T], caller_deadline_s: float | None = None) -> T:
         if caller_deadline_s is not None and caller_deadline_s < self.limit_s:
-            return await bounded(work, self.limit_s, caller_deadline_s)
+            return await within_callers_deadline(work, caller_deadline_s)
         task = asyncio.current_task()
         assert task is not None
         self._running[task] = time.monotonic() + self.limit_s
@@ -74,20 +74,12 @@ class RequestLimit:
         )
 
 
-async def bounded(work: Awaitable[T], limit_s: float, caller_deadline_s: float | None = None) -> T:
-    """Run ``work`` within the gateway's request time limit and the caller's own deadline
-    (the shorter wins), with a timer of its own; past it the work is cancelled and the caller
-    gets :class:`DeadlineExceeded` (504 / DEADLINE_EXCEEDED)."""
-    callers = caller_deadline_s is not None and caller_deadline_s < limit_s
-    timeout = caller_deadline_s if callers and caller_deadline_s is not None else limit_s
+async def within_callers_deadline(work: Awaitable[T], seconds: float) -> T:
+    """``work`` cancelled past the caller's own deadline (:class:`DeadlineExceeded`), for a
+    deadline a request states in its body; the gateway's limit is kept around the request."""
     try:
-        return await within(work, timeout)
+        return await within(work, seconds)
     except TimeoutError:
-        if callers:
-            raise DeadlineExceeded(
-                f"the caller's deadline ({timeout:.3f} s) passed before the answer"
-            ) from None
         raise DeadlineExceeded(
-            f"request took longer than the gateway's limit of {limit_s:g} s "
-            "(request_timeout_ms); send fewer images per request"
+            f"the caller's deadline ({seconds:.3f} s) passed before the answer"
         ) from None

@@ -15,7 +15,9 @@
     ├── DeadlineExceeded              DEADLINE_EXCEEDED
     └── CallerGone                    CANCELLED            (the caller hung up mid-request)
 
-The neutral code (``error.code``) is what metrics count, so REST and gRPC failures share labels.
+The neutral code (``error.code``) is what metrics count, so REST and gRPC failures share labels;
+a class that refuses a request without running it names its ``refusal`` reason (the ``reason``
+label of ``mnist_requests_refused_total``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,30 @@ from __future__ import annotations
 
 class ServingError(Exception):
     code = "INTERNAL"
+    refusal: str | None = None  # the reason, when the request was refused without being run
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+
+    @property
+    def retry_after_seconds(self) -> int | None:
+        """When to try again, in whole seconds as Retry-After says it (at least 1); None when
+        trying again would not help."""
+        return max(1, round(self.retry_after)) if self.retry_after else None
+
+
+def refusal_reasons() -> tuple[str, ...]:
+    """Every refusal reason, from the error classes that name one (a subclass after its base)."""
+    reasons: list[str] = []
+    classes: list[type[ServingError]] = [ServingError]
+    while classes:
+        kind = classes.pop(0)
+        classes += kind.__subclasses__()
+        if kind.refusal is not None and kind.refusal not in reasons:
+            reasons.append(kind.refusal)
+    return tuple(reasons)
 
 
 class InvalidInput(ServingError):
@@ -48,23 +69,32 @@ class NotFound(ServingError):
 
 class Unauthenticated(ServingError):
     code = "UNAUTHENTICATED"
+    refusal = "unauthenticated"
 
 
 class RateLimited(ServingError):
     code = "RESOURCE_EXHAUSTED"
+    refusal = "rate_limited"
 
 
 class Overloaded(ServingError):
+    """Refused: the batching queue is full."""
+
     code = "UNAVAILABLE"
+    refusal = "queue_full"
 
 
 class TooManyInFlight(Overloaded):
     """Refused on arrival: the gateway already holds its cap of requests in progress."""
 
+    refusal = "in_flight_limit"
+
 
 class QueueDelayed(Overloaded):
     """Refused on arrival: admitted requests have been waiting longer than the queue target
     (:mod:`mnist_serving.core.admission`)."""
+
+    refusal = "queue_delay"
 
 
 class BackendUnavailable(ServingError):

@@ -14,7 +14,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mnist_contract.layout import model_base
 from mnist_contract.model import MODEL_NAME
-from mnist_serving.lifecycle.cpus import plan
 from mnist_serving.model_config import ModelConfig, ModelConfigError, VersionPolicy
 
 # Routes that are not the inference APIs; with API keys on, those not listed in open_routes
@@ -227,13 +226,6 @@ class Settings(BaseSettings):
                 f"{self.max_batch_size * self.max_enqueued_batches}); such requests could never fit"
             )
         return self
-
-    def for_cpus(self, cpus: int) -> Settings:
-        """These settings with ``workers`` and ``runtime_threads`` decided for ``cpus``."""
-        chosen = plan(self.workers, self.runtime_threads, cpus)
-        return self.model_copy(
-            update={"workers": chosen.workers, "runtime_threads": chosen.threads}
-        )
 
     @property
     def model_base(self) -> Path:

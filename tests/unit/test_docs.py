@@ -144,6 +144,23 @@ def _readme_commands() -> list[list[str]]:
     return commands
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "mnist_serving.cli",
+        "mnist_training.cli",
+        "mnist_client.cli",
+        "mnist_client.loadtest.runner",
+    ],
+)
+def test_every_commands_help_is_plain_text(command: str) -> None:
+    """What ``--help`` prints is read in a terminal: no reStructuredText or Markdown marks."""
+    import importlib
+
+    text = importlib.import_module(command).build_parser().format_help()
+    assert "``" not in text and ":func:" not in text and "**" not in text, text[:300]
+
+
 def test_every_command_the_readme_gives_exists() -> None:
     dev = (ROOT / "dev.py").read_text()
     makefile = (ROOT / "Makefile").read_text()

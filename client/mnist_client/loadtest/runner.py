@@ -1,4 +1,4 @@
-"""``mnist-loadtest``: Locust headless with a step-load shape, then a summary, a plot and gates.
+"""mnist-loadtest: Locust headless with a step-load shape, then a summary, a plot and gates.
 
     mnist-loadtest --host http://127.0.0.1:8080 --steps 8,16,32,64 --step-seconds 20 \\
         --out loadtest-report --slo-p99-ms 100 --max-error-rate 0.001

@@ -1,15 +1,19 @@
 """Request accounting: every request the adapters serve is let in, counted and logged here, once.
 
-An adapter wraps each API request in :meth:`RequestAccounting.request`: the caller's key and
-rate are checked, an inference request takes its admission slot, and when the request ends it
-is counted (total and latency by outcome code, in flight while inside, images), its access
-line is written and, with tracing on, its server span closed::
+Both adapters wrap each request in :meth:`RequestAccounting.request`, the same way, with a
+:class:`RequestRecord` that the adapter, the core and the accounting fill as it goes::
 
-    async with accounting.request("rest", "predict", credential, rid=rid) as tracker:
-        result = await core.predict("serving_default", inputs, VersionSpec(), tracker)
+    record = RequestRecord("rest", "predict", request_id, peer)
+    async with accounting.request(record, credential, "inference") as record:
+        result = await core.predict("serving_default", inputs, VersionSpec(), record)
 
-Operational routes (probes, metrics) only pass :meth:`RequestAccounting.authorize` and, when
-asked, :meth:`RequestAccounting.log_probe`.
+What a request goes through depends on its kind (:data:`Kind`): an ``inference`` request first
+takes its admission slot (:mod:`.admission`), waiting at the door while the gateway sheds;
+every kind is keyed (an operational one only when its route is not open);
+``inference`` and ``api`` requests are counted (in flight while inside, then total and latency
+by outcome code, images, version), traced and logged; an ``operational`` one (a probe, the
+metrics) is logged only when the settings ask for probes. A refusal on the way in ends the
+request there and is recorded like any other outcome.
 """
 
 from __future__ import annotations
@@ -19,19 +23,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mnist_serving.core.access_control import AccessControl
 from mnist_serving.core.admission import Admission
-from mnist_serving.errors import (
-    Overloaded,
-    QueueDelayed,
-    RateLimited,
-    ServingError,
-    TooManyInFlight,
-    Unauthenticated,
-)
-from mnist_serving.observability.access_log import AccessLog, AccessRecord, request_id, utc_now
+from mnist_serving.errors import ServingError
+from mnist_serving.observability.access_log import AccessLog, AccessRecord, utc_now
 from mnist_serving.observability.metrics import Metrics
 from mnist_serving.observability.recent_traffic import RecentTraffic
 from mnist_serving.observability.tracing import Tracing
@@ -39,29 +36,27 @@ from mnist_serving.runtimes.batching import Timing
 from mnist_serving.settings import Settings
 
 log = logging.getLogger(__name__)
-INFERENCE_ROUTES = frozenset({"predict", "classify", "infer"})
 SHED_REPORT_S = 10.0  # refusals by queue delay are summed into one log line this often
-REFUSAL_REASONS: dict[type[ServingError], str] = {
-    Overloaded: "queue_full",
-    QueueDelayed: "queue_delay",
-    TooManyInFlight: "in_flight_limit",
-    RateLimited: "rate_limited",
-    Unauthenticated: "unauthenticated",
-}
+# inference: runs the model (takes a slot); api: any other counted call; operational: health,
+# readiness, metrics and the like (not counted).
+Kind = Literal["inference", "api", "operational"]
 # What the REST adapter answers for an error (the access line's HTTP status); gRPC has none.
 StatusOf = Callable[[BaseException], int]
 
 
 @dataclass
-class RequestTracker:
-    """One request as it goes: filled in by the core and the adapter, read by
-    :meth:`RequestAccounting.request` when it ends."""
+class RequestRecord:
+    """One request as it goes: who asked for what (set by the adapter), what it did (by the
+    core), how it ended (by the accounting); read once, when it ends."""
 
-    request_id: str = ""
+    protocol: str  # the metrics' protocol label: rest, grpc, v2_rest, v2_grpc
+    route: str  # the metrics' route label
+    request_id: str
+    peer: str | None = None
     code: str = "OK"
+    http_status: int | None = None  # set by the REST adapter; None for gRPC
     images: int = 0
     version: int | None = None
-    http_status: int | None = None  # set by the REST adapter; None for gRPC
     key: str | None = None  # the API key's name, when keys are on
     timing: Timing = field(default_factory=Timing)
     trace: tuple[str, str] | None = None  # its server span's trace and span ids (tracing on)
@@ -93,10 +88,19 @@ class RequestAccounting:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def authorize(self, route: str, credential: str | None) -> None:
-        """With API keys on, an operational route not listed as open needs a key too."""
-        if route not in self._open_routes and self.access.enabled:
-            self.access.authenticate(credential)
+    def request(
+        self,
+        record: RequestRecord,
+        credential: str | None,
+        kind: Kind,
+        *,
+        carrier: Mapping[str, str] | None = None,
+        status_of: StatusOf | None = None,
+    ) -> RequestScope:
+        """The request's scope: let in on entry (or refused), recorded on exit. ``status_of``
+        gives the HTTP status an error is answered with, for the access line. With tracing on,
+        a counted request is a span continuing the trace context in ``carrier``."""
+        return RequestScope(self, record, credential, kind, carrier, status_of)
 
     def stats(self) -> dict[str, float | int | None]:
         """Requests/s and p50/p99 latency of inference requests over the last minute (of
@@ -119,151 +123,82 @@ class RequestAccounting:
             return False
         return True
 
-    def request(
-        self,
-        protocol: str,
-        route: str,
-        credential: str | None = None,
-        *,
-        rid: str | None = None,
-        peer: str | None = None,
-        carrier: Mapping[str, str] | None = None,
-        door: tuple[float, float] | None = None,
-        status_of: StatusOf | None = None,
-    ) -> RequestScope:
-        """Check the caller's key and rate, take an inference slot (:mod:`.admission`), then
-        count the request: in flight while inside, then total and latency by outcome code,
-        and its access-log line. ``rid`` is the request id the adapter decided (and answers
-        with); without one a new one is made. ``door``: the adapter took the slot itself,
-        before reading the request (``perf_counter`` times it arrived and was admitted).
-        ``status_of``: the HTTP status an error is answered with, for the access line. With
-        tracing on, the request is a span continuing the trace context in ``carrier``."""
-        tracker = RequestTracker(rid if rid is not None else request_id(None))
-        return RequestScope(
-            self, protocol, route, credential, tracker, peer, carrier, door, status_of
-        )
-
-    async def _admit(
-        self,
-        route: str,
-        credential: str | None,
-        tracker: RequestTracker,
-        door: tuple[float, float] | None,
-    ) -> None:
-        key = self.access.authenticate(credential)
-        tracker.key = key if self.access.enabled else None
-        self.access.admit(key)
-        if route in INFERENCE_ROUTES and door is None:
+    async def _let_in(self, record: RequestRecord, credential: str | None, kind: Kind) -> None:
+        """An inference request's slot first (a request refused there spends none of its
+        caller's rate), then the caller's key and rate; an operational route's key only when
+        the route is not open."""
+        if kind == "operational":
+            if record.route not in self._open_routes and self.access.enabled:
+                self.access.authenticate(credential)
+            return
+        if kind == "inference":
             await self.admission.enter()
-            tracker.timing.arrived = time.perf_counter()
+            record.timing.arrived = time.perf_counter()
+        try:
+            key = self.access.authenticate(credential)
+            record.key = key if self.access.enabled else None
+            self.access.admit(key)
+        except BaseException:
+            if kind == "inference":
+                self.admission.leave()
+            raise
 
-    def _failed(
-        self,
-        protocol: str,
-        tracker: RequestTracker,
-        exc: BaseException,
-        status_of: StatusOf | None,
+    def _ended(
+        self, record: RequestRecord, exc: BaseException | None, kind: Kind, status: StatusOf | None
     ) -> None:
+        """How it ended: the outcome code (and HTTP status) of an error; a counted request's
+        refusal counted by its reason."""
+        if exc is None:
+            return
         if isinstance(exc, ServingError):
-            tracker.code = exc.code
-            reason = REFUSAL_REASONS.get(type(exc))
-            if reason:
-                self._note_refusal(protocol, reason)
+            record.code = exc.code
+            if exc.refusal is not None and kind != "operational":
+                self._note_refusal(record.protocol, exc.refusal)
         elif isinstance(exc, asyncio.CancelledError):
-            tracker.code = "CANCELLED"  # the caller went away
+            record.code = "CANCELLED"  # the caller went away
         else:
-            tracker.code = "INTERNAL"
-        if status_of is not None:
-            tracker.http_status = status_of(exc)
+            record.code = "INTERNAL"
+        if status is not None:
+            record.http_status = status(exc)
 
-    def _finished(
-        self, protocol: str, route: str, tracker: RequestTracker, elapsed: float, peer: str | None
-    ) -> None:
-        self.metrics.series("requests", protocol, route, tracker.code).inc()
-        exemplar = self.tracing.exemplar(tracker.timing.span)
-        self.metrics.observe_latency((protocol, route, tracker.code), elapsed, exemplar)
-        if route in INFERENCE_ROUTES:
+    def _count(self, record: RequestRecord, kind: Kind, elapsed: float) -> None:
+        labels = (record.protocol, record.route, record.code)
+        self.metrics.series("requests", *labels).inc()
+        exemplar = self.tracing.exemplar(record.timing.span)
+        self.metrics.observe_latency(labels, elapsed, exemplar)
+        if kind == "inference":
             self._recent.record(elapsed)
-        if tracker.images:
-            self.metrics.series("images", protocol).inc(tracker.images)
-        if tracker.version is not None:
-            self.metrics.series("version_requests", str(tracker.version)).inc()
-        if self.access_log.enabled:
-            self._write_access(
-                protocol,
-                route,
-                tracker.request_id,
-                tracker.code,
-                tracker.http_status,
-                elapsed,
-                peer,
-                tracker,
-            )
-        span = tracker.timing.span
-        if span is not None:
-            span.set_attributes(
-                {
-                    "mnist.code": tracker.code,
-                    "mnist.images": tracker.images,
-                    "mnist.model_version": tracker.version or 0,
-                }
-            )
+        if record.images:
+            self.metrics.series("images", record.protocol).inc(record.images)
+        if record.version is not None:
+            self.metrics.series("version_requests", str(record.version)).inc()
 
-    def log_probe(
-        self,
-        protocol: str,
-        route: str,
-        code: str,
-        http_status: int | None,
-        elapsed: float,
-        request: str,
-        peer: str | None,
-    ) -> None:
-        """An operational route's access-log line, when the settings ask for probes too."""
-        if self.access_log.enabled and self._log_probes:
-            self._write_access(protocol, route, request, code, http_status, elapsed, peer)
-
-    def _write_access(
-        self,
-        protocol: str,
-        route: str,
-        request: str,
-        code: str,
-        http_status: int | None,
-        elapsed: float,
-        peer: str | None,
-        tracker: RequestTracker | None = None,
-    ) -> None:
-        """One access-log line; an inference request's ``tracker`` adds what it did."""
-        timing = tracker.timing if tracker is not None else None
-        ran = timing is not None and timing.model_s > 0
+    def _log(self, record: RequestRecord, kind: Kind, elapsed: float) -> None:
+        """Its access-log line (an operational route's only when probes are asked for)."""
+        if not self.access_log.enabled or (kind == "operational" and not self._log_probes):
+            return
+        timing = record.timing
+        ran = timing.model_s > 0
+        trace_id, span_id = record.trace or (None, None)
         self.access_log.write(
             AccessRecord(
                 time=utc_now(),
-                request_id=request,
-                protocol=protocol,
-                route=route,
-                model_version=tracker.version if tracker is not None else None,
-                code=code,
-                http_status=http_status,
-                images=tracker.images if tracker is not None else 0,
+                request_id=record.request_id,
+                protocol=record.protocol,
+                route=record.route,
+                model_version=record.version,
+                code=record.code,
+                http_status=record.http_status,
+                images=record.images,
                 latency_ms=round(elapsed * 1000, 3),
-                queue_ms=round(timing.queue_s * 1000, 3) if ran and timing else None,
-                model_ms=round(timing.model_s * 1000, 3) if ran and timing else None,
-                peer=peer,
-                key=tracker.key if tracker is not None else None,
-                trace_id=tracker.trace[0] if tracker is not None and tracker.trace else None,
-                span_id=tracker.trace[1] if tracker is not None and tracker.trace else None,
+                queue_ms=round(timing.queue_s * 1000, 3) if ran else None,
+                model_ms=round(timing.model_s * 1000, 3) if ran else None,
+                peer=record.peer,
+                key=record.key,
+                trace_id=trace_id,
+                span_id=span_id,
             )
         )
-
-    def count_refusal(self, protocol: str, route: str, refusal: Overloaded, started: float) -> None:
-        """A refusal an adapter answered at its door, without entering :meth:`request`:
-        counted as a request (total, latency) and as a refusal by reason, as the others are."""
-        code = refusal.code
-        self._note_refusal(protocol, REFUSAL_REASONS[type(refusal)])
-        self.metrics.series("requests", protocol, route, code).inc()
-        self.metrics.observe_latency((protocol, route, code), time.perf_counter() - started, None)
 
     def _note_refusal(self, protocol: str, reason: str) -> None:
         self.metrics.series("refused", protocol, reason).inc()
@@ -290,87 +225,88 @@ class RequestAccounting:
 
 
 class RequestScope:
-    """One request inside :meth:`RequestAccounting.request`: its span (tracing on), its key,
-    rate and slot on the way in; its counts, access line and slot back on the way out. A class
-    with ``__aenter__``/``__aexit__`` rather than a generator: it runs on every request."""
+    """One request inside :meth:`RequestAccounting.request`: on the way in its span (tracing
+    on), in-flight count, key, rate and slot; on the way out its slot back, counts, access
+    line and span. A refusal on the way in is recorded there and raised. A class with
+    ``__aenter__``/``__aexit__`` rather than a generator: it runs on every request."""
 
     __slots__ = (
         "_accounting",
         "_carrier",
         "_credential",
-        "_door",
-        "_entered",
         "_in_flight",
-        "_peer",
-        "_protocol",
-        "_route",
+        "_kind",
         "_span_scope",
         "_started",
         "_status_of",
-        "tracker",
+        "record",
     )
 
     def __init__(
         self,
         accounting: RequestAccounting,
-        protocol: str,
-        route: str,
+        record: RequestRecord,
         credential: str | None,
-        tracker: RequestTracker,
-        peer: str | None,
+        kind: Kind,
         carrier: Mapping[str, str] | None,
-        door: tuple[float, float] | None,
         status_of: StatusOf | None,
     ) -> None:
-        self._accounting = accounting
-        self._protocol, self._route, self._credential = protocol, route, credential
-        self.tracker, self._peer, self._carrier = tracker, peer, carrier
-        self._door, self._status_of = door, status_of
-        self._entered = False
+        self._accounting, self.record, self._credential = accounting, record, credential
+        self._kind, self._carrier, self._status_of = kind, carrier, status_of
         self._span_scope: Any = None
         self._in_flight: Any = None
         self._started = 0.0
 
-    async def __aenter__(self) -> RequestTracker:
-        accounting, tracker = self._accounting, self.tracker
-        if accounting.tracing.enabled:
+    async def __aenter__(self) -> RequestRecord:
+        accounting, record = self._accounting, self.record
+        counted = self._kind != "operational"
+        if counted and accounting.tracing.enabled:
             self._open_span()
-        self._in_flight = accounting.metrics.series("in_flight", self._protocol, self._route)
-        self._in_flight.inc()
+        if counted:
+            self._in_flight = accounting.metrics.series("in_flight", record.protocol, record.route)
+            self._in_flight.inc()
         accounting.in_progress(1)
-        self._started = tracker.timing.arrived = time.perf_counter()
-        if self._door is not None:
-            self._started, tracker.timing.arrived = self._door
+        self._started = record.timing.arrived = time.perf_counter()
         try:
-            await accounting._admit(self._route, self._credential, tracker, self._door)
+            await accounting._let_in(record, self._credential, self._kind)
         except BaseException as exc:
-            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            self._end(exc)  # refused: no slot was taken
             raise
-        self._entered = self._route in INFERENCE_ROUTES and self._door is None
-        return tracker
-
-    def _open_span(self) -> None:
-        accounting, tracker = self._accounting, self.tracker
-        self._span_scope = accounting.tracing.server_span(
-            self._protocol, self._route, tracker.request_id, self._carrier
-        )
-        span = self._span_scope.__enter__()
-        tracker.trace = accounting.tracing.ids(span)  # sampled or not: the logs join it
-        # Only a sampled request gets child spans, links and an exemplar: an unsampled one
-        # costs its non-recording server span and nothing more.
-        tracker.timing.span = span if span.is_recording() else None
+        return record
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
-        accounting = self._accounting
-        if exc is not None:
-            accounting._failed(self._protocol, self.tracker, exc, self._status_of)
-        if self._entered:
-            self._entered = False
-            accounting.admission.leave()
-        self._in_flight.dec()
-        accounting.in_progress(-1)
+        if self._kind == "inference":
+            self._accounting.admission.leave()
+        self._end(exc)
+
+    def _open_span(self) -> None:
+        accounting, record = self._accounting, self.record
+        self._span_scope = accounting.tracing.server_span(
+            record.protocol, record.route, record.request_id, self._carrier
+        )
+        span = self._span_scope.__enter__()
+        record.trace = accounting.tracing.ids(span)  # sampled or not: the logs join it
+        # Only a sampled request gets child spans, links and an exemplar: an unsampled one
+        # costs its non-recording server span and nothing more.
+        record.timing.span = span if span.is_recording() else None
+
+    def _end(self, exc: BaseException | None) -> None:
+        accounting, record = self._accounting, self.record
         elapsed = time.perf_counter() - self._started
-        accounting._finished(self._protocol, self._route, self.tracker, elapsed, self._peer)
+        accounting._ended(record, exc, self._kind, self._status_of)
+        accounting.in_progress(-1)
+        if self._in_flight is not None:
+            self._in_flight.dec()
+            accounting._count(record, self._kind, elapsed)
+        accounting._log(record, self._kind, elapsed)
+        if record.timing.span is not None:
+            record.timing.span.set_attributes(
+                {
+                    "mnist.code": record.code,
+                    "mnist.images": record.images,
+                    "mnist.model_version": record.version or 0,
+                }
+            )
         if self._span_scope is not None:
             scope, self._span_scope = self._span_scope, None
-            scope.__exit__(kind, exc, traceback)
+            scope.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)

@@ -3,8 +3,8 @@
 REST and gRPC adapters translate their wire formats into the calls below and render the
 results; :mod:`~mnist_serving.core.accounting` counts each request around them::
 
-    async with accounting.request("rest", "predict") as tracker:
-        result = await core.predict("serving_default", {"images": array}, VersionSpec(), tracker)
+    async with accounting.request(record, credential, "inference") as record:
+        result = await core.predict("serving_default", {"images": array}, VersionSpec(), record)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from mnist_contract.model import INPUT_NAME, MODEL_NAME, SERVING_DEFAULT, SIGNATURES, Signature
 from mnist_contract.pixels import model_input
 from mnist_contract.preprocess import ImageLimits
-from mnist_serving.core.accounting import RequestTracker
+from mnist_serving.core.accounting import RequestRecord
 from mnist_serving.core.admission import Admission
 from mnist_serving.core.digits import (
     ClassifyResult,
@@ -111,7 +111,7 @@ class InferenceCore:
         signature: str,
         inputs: dict[str, np.ndarray],
         spec: VersionSpec,
-        tracker: RequestTracker | None = None,
+        record: RequestRecord | None = None,
     ) -> PredictResult:
         served = self.repository.resolve(spec)
         chosen = SIGNATURES.get(signature or SERVING_DEFAULT.name)
@@ -123,7 +123,7 @@ class InferenceCore:
         images = self._signature_input(chosen, inputs)
         with served.batcher.announce() as ticket:
             batch = images.reshape(-1, *SERVING_DEFAULT.input_shape)
-            probs = await self._run(served, batch, ticket, tracker)
+            probs = await self._run(served, batch, ticket, record)
         return PredictResult({chosen.output: probs}, served.version)
 
     def _signature_input(self, signature: Signature, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -165,18 +165,18 @@ class InferenceCore:
         served: ServedVersion,
         images: np.ndarray,
         ticket: Ticket,
-        tracker: RequestTracker | None,
+        record: RequestRecord | None,
     ) -> np.ndarray:
-        timing = tracker.timing if tracker is not None else None
+        timing = record.timing if record is not None else None
         probs = await served.batcher.run(images, ticket, timing=timing)
         if timing is not None:
             self._learn_wait(timing)
         self._count_predictions(probs)
-        if tracker is not None:
-            tracker.images += len(images)
-            tracker.version = served.version
+        if record is not None:
+            record.images += len(images)
+            record.version = served.version
         if self.samples is not None:
-            rid = tracker.request_id if tracker is not None else ""
+            rid = record.request_id if record is not None else ""
             self.samples.offer(model_frames(images), probs, served.version, rid)
         return probs
 
@@ -205,7 +205,7 @@ class InferenceCore:
         self,
         images: Sequence[DigitImage],
         spec: VersionSpec,
-        tracker: RequestTracker | None = None,
+        record: RequestRecord | None = None,
     ) -> ClassifyResult:
         served = self.repository.resolve(spec)
         self._check_count(len(images))
@@ -216,10 +216,10 @@ class InferenceCore:
                 frames = await asyncio.to_thread(to_frames, images, self._limits)
             else:
                 frames = to_frames(images, self._limits)
-            if tracker is not None and tracker.timing.span is not None:
+            if record is not None and record.timing.span is not None:
                 end = epoch_ns(time.perf_counter())
-                self._tracing.child("preprocess", tracker.timing.span, epoch_ns(started), end)
-            probs = await self._run(served, model_input(frames), ticket, tracker)
+                self._tracing.child("preprocess", record.timing.span, epoch_ns(started), end)
+            probs = await self._run(served, model_input(frames), ticket, record)
         return classifications(probs, frames, served.version)
 
     # -- status and metadata --------------------------------------------------------------

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_serving.settings import Settings
+
 CGROUP = Path("/sys/fs/cgroup")
 # LiteRT's XNNPACK gains little past 4 threads on a model this small (one image is ~50 µs of
 # work), while every extra thread costs wake-ups; more cores are better spent on workers.
@@ -74,3 +76,11 @@ def plan(workers: int | str, threads: int | str, cpus: int) -> CpuPlan:
     count = cpus if workers == "auto" else int(workers)
     per_worker = max(1, min(MAX_AUTO_THREADS, cpus // count)) if threads == "auto" else int(threads)
     return CpuPlan(cpus, count, per_worker)
+
+
+def decided_for(settings: Settings, cpus: int) -> Settings:
+    """``settings`` with ``workers`` and ``runtime_threads`` decided for ``cpus``."""
+    chosen = plan(settings.workers, settings.runtime_threads, cpus)
+    return settings.model_copy(
+        update={"workers": chosen.workers, "runtime_threads": chosen.threads}
+    )

@@ -52,7 +52,7 @@ from mnist_serving.lifecycle.gateway import (
 )
 from mnist_serving.lifecycle.preflight import prepare
 from mnist_serving.lifecycle.sockets import reserve_port
-from mnist_serving.lifecycle.worker import worker_main
+from mnist_serving.lifecycle.worker import GatewayBuilder, worker_main
 from mnist_serving.observability.multiprocess import WORKER_TABLE
 from mnist_serving.observability.recent_traffic import ring_path
 from mnist_serving.settings import Settings
@@ -103,10 +103,14 @@ def describe_exit(code: int | None) -> str:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    """``build``: each worker's gateway maker (the composition root's, given by the command:
+    this layer chooses no implementation); module-level, so a spawned process can be given it."""
+
+    def __init__(self, settings: Settings, build: GatewayBuilder) -> None:
         if not isinstance(settings.workers, int) or settings.workers < 2:
             raise ValueError("a supervisor runs two workers or more; decide 'auto' first")
         self.settings = settings
+        self._build = build
         self.count = settings.workers
         self._context = multiprocessing.get_context("spawn")  # no threads copied, no TF fork
         self._workers: dict[int, _Worker] = {}
@@ -234,7 +238,7 @@ class Supervisor:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=worker_main,
-            args=(self._worker_settings, share, theirs),
+            args=(self._worker_settings, share, theirs, self._build),
             name=f"mnist-serve-worker-{index}",
             daemon=False,
         )
@@ -362,7 +366,7 @@ class Supervisor:
         return [w.pid for w in sorted(self._workers.values(), key=lambda w: w.index)]
 
     def _write_table(self) -> None:
-        """The worker table the metrics read (:class:`~mnist_serving.observability.metrics.WorkerProcesses`)."""
+        """The worker table that ``multiprocess.WorkerProcesses`` reads for the metrics."""
         table = {
             "supervisor": os.getpid(),
             "restarts": self._restarts,

@@ -9,27 +9,32 @@ import os
 import signal
 import sys
 from multiprocessing.connection import Connection
+from typing import Protocol
 
-from mnist_serving.lifecycle.gateway import BoundPorts
-from mnist_serving.settings import Settings
+from mnist_serving.errors import StartupError
+from mnist_serving.lifecycle.gateway import BoundPorts, Gateway, run_on_loop
+from mnist_serving.observability.access_log import LineSink, configure_logging
+from mnist_serving.settings import Settings, SettingsError
 from mnist_serving.shared_state import GatewayShare
 
 
-def worker_main(settings: Settings, share: GatewayShare, pipe: Connection) -> None:
+class GatewayBuilder(Protocol):
+    """What makes a worker's gateway: :func:`mnist_serving.build.build_gateway`."""
+
+    def __call__(
+        self, settings: Settings, *, share: GatewayShare, access_sink: LineSink
+    ) -> Gateway: ...
+
+
+def worker_main(
+    settings: Settings, share: GatewayShare, pipe: Connection, build: GatewayBuilder
+) -> None:
     """A worker: one gateway on the shared ports, telling the supervisor when it serves."""
     # Ctrl-C reaches the whole process group; the supervisor passes it on once, as SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The gateway's modules are imported here, in the worker, not where the supervisor
-    # imports this module: the supervisor itself never builds a gateway.
-    from mnist_serving.build import build_gateway
-    from mnist_serving.errors import StartupError
-    from mnist_serving.lifecycle.gateway import run_on_loop
-    from mnist_serving.observability.access_log import configure_logging
-    from mnist_serving.settings import SettingsError
-
     sink = configure_logging(settings.log_level, settings.access_log)
     try:
-        gateway = build_gateway(settings, share=share, access_sink=sink)
+        gateway = build(settings, share=share, access_sink=sink)
     except (SettingsError, StartupError) as exc:
         pipe.send(("failed", f"worker {share.worker}: {exc}"))
         sys.exit(1)

@@ -11,11 +11,10 @@ not fit is refused at once with :class:`Overloaded` rather than left to time out
 A local model call known (by measurement) to take under ``INLINE_BUDGET_S`` runs on the event
 loop; a longer one runs in the session's thread, so the loop goes on reading and answering other
 requests meanwhile. The hand-off to a thread and back costs two wake-ups and a GIL exchange,
-more than the model takes for a few images of this size: measured under load (2 workers, 32
-connections, int8), short calls on the loop cost 0.90× the CPU per single-image binary request
-of calls in the thread, 0.95× for JSON and gRPC, with a lower p50 and the same p99
-(docs/benchmarks.md). With several sessions, a short call holds the loop only when no other
-call could start beside it (nothing else queued, announced or running).
+more than the model takes for a few images of this size, so short calls on the loop cost less
+CPU per request at the same p99 (docs/benchmarks.md, "What a request costs"). With
+several sessions, a short call holds the loop only when no other call could start beside it
+(nothing else queued, announced or running).
 """
 
 from __future__ import annotations
@@ -42,8 +41,7 @@ from mnist_serving.runtimes.runtime import Session
 
 log = logging.getLogger(__name__)
 # Holding the event loop this long delays the requests being read by less than a batch's time
-# in the queue; the thread hand-off it saves measured 20-30 µs of CPU per call under load and
-# 0.3-0.5 ms of latency for a lone request on a 2-core machine.
+# in the queue, and saves the thread hand-off's CPU and latency (docs/benchmarks.md).
 INLINE_BUDGET_S = 0.001
 _SMALL_CALL = 8  # images; calls up to this size feed the per-image cost estimate
 
@@ -135,10 +133,6 @@ class Batcher:
         while (self._expected or self._waiting or self._running) and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         await self.stop()
-
-    @property
-    def queued_images(self) -> int:
-        return self._queued_images
 
     @contextlib.contextmanager
     def announce(self) -> Iterator[Ticket]:

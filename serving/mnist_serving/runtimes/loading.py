@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_serving.runtimes.runtime import Runtime, Session, load_runtime
+from mnist_serving.runtimes.runtime import Runtime, RuntimeOpener, Session
 from mnist_serving.runtimes.warmup_records import WarmupError, warmup_batches
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,11 @@ class LoadedVersion:
 
 
 def load_version(
-    path: Path, kind: str, threads: int, sessions: int, warmup: bool, precision: str = "fp32"
+    path: Path, open_runtime: RuntimeOpener, sessions: int, warmup: bool
 ) -> LoadedVersion:
+    """``path`` opened by ``open_runtime``, with ``sessions`` sessions, checked and warmed."""
     try:
-        runtime = load_runtime(kind, path, threads, precision)
+        runtime = open_runtime(path)
         workers = [runtime.session() for _ in range(sessions)]
     except Exception as exc:  # any loader failure rejects the version
         raise VersionRejected(f"{path}: cannot load ({_reason(exc)})") from exc

@@ -1,7 +1,8 @@
 """Runtimes: what turns a float32 [N,28,28,1] batch into [N,10] probabilities.
 
 A runtime loads one version folder; :meth:`Runtime.session` gives a callable that one batching
-worker owns (LiteRT interpreters are not thread-safe, so each worker gets its own).
+worker owns (LiteRT interpreters are not thread-safe, so each worker gets its own). Which
+runtime serves is chosen where the gateway is built (:func:`mnist_serving.build.runtime_opener`).
 """
 
 from __future__ import annotations
@@ -33,15 +34,5 @@ class Runtime(Protocol):
     async def close(self) -> None: ...
 
 
-def load_runtime(kind: str, version_dir: Path, threads: int, precision: str = "fp32") -> Runtime:
-    """Load ``version_dir`` with the runtime named ``kind``; TensorFlow only for savedmodel.
-    ``precision`` chooses LiteRT's file (the SavedModel is float)."""
-    if kind == "litert":
-        from mnist_serving.runtimes.litert import LiteRTRuntime
-
-        return LiteRTRuntime(version_dir, threads, precision)
-    if kind == "savedmodel":
-        from mnist_serving.runtimes.savedmodel import SavedModelRuntime
-
-        return SavedModelRuntime(version_dir)
-    raise ValueError(f"unknown runtime {kind!r}; choose litert or savedmodel")
+# Opens one version folder with the runtime the settings chose (the folder → a Runtime).
+RuntimeOpener = Callable[[Path], Runtime]

@@ -16,9 +16,10 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 async def abort(context: Context, exc: Exception) -> NoReturn:
     if isinstance(exc, ServingError):
-        if exc.retry_after:  # beside what the trailer already holds (the request id)
-            retry = ("retry-after", str(round(exc.retry_after)))
-            context.set_trailing_metadata((*(context.trailing_metadata() or ()), retry))
+        retry = exc.retry_after_seconds
+        if retry is not None:  # beside what the trailer already holds (the request id)
+            trailer = (*(context.trailing_metadata() or ()), ("retry-after", str(retry)))
+            context.set_trailing_metadata(trailer)
         await context.abort(grpc.StatusCode[exc.code], exc.message)
     log.error("unhandled error", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")

@@ -9,25 +9,23 @@ from mnist_contract.protos import open_inference_pb2 as v2_pb
 from mnist_serving import SERVER_VERSION
 from mnist_serving.adapters import open_inference as v2
 from mnist_serving.adapters.grpc import open_inference_codec as codec
-from mnist_serving.core.accounting import RequestTracker
+from mnist_serving.core.accounting import RequestRecord
 from mnist_serving.core.inference import InferenceCore
-from mnist_serving.deadlines import bounded
+from mnist_serving.deadlines import within_callers_deadline
 from mnist_serving.errors import NotFound
-from mnist_serving.settings import Settings
 
 
-class V2Endpoints:
-    def __init__(self, core: InferenceCore, settings: Settings) -> None:
+class OpenInferenceEndpoints:
+    def __init__(self, core: InferenceCore) -> None:
         self.core = core
-        self.time_limit_s = settings.request_timeout_ms / 1000
 
-    async def live(self, _request: Message, _tracker: RequestTracker) -> Message:
+    async def live(self, _request: Message, _record: RequestRecord) -> Message:
         return v2_pb.ServerLiveResponse(live=True)
 
-    async def ready(self, _request: Message, _tracker: RequestTracker) -> Message:
+    async def ready(self, _request: Message, _record: RequestRecord) -> Message:
         return v2_pb.ServerReadyResponse(ready=self.core.ready)
 
-    async def model_ready(self, request: v2_pb.ModelReadyRequest, _: RequestTracker) -> Message:
+    async def model_ready(self, request: v2_pb.ModelReadyRequest, _: RequestRecord) -> Message:
         spec = v2.version_spec(request.name, request.version)
         try:
             ready = self.core.model_ready(spec)
@@ -35,21 +33,21 @@ class V2Endpoints:
             ready = False
         return v2_pb.ModelReadyResponse(ready=ready)
 
-    async def server_metadata(self, _request: Message, _tracker: RequestTracker) -> Message:
+    async def server_metadata(self, _request: Message, _record: RequestRecord) -> Message:
         return v2_pb.ServerMetadataResponse(**v2.server_metadata(SERVER_VERSION))
 
     async def model_metadata(
-        self, request: v2_pb.ModelMetadataRequest, _tracker: RequestTracker
+        self, request: v2_pb.ModelMetadataRequest, _record: RequestRecord
     ) -> Message:
         spec = v2.version_spec(request.name, request.version)
         return codec.model_metadata_message(self.core.served_versions(spec))
 
-    async def infer(self, request: v2_pb.ModelInferRequest, tracker: RequestTracker) -> Message:
+    async def infer(self, request: v2_pb.ModelInferRequest, record: RequestRecord) -> Message:
         spec, call = codec.parse_grpc(request)
-        work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
-        # The gateway's own limit is kept around the whole request; the caller's, when given,
-        # is kept here.
-        result = await (
-            work if call.timeout_s is None else bounded(work, self.time_limit_s, call.timeout_s)
-        )
+        work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, record)
+        # The gateway's own limit is kept around the whole request; the caller's, when given
+        # in the request, is kept here.
+        if call.timeout_s is not None:
+            work = within_callers_deadline(work, call.timeout_s)
+        result = await work
         return codec.render_grpc(call, result)

@@ -12,7 +12,6 @@ bounds the work (DEADLINE_EXCEEDED when it runs out). Health follows the gateway
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,58 +27,67 @@ from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos.pool import POOL
 from mnist_serving.adapters.grpc.digits_endpoints import DigitsEndpoints
 from mnist_serving.adapters.grpc.errors import Context, abort
-from mnist_serving.adapters.grpc.open_inference_endpoints import V2Endpoints
+from mnist_serving.adapters.grpc.open_inference_endpoints import OpenInferenceEndpoints
 from mnist_serving.adapters.grpc.tfserving_endpoints import TFServingEndpoints
 from mnist_serving.core.access_control import bearer_or_api_key
-from mnist_serving.core.accounting import RequestAccounting, RequestTracker
+from mnist_serving.core.accounting import Kind, RequestAccounting, RequestRecord
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.core.readiness import Readiness
 from mnist_serving.deadlines import RequestLimit
-from mnist_serving.errors import InvalidInput, ServingError, StartupError
+from mnist_serving.errors import InvalidInput, StartupError
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
 from mnist_serving.settings import Settings
 
-Endpoint = Callable[[Any, RequestTracker], Awaitable[Message]]
-Api = Literal["tfserving", "digits", "v2"]
+Endpoint = Callable[[Any, RequestRecord], Awaitable[Message]]
+Api = Literal["tfserving", "digits", "open_inference"]
 
 
 @dataclass(frozen=True)
 class Method:
+    """One RPC: its request type, which endpoint answers, and how it is counted."""
+
     name: str  # the RPC's name
     request: type[Message]
     api: Api  # whose endpoints answer
     endpoint: str  # the method of that API's endpoints object
-    route: str  # the route label in metrics; for probes, the open_routes name
+    kind: Kind = "api"  # inference calls take an admission slot; operational ones are not counted
+    label: str = (
+        ""  # the route label in metrics (and the open_routes name); the endpoint's if empty
+    )
     protocol: str = "grpc"  # the protocol label in metrics
-    # "probe": answered without counting, keyed only when not an open route (as REST's probes)
-    kind: Literal["api", "probe"] = "api"
+
+    @property
+    def route_label(self) -> str:
+        return self.label or self.endpoint
 
 
-def _v2(name: str, request: type[Message], endpoint: str, route: str) -> Method:
-    kind: Literal["api", "probe"] = "probe" if route in ("healthz", "readyz") else "api"
-    return Method(name, request, "v2", endpoint, route, "v2_grpc", kind)
+def _v2(name: str, request: type[Message], endpoint: str, label: str = "") -> Method:
+    kind: Kind = "api"
+    if label in ("healthz", "readyz"):
+        kind = "operational"
+    elif endpoint == "infer":
+        kind = "inference"
+    return Method(name, request, "open_inference", endpoint, kind, label, "v2_grpc")
 
 
 SERVICES: dict[str, tuple[Method, ...]] = {
     "tensorflow.serving.PredictionService": (
-        Method("Predict", tfs.PredictRequest, "tfserving", "predict", "predict"),
-        Method(
-            "GetModelMetadata", tfs.GetModelMetadataRequest, "tfserving", "metadata", "metadata"
-        ),
+        Method("Predict", tfs.PredictRequest, "tfserving", "predict", "inference"),
+        Method("GetModelMetadata", tfs.GetModelMetadataRequest, "tfserving", "metadata"),
     ),
     "tensorflow.serving.ModelService": (
-        Method("GetModelStatus", tfs.GetModelStatusRequest, "tfserving", "status", "status"),
+        Method("GetModelStatus", tfs.GetModelStatusRequest, "tfserving", "status"),
     ),
     "mnist.v1.DigitClassifier": (
-        Method("Classify", digits_pb2.ClassifyRequest, "digits", "classify", "classify"),
+        Method("Classify", digits_pb2.ClassifyRequest, "digits", "classify", "inference"),
     ),
     "inference.GRPCInferenceService": (
         _v2("ServerLive", v2_pb.ServerLiveRequest, "live", "healthz"),
         _v2("ServerReady", v2_pb.ServerReadyRequest, "ready", "readyz"),
-        _v2("ModelReady", v2_pb.ModelReadyRequest, "model_ready", "model_ready"),
-        _v2("ServerMetadata", v2_pb.ServerMetadataRequest, "server_metadata", "server_metadata"),
-        _v2("ModelMetadata", v2_pb.ModelMetadataRequest, "model_metadata", "model_metadata"),
-        _v2("ModelInfer", v2_pb.ModelInferRequest, "infer", "infer"),
+        _v2("ModelReady", v2_pb.ModelReadyRequest, "model_ready"),
+        _v2("ServerMetadata", v2_pb.ServerMetadataRequest, "server_metadata"),
+        _v2("ModelMetadata", v2_pb.ModelMetadataRequest, "model_metadata"),
+        _v2("ModelInfer", v2_pb.ModelInferRequest, "infer"),
     ),
 }
 
@@ -150,7 +158,7 @@ class GrpcServer:
         endpoints: dict[str, Any] = {
             "tfserving": TFServingEndpoints(self.core, self._settings),
             "digits": DigitsEndpoints(self.core),
-            "v2": V2Endpoints(self.core, self._settings),
+            "open_inference": OpenInferenceEndpoints(self.core),
         }
         for service, methods in SERVICES.items():
             handlers = {
@@ -170,58 +178,30 @@ class GrpcServer:
     ) -> Callable[[Any, Context], Awaitable[Message]]:
         accounting = self.accounting
         limit = self._limit
+        operational = method.kind == "operational"  # not time-limited: probes answer at once
 
         async def handle(request: Any, context: Context) -> Message:
-            started = time.perf_counter()
             metadata = dict(context.invocation_metadata() or ())
             key = bearer_or_api_key(metadata.get("authorization"), metadata.get("x-api-key"))
             rid = request_id(metadata.get(REQUEST_ID_HEADER))
             # In the trailing metadata, which goes out with the answer and its status: initial
             # metadata sent on its own is a write of its own.
             context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
-            peer = _peer(context)
-            if method.kind == "probe":
-                return await self._probe(
-                    method, endpoint, request, context, key, rid, peer, started
-                )
+            record = RequestRecord(method.protocol, method.route_label, rid, _peer(context))
             try:
-                async with accounting.request(
-                    method.protocol, method.route, key, rid=rid, peer=peer, carrier=metadata
-                ) as tracker:
+                async with accounting.request(record, key, method.kind, carrier=metadata):
                     if isinstance(request, _Undecodable):
                         raise InvalidInput(
                             f"the request is not a valid {request.type_name} message"
                         )
-                    work = endpoint(request, tracker)
+                    work = endpoint(request, record)
+                    if operational:
+                        return await work
                     return await limit.bound(work, context.time_remaining())
             except Exception as exc:  # noqa: BLE001 - mapped once, in abort
                 await abort(context, exc)
 
         return handle
-
-    async def _probe(
-        self,
-        method: Method,
-        endpoint: Endpoint,
-        request: Any,
-        context: Context,
-        key: str | None,
-        rid: str,
-        peer: str | None,
-        started: float,
-    ) -> Message:
-        """A health method: keyed only when not an open route, not counted, logged when
-        probes are asked for."""
-        code = "OK"
-        try:
-            self.accounting.authorize(method.route, key)
-            return await endpoint(request, RequestTracker(rid))
-        except Exception as exc:  # noqa: BLE001 - mapped once, in abort
-            code = exc.code if isinstance(exc, ServingError) else "INTERNAL"
-            await abort(context, exc)
-        finally:
-            elapsed = time.perf_counter() - started
-            self.accounting.log_probe(method.protocol, method.route, code, None, elapsed, rid, peer)
 
     def bind(
         self,

@@ -11,7 +11,7 @@ from mnist_serving.adapters.rest.incoming import RestRequest, read_body
 from mnist_serving.adapters.rest.json_body import json_response, loads
 from mnist_serving.adapters.rest.multipart import parse_form
 from mnist_serving.adapters.rest.responses import JSON, Response
-from mnist_serving.core.accounting import RequestTracker
+from mnist_serving.core.accounting import RequestRecord
 from mnist_serving.core.digits import DigitImage
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.errors import UnsupportedMediaType
@@ -27,10 +27,10 @@ class DigitsEndpoints:
         self.limit = settings.max_body_bytes
         self.depth = settings.max_json_depth
 
-    async def classify(self, request: RestRequest, tracker: RequestTracker) -> Response:
+    async def classify(self, request: RestRequest, record: RequestRecord) -> Response:
         images, options = await self._digit_request(request)
         top_k, preprocessed, version = codec.parse_options(options)
-        result = await self.core.classify(images, VersionSpec.from_text(version), tracker)
+        result = await self.core.classify(images, VersionSpec.from_text(version), record)
         return json_response(codec.render_classify(result, top_k, preprocessed))
 
     async def _digit_request(self, request: RestRequest) -> tuple[list[DigitImage], dict[str, Any]]:

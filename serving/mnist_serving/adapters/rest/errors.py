@@ -53,7 +53,8 @@ def http_status(exc: BaseException) -> int:
 
 def error_response(exc: Exception) -> Response:
     if isinstance(exc, ServingError):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
+        retry = exc.retry_after_seconds
+        headers = {"Retry-After": str(retry)} if retry is not None else None
         if isinstance(exc, Unauthenticated):
             headers = {"WWW-Authenticate": "Bearer"}
         return json_response({"error": exc.message}, http_status(exc), headers)

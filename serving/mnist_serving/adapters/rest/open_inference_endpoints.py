@@ -11,37 +11,36 @@ from mnist_serving.adapters.rest import open_inference_codec as codec
 from mnist_serving.adapters.rest.incoming import RestRequest, read_body
 from mnist_serving.adapters.rest.json_body import dumps, json_response, loads
 from mnist_serving.adapters.rest.responses import Response
-from mnist_serving.core.accounting import RequestTracker
+from mnist_serving.core.accounting import RequestRecord
 from mnist_serving.core.inference import InferenceCore
-from mnist_serving.deadlines import bounded
+from mnist_serving.deadlines import within_callers_deadline
 from mnist_serving.errors import InvalidInput
 from mnist_serving.repositories.repository import VersionSpec
 from mnist_serving.settings import Settings
 
 
-class V2Endpoints:
+class OpenInferenceEndpoints:
     def __init__(self, core: InferenceCore, settings: Settings) -> None:
         self.core = core
         self.limit = settings.max_body_bytes
         self.depth = settings.max_json_depth
-        self.time_limit_s = settings.request_timeout_ms / 1000
 
     @staticmethod
     def _spec(request: RestRequest) -> VersionSpec:
         params = request.path_params
         return v2.version_spec(params["model"], params.get("model_version", ""))
 
-    async def server_metadata(self, _request: RestRequest, _tracker: RequestTracker) -> Response:
+    async def server_metadata(self, _request: RestRequest, _record: RequestRecord) -> Response:
         return json_response(v2.server_metadata(SERVER_VERSION))
 
-    async def model_metadata(self, request: RestRequest, _tracker: RequestTracker) -> Response:
+    async def model_metadata(self, request: RestRequest, _record: RequestRecord) -> Response:
         return json_response(v2.model_metadata(self.core.served_versions(self._spec(request))))
 
-    async def model_ready(self, request: RestRequest, _tracker: RequestTracker) -> Response:
+    async def model_ready(self, request: RestRequest, _record: RequestRecord) -> Response:
         ready = self.core.model_ready(self._spec(request))
         return json_response({"name": MODEL_NAME, "ready": ready}, 200 if ready else 503)
 
-    async def infer(self, request: RestRequest, tracker: RequestTracker) -> Response:
+    async def infer(self, request: RestRequest, record: RequestRecord) -> Response:
         spec = self._spec(request)
         body = await read_body(request, self.limit)
         try:
@@ -53,12 +52,12 @@ class V2Endpoints:
                 f"{HEADER_LENGTH} is 0: the JSON header in front of the tensors is empty"
             )
         call = codec.parse_rest(loads(header, self.depth), binary)
-        work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, tracker)
-        # The gateway's own limit is kept around the whole request; the caller's, when given,
-        # is kept here.
-        result = await (
-            work if call.timeout_s is None else bounded(work, self.time_limit_s, call.timeout_s)
-        )
+        work = self.core.predict(call.signature, {INPUT_NAME: call.images}, spec, record)
+        # The gateway's own limit is kept around the whole request; the caller's, when given
+        # in the request, is kept here.
+        if call.timeout_s is not None:
+            work = within_callers_deadline(work, call.timeout_s)
+        result = await work
         answer, tails = codec.render_rest(call, result)
         document = dumps(answer)
         if not tails:
@@ -69,9 +68,9 @@ class V2Endpoints:
             headers={HEADER_LENGTH: str(len(document))},
         )
 
-    async def live(self, _request: RestRequest) -> Response:
+    async def live(self, _request: RestRequest, _record: RequestRecord) -> Response:
         return json_response({"live": True})
 
-    async def ready(self, _request: RestRequest) -> Response:
+    async def ready(self, _request: RestRequest, _record: RequestRecord) -> Response:
         ready = self.core.ready
         return json_response({"ready": ready}, 200 if ready else 503)

@@ -75,7 +75,7 @@ def document(routes: tuple[Route, ...], settings: Settings) -> dict[str, Any]:
 
 def _which(route: Route) -> str:
     """The endpoint a row names, the V2 ones prefixed (``v2_infer``) so every name is one."""
-    return f"v2_{route.endpoint}" if route.api == "v2" else route.endpoint
+    return f"v2_{route.endpoint}" if route.api == "open_inference" else route.endpoint
 
 
 def _keys_on(settings: Settings) -> bool:
@@ -99,7 +99,9 @@ def _operation(route: Route, settings: Settings) -> dict[str, Any]:
         operation["requestBody"] = v2_body(settings)
     if parameters:
         operation["parameters"] = parameters
-    if _keys_on(settings) and (route.kind == "api" or route.name not in settings.open_routes):
+    if _keys_on(settings) and (
+        route.kind != "operational" or route.route_label not in settings.open_routes
+    ):
         operation["security"] = [{"bearer": []}, {"apiKey": []}]
     return operation
 
@@ -144,7 +146,7 @@ def _responses(route: Route, settings: Settings) -> dict[str, Any]:
         }
     answers: dict[str, Any] = {"200": ok}
     codes = [500]
-    if route.kind == "api":
+    if route.kind != "operational":
         codes += [400, 404, 503, 504]
         if _which(route) in ("predict", "classify", "v2_infer"):
             codes.append(413)
@@ -154,7 +156,9 @@ def _responses(route: Route, settings: Settings) -> dict[str, Any]:
             codes.append(429)
     elif _which(route) in ("readyz", "v2_ready"):
         codes.append(503)
-    if _keys_on(settings) and (route.kind == "api" or route.name not in settings.open_routes):
+    if _keys_on(settings) and (
+        route.kind != "operational" or route.route_label not in settings.open_routes
+    ):
         codes.append(401)
     for code in sorted(set(codes)):
         answer: dict[str, Any] = {

@@ -12,7 +12,7 @@ from mnist_serving.adapters.rest.json_body import dumps, json_response
 from mnist_serving.adapters.rest.openapi import DOCS_HTML
 from mnist_serving.adapters.rest.responses import JSON, Response
 from mnist_serving.adapters.rest.routes import OPENMETRICS, PROMETHEUS_TEXT
-from mnist_serving.core.accounting import RequestAccounting
+from mnist_serving.core.accounting import RequestAccounting, RequestRecord
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.observability.metrics import Metrics, render
 from mnist_serving.observability.tfserving_metrics import render_tfserving, tfserving_registry
@@ -34,29 +34,29 @@ class OperationsEndpoints:
         self.document = dumps(document)
         self.docs_page, self.demo_page = DOCS_HTML.encode(), DEMO_HTML.encode()
 
-    async def healthz(self, _request: Request) -> Response:
+    async def healthz(self, _request: Request, _record: RequestRecord) -> Response:
         return json_response({"status": "alive"})
 
-    async def readyz(self, _request: Request) -> Response:
+    async def readyz(self, _request: Request, _record: RequestRecord) -> Response:
         report = self.core.readiness_report()
         return json_response(report, 200 if report["ready"] else 503)
 
-    async def stats(self, _request: Request) -> Response:
+    async def stats(self, _request: Request, _record: RequestRecord) -> Response:
         return json_response(self.accounting.stats())
 
-    async def metrics(self, request: Request) -> Response:
+    async def metrics(self, request: Request, _record: RequestRecord) -> Response:
         if "application/openmetrics-text" in request.headers.get("accept", ""):
             return Response(render(self.registry, openmetrics=True), media_type=OPENMETRICS)
         return Response(render(self.registry), media_type=PROMETHEUS_TEXT)
 
-    async def tfserving_metrics(self, _request: Request) -> Response:
+    async def tfserving_metrics(self, _request: Request, _record: RequestRecord) -> Response:
         return Response(render_tfserving(self.tfserving_view), media_type=PROMETHEUS_TEXT)
 
-    async def openapi(self, _request: Request) -> Response:
+    async def openapi(self, _request: Request, _record: RequestRecord) -> Response:
         return Response(self.document, media_type=JSON)
 
-    async def docs(self, _request: Request) -> Response:
+    async def docs(self, _request: Request, _record: RequestRecord) -> Response:
         return Response(self.docs_page, media_type="text/html; charset=utf-8")
 
-    async def demo(self, _request: Request) -> Response:
+    async def demo(self, _request: Request, _record: RequestRecord) -> Response:
         return Response(self.demo_page, media_type="text/html; charset=utf-8")

@@ -3,7 +3,8 @@
 The Starlette app (:mod:`~mnist_serving.adapters.rest.app`) and the OpenAPI document
 (:mod:`~mnist_serving.adapters.rest.openapi`) are both built from it, so the document lists
 exactly what is served. A row names the API whose endpoints answer it (``tfserving``,
-``digits``, ``v2``, ``operations``) and the endpoint method.
+``digits``, ``open_inference``, ``operations``), the endpoint method and the request's kind
+(``inference`` requests take an admission slot; ``operational`` ones are not counted).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Literal
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from mnist_serving.adapters.rest.responses import JSON
+from mnist_serving.core.accounting import Kind
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-Api = Literal["tfserving", "digits", "v2", "operations"]
+Api = Literal["tfserving", "digits", "open_inference", "operations"]
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,21 @@ class Route:
     path: str
     api: Api  # whose endpoints answer
     endpoint: str  # the method of that API's endpoints object
-    name: str  # the route label in metrics; for operational routes, the open_routes name
     summary: str
     tag: str
-    kind: Literal["api", "operational"] = "api"
+    kind: Kind = (
+        "api"  # inference requests take an admission slot; operational ones are not counted
+    )
+    label: str = (
+        ""  # the route label in metrics (and the open_routes name); the endpoint's name if empty
+    )
     media_type: str = JSON  # of the success answer
     in_document: bool = True
     protocol: str = "rest"  # the protocol label in metrics
+
+    @property
+    def route_label(self) -> str:
+        return self.label or self.endpoint
 
     @property
     def template(self) -> str:
@@ -68,39 +78,46 @@ def _tfserving_routes() -> list[Route]:
             Route(
                 "GET",
                 prefix,
-                "tfserving",
-                "status",
-                "status",
-                f"Model status ({which})",
-                TFSERVING_TAG,
+                api="tfserving",
+                endpoint="status",
+                summary=f"Model status ({which})",
+                tag=TFSERVING_TAG,
             ),
             Route(
                 "GET",
                 prefix + "/metadata",
-                "tfserving",
-                "metadata",
-                "metadata",
-                f"Signatures ({which})",
-                TFSERVING_TAG,
+                api="tfserving",
+                endpoint="metadata",
+                summary=f"Signatures ({which})",
+                tag=TFSERVING_TAG,
             ),
             Route(
                 "POST",
                 prefix + ":predict",
-                "tfserving",
-                "predict",
-                "predict",
-                f"Predict, row (instances) or columnar (inputs) format ({which})",
-                TFSERVING_TAG,
+                api="tfserving",
+                endpoint="predict",
+                summary=f"Predict, row (instances) or columnar (inputs) format ({which})",
+                tag=TFSERVING_TAG,
+                kind="inference",
             ),
         ]
     return rows
 
 
-def _v2(method: Literal["GET", "POST"], path: str, endpoint: str, name: str, summary: str) -> Route:
-    """A V2 row: probes are operational routes (``healthz``, ``readyz``), the rest the API."""
-    if name in ("healthz", "readyz"):
-        return Route(method, path, "v2", endpoint, name, summary, V2_TAG, "operational")
-    return Route(method, path, "v2", endpoint, name, summary, V2_TAG, protocol="v2_rest")
+def _v2(
+    method: Literal["GET", "POST"], path: str, endpoint: str, label: str, summary: str
+) -> Route:
+    """An Open Inference Protocol row: its probes are operational routes (``healthz``,
+    ``readyz``), ``infer`` an inference route, the rest API calls."""
+    kind: Kind = "api"
+    if label in ("healthz", "readyz"):
+        kind = "operational"
+    elif endpoint == "infer":
+        kind = "inference"
+    protocol = "rest" if kind == "operational" else "v2_rest"
+    return Route(
+        method, path, "open_inference", endpoint, summary, V2_TAG, kind, label, protocol=protocol
+    )
 
 
 def _v2_routes() -> list[Route]:
@@ -114,13 +131,7 @@ def _v2_routes() -> list[Route]:
             "readyz",
             "V2 readiness: the model is loaded and the gateway is not draining",
         ),
-        _v2(
-            "GET",
-            "/v2",
-            "server_metadata",
-            "server_metadata",
-            "V2 server metadata: name, version, extensions",
-        ),
+        _v2("GET", "/v2", "server_metadata", "", "V2 server metadata: name, version, extensions"),
     ]
     for prefix, which in (
         ("/v2/models/{model:segment}", "the default version"),
@@ -131,21 +142,15 @@ def _v2_routes() -> list[Route]:
                 "GET",
                 prefix,
                 "model_metadata",
-                "model_metadata",
+                "",
                 f"V2 model metadata: versions, inputs, outputs ({which})",
             ),
-            _v2(
-                "GET",
-                prefix + "/ready",
-                "model_ready",
-                "model_ready",
-                f"V2 model readiness ({which})",
-            ),
+            _v2("GET", prefix + "/ready", "model_ready", "", f"V2 model readiness ({which})"),
             _v2(
                 "POST",
                 prefix + "/infer",
                 "infer",
-                "infer",
+                "",
                 f"V2 inference, JSON or binary tensors ({which})",
             ),
         ]
@@ -155,23 +160,23 @@ def _v2_routes() -> list[Route]:
 def _operational(
     path: str,
     endpoint: str,
-    name: str,
     summary: str,
     media_type: str = JSON,
     *,
+    label: str = "",
     in_document: bool = True,
 ) -> Route:
     return Route(
         "GET",
         path,
-        "operations",
-        endpoint,
-        name,
-        summary,
-        OPERATIONS_TAG,
-        "operational",
-        media_type,
-        in_document,
+        api="operations",
+        endpoint=endpoint,
+        summary=summary,
+        tag=OPERATIONS_TAG,
+        kind="operational",
+        label=label,
+        media_type=media_type,
+        in_document=in_document,
     )
 
 
@@ -181,36 +186,32 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/digits:classify",
-        "digits",
-        "classify",
-        "classify",
-        "Classify images of digits (JSON, image files, multipart or raw frames)",
-        "digits",
+        api="digits",
+        endpoint="classify",
+        summary="Classify images of digits (JSON, image files, multipart or raw frames)",
+        tag="digits",
+        kind="inference",
     ),
-    _operational("/healthz", "healthz", "healthz", "Liveness: the process answers"),
+    _operational("/healthz", "healthz", "Liveness: the process answers"),
     _operational(
         "/readyz",
-        "readyz",
         "readyz",
         "Readiness: the model is loaded and warmed up, and the gateway is not draining",
     ),
     _operational(
         "/v1/stats",
         "stats",
-        "stats",
         "Requests/s and p50/p99 latency of inference requests over the last minute",
     ),
-    _operational(
-        "/metrics", "metrics", "metrics", "Prometheus metrics (text format)", PROMETHEUS_TEXT
-    ),
+    _operational("/metrics", "metrics", "Prometheus metrics (text format)", PROMETHEUS_TEXT),
     _operational(
         "/monitoring/prometheus/metrics",
         "tfserving_metrics",
-        "metrics",
         "TF Serving's metric names at TF Serving's path",
         PROMETHEUS_TEXT,
+        label="metrics",
     ),
-    _operational("/openapi.json", "openapi", "docs", "This document"),
-    _operational("/docs", "docs", "docs", "The API's page", "text/html", in_document=False),
-    _operational("/", "demo", "demo", "The demo page", "text/html", in_document=False),
+    _operational("/openapi.json", "openapi", "This document", label="docs"),
+    _operational("/docs", "docs", "The API's page", "text/html", in_document=False),
+    _operational("/", "demo", "The demo page", "text/html", in_document=False),
 )

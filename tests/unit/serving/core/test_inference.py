@@ -7,8 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 
+from mnist_serving.core.accounting import RequestRecord
 from mnist_serving.core.digits import DigitImage
-from mnist_serving.deadlines import bounded
+from mnist_serving.deadlines import RequestLimit
 from mnist_serving.errors import (
     DeadlineExceeded,
     InvalidInput,
@@ -30,8 +31,11 @@ async def test_classify_answers_each_image_and_counts_once(tmp_path) -> None:
     async with gateway.model_loaded():
         core = gateway.core
         images = [DigitImage(pixels=digit_image(d)) for d in (3, 7, 0)]
-        async with gateway.accounting.request("rest", "classify") as tracker:
-            result = await core.classify(images, VersionSpec(), tracker)
+        scope = gateway.accounting.request(
+            RequestRecord("rest", "classify", "r1"), None, "inference"
+        )
+        async with scope as record:
+            result = await core.classify(images, VersionSpec(), record)
         assert [c.digit for c in result.results] == [3, 7, 0] and result.version == 1
         labels = {"protocol": "rest", "route": "classify", "code": "OK"}
         assert sample(gateway, "mnist_requests_total", **labels) == 1
@@ -61,10 +65,11 @@ async def test_a_slow_model_meets_the_time_limit(tmp_path) -> None:
     async with gateway.model_loaded():
         core = gateway.core
         work = core.classify([DigitImage(pixels=digit_image(1))], VersionSpec())
+        limit = RequestLimit(0.05)
         with pytest.raises(DeadlineExceeded, match="request_timeout_ms"):
-            await bounded(work, 0.05)
+            await limit.bound(work)
         with pytest.raises(DeadlineExceeded, match="caller's deadline"):
-            await bounded(asyncio.sleep(1), 0.05, caller_deadline_s=0.01)
+            await limit.bound(asyncio.sleep(1), caller_deadline_s=0.01)
 
 
 async def test_a_failing_model_fails_its_request_with_no_detail(tmp_path) -> None:

@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from mnist_serving.build import build_gateway
 from mnist_serving.core.access_control import AccessControl, token_buckets
 from mnist_serving.errors import RateLimited
-from mnist_serving.lifecycle.cpus import MAX_AUTO_THREADS, cgroup_quota_cpus, plan, usable_cpus
+from mnist_serving.lifecycle.cpus import (
+    MAX_AUTO_THREADS,
+    cgroup_quota_cpus,
+    decided_for,
+    plan,
+    usable_cpus,
+)
 from mnist_serving.lifecycle.supervisor import (
     MAX_BACKOFF_SECONDS,
     Supervisor,
@@ -87,7 +94,7 @@ def test_auto_never_oversubscribes_the_cpus(workers, threads, cpus, expected) ->
 def test_settings_take_a_count_or_auto_and_say_what_is_wrong(tmp_path) -> None:
     assert Settings(model_dir=tmp_path).workers == "auto"
     assert Settings(model_dir=tmp_path, workers="3").workers == 3
-    decided = Settings(model_dir=tmp_path).for_cpus(4)
+    decided = decided_for(Settings(model_dir=tmp_path), 4)
     assert (decided.workers, decided.runtime_threads) == (4, 1)
     for bad in ("0", "-1", "many", "2.5"):
         with pytest.raises(
@@ -99,7 +106,7 @@ def test_settings_take_a_count_or_auto_and_say_what_is_wrong(tmp_path) -> None:
 def test_a_supervisor_needs_decided_workers_of_two_or_more(tmp_path) -> None:
     for workers in ("auto", 1):
         with pytest.raises(ValueError, match="two workers or more"):
-            Supervisor(Settings(model_dir=tmp_path, workers=workers))
+            Supervisor(Settings(model_dir=tmp_path, workers=workers), build_gateway)
 
 
 def test_restart_backoff_doubles_up_to_a_cap() -> None:
