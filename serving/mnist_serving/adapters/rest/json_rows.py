@@ -24,9 +24,12 @@ import orjson
 
 _KEY = b'"instances"'
 _WHITESPACE = b" \t\n\r"
-# The bytes an array of JSON numbers can hold.
-_ARRAY_BYTES = b"[],0123456789.eE+- \t\n\r"
-_NOT_STRUCTURE = bytes(range(256)).translate(None, b"[],")  # every byte but the brackets, commas
+_NUMBER = b"0123456789.eE+-"
+# One pass marks the array: a number's bytes become "x", brackets and commas stay, whitespace
+# goes, and any other byte (which an array of numbers cannot hold) becomes "!".
+_MARKS = bytes(ord("x") if b in _NUMBER else b if b in b"[]," else ord("!") for b in range(256))
+_OPEN, _CLOSE = ord("["), ord("]")
+_SMALL = 16_384  # marked bytes (a few images): below it numpy's per-call cost outweighs its speed
 # Brackets become spaces, not nothing: an element against a bracket where the structure has no
 # comma (``[[1]2]``) then reads as ``1 2``, which JSON refuses, instead of as ``12``.
 _BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
@@ -47,20 +50,27 @@ def split_instances(body: bytes, max_depth: int) -> tuple[bytes, np.ndarray] | N
     end = body.rfind(b"]") + 1
     array = body[start:end]
     rest = body[:start] + b"0" + body[end:]
+    marked = array.translate(_MARKS, _WHITESPACE)
     # An escape could spell a second "instances" key that the search above cannot see.
-    if array.translate(None, _ARRAY_BYTES) or b"\\" in rest:
-        return None
-    compact = array.translate(None, _WHITESPACE)
-    # An empty list reads as a one-element one in the structure; with an element outside the
-    # lists beside it (``[0],5[]``) the count would match too, so no list may be empty.
-    if b"[]" in compact:
+    if b"!" in marked or b"\\" in rest or _has_empty_list(marked):
         return None
     # The array sits one level inside the document, so it may nest max_depth - 1 deep.
-    shape = regular_shape(compact.translate(None, _NOT_STRUCTURE), max_rank=max_depth - 1)
+    shape = regular_shape(marked.translate(None, b"x"), max_rank=max_depth - 1)
     if shape is None:
         return None
     values = _flat_values(array, shape)
     return None if values is None else (rest, values)
+
+
+def _has_empty_list(marked: bytes) -> bool:
+    """Whether ``[`` meets ``]`` anywhere (whitespace gone): an empty list reads as a
+    one-element one in the structure, and with an element outside the lists beside it
+    (``[0], 5[]``) the count would match too. A large array is compared in numpy: a byte
+    search for ``[]`` costs several times more there, ``[`` being on every other position."""
+    if len(marked) < _SMALL:
+        return b"[]" in marked
+    codes = np.frombuffer(marked, np.uint8)
+    return bool(np.any((codes[:-1] == _OPEN) & (codes[1:] == _CLOSE)))
 
 
 def _array_start(body: bytes, at: int) -> int | None:
