@@ -17,12 +17,15 @@ from mnist_serving.adapters.rest.app import create_app
 from mnist_serving.core.access_control import AccessControl
 from mnist_serving.core.accounting import RequestAccounting
 from mnist_serving.core.admission import Admission
+from mnist_serving.core.drift import DriftLimits, DriftMonitor, references_of
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.core.readiness import Readiness
 from mnist_serving.lifecycle.cpus import plan, usable_cpus
 from mnist_serving.lifecycle.gateway import Gateway
 from mnist_serving.lifecycle.preflight import StartupParts, prepare
 from mnist_serving.observability.access_log import AccessLog, LineSink
+from mnist_serving.observability.collectors import DriftGauges
+from mnist_serving.observability.input_window import InputWindow
 from mnist_serving.observability.metrics import Metrics, create_metrics
 from mnist_serving.observability.multiprocess import worker_metrics
 from mnist_serving.observability.recent_traffic import RecentTraffic
@@ -30,7 +33,7 @@ from mnist_serving.observability.samples import SampleWriter
 from mnist_serving.observability.tracing import Tracing
 from mnist_serving.repositories.local import Loader, LocalRepository
 from mnist_serving.repositories.repository import BatcherFactory, ModelRepository
-from mnist_serving.runtimes.batching import BatchConfig, Batcher
+from mnist_serving.runtimes.batching import BatchConfig, Batcher, Observer
 from mnist_serving.runtimes.loading import load_version
 from mnist_serving.runtimes.runtime import Runtime, RuntimeOpener, Session
 from mnist_serving.settings import Settings
@@ -58,7 +61,10 @@ def build_gateway(
     readiness = Readiness()
     tracing = tracing or Tracing.from_environment()
     canary = CanaryCredit(share.canary) if share is not None else None
-    repository = build_repository(settings, parts, metrics, readiness, load, tracing, canary)
+    window = InputWindow(shared_dir=folder) if settings.drift_window_images else None
+    repository = build_repository(
+        settings, parts, metrics, readiness, load, tracing, canary, window
+    )
     buckets = share.buckets if share is not None else None
     access = AccessControl(
         parts.keys,
@@ -81,7 +87,8 @@ def build_gateway(
     )
     samples = sample_writer(settings, metrics)
     core = InferenceCore(settings, metrics, repository, admission, readiness, tracing, samples)
-    app = create_app(core, accounting, metrics, settings)
+    drift = drift_monitor(settings, window, repository, metrics)
+    app = create_app(core, accounting, metrics, settings, drift)
     grpc = GrpcServer(core, accounting, settings, readiness) if settings.grpc_port >= 0 else None
     return Gateway(settings, core, accounting, app, grpc, parts.tls, shared_ports=share is not None)
 
@@ -100,6 +107,19 @@ def sample_writer(settings: Settings, metrics: Metrics) -> SampleWriter | None:
     )
 
 
+def drift_monitor(
+    settings: Settings, window: InputWindow | None, repository: ModelRepository, metrics: Metrics
+) -> DriftMonitor:
+    """The drift score over ``window`` against the serving version's reference, also read by
+    every scrape (its gauges)."""
+    limits = DriftLimits(
+        settings.drift_window_images, settings.drift_max_age_seconds, settings.drift_threshold
+    )
+    monitor = DriftMonitor(window, references_of(repository), limits)
+    metrics.exposition.register(DriftGauges(monitor.report))
+    return monitor
+
+
 def build_repository(
     settings: Settings,
     parts: StartupParts,
@@ -108,8 +128,10 @@ def build_repository(
     load: Loader | None = None,
     tracing: Tracing | None = None,
     canary: CanaryCredit | None = None,
+    window: InputWindow | None = None,
 ) -> ModelRepository:
-    make_batcher = batcher_factory(settings, metrics, tracing)
+    observe = window.observe if window is not None else None
+    make_batcher = batcher_factory(settings, metrics, tracing, observe)
     if settings.backend == "tfserving":
         # Imported only when chosen: the local path never loads the forwarding client.
         from mnist_serving.repositories.tfserving_replicas import TFServingRepository
@@ -175,7 +197,10 @@ def runtime_threads(settings: Settings) -> int:
 
 
 def batcher_factory(
-    settings: Settings, metrics: Metrics, tracing: Tracing | None = None
+    settings: Settings,
+    metrics: Metrics,
+    tracing: Tracing | None = None,
+    observe: Observer | None = None,
 ) -> BatcherFactory:
     config = BatchConfig(
         settings.max_batch_size,
@@ -185,7 +210,7 @@ def batcher_factory(
     )
 
     async def make(runtime: Runtime, sessions: list[Session]) -> Batcher:
-        batcher = Batcher(sessions, config, metrics, runtime.name, tracing)
+        batcher = Batcher(sessions, config, metrics, runtime.name, tracing, observe)
         await batcher.start()
         return batcher
 

@@ -165,6 +165,13 @@ class Settings(BaseSettings):
     calibrated: below 0.9 are about 1% of clean digits' answers and most of its mistakes)."""
     sample_max_mb: float = Field(100.0, gt=0)
     """--sample-dir is kept under this size; the oldest shards go first."""
+    drift_window_images: int = Field(2048, ge=0, le=16384)
+    """Input drift: the newest served images each score reads (0: drift off)."""
+    drift_max_age_seconds: float = Field(600.0, gt=0)
+    """Input drift: images older than this leave the window, however few remain."""
+    drift_threshold: float = Field(0.5, gt=0)
+    """Input drift: the overall score (the largest feature's PSI) past which the alarm is
+    raised, once the window holds 500 images (or is full, if smaller)."""
     ready_file: Path | None = None
     """Once serving, write this JSON file with the bound REST and gRPC ports (removed on exit)."""
 

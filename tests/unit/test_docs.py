@@ -13,6 +13,7 @@ import pytest
 
 from mnist_serving.adapters.rest.routes import ROUTES
 from mnist_serving.cli import _shown_default
+from mnist_serving.observability.collectors import DriftGauges
 from mnist_serving.observability.metrics import SPECS, create_metrics
 from mnist_serving.observability.multiprocess import WORKER_TABLE, WorkerProcesses
 from mnist_serving.repositories.repository import ServedVersion, announce_versions
@@ -54,6 +55,15 @@ def _exposed_metrics(tmp_path: Path) -> dict[str, tuple[str, set[str]]]:
     table = tmp_path / WORKER_TABLE
     table.write_text(json.dumps({"supervisor": 1, "restarts": 0, "workers": []}))
     families += list(WorkerProcesses(table).collect())
+    # The drift gauges, as a window with a score reports them.
+    scored = {
+        "overall": 0.1,
+        "features": {"ink": 0.1},
+        "alarm": False,
+        "estimated_accuracy": 0.99,
+        "window": {"images": 500},
+    }
+    families += list(DriftGauges(lambda: scored).collect())
     found: dict[str, tuple[str, set[str]]] = {}
     for family in families:
         if not family.name.startswith("mnist_"):

@@ -7,6 +7,7 @@ A version folder holds::
     model.tflite                        the same model for LiteRT (and --prefer_tflite_model)
     model_int8.tflite                   the same model quantised to int8, when it passed its checks
     model.keras                         the Keras model, for Keras users
+    drift_reference.json                what held-out training digits look like to the model
     model_card.json, *.png              what was trained, how well, and pictures of it
 """
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_contract.drift import REFERENCE_FILE, DriftReference
 from mnist_contract.layout import (
     KERAS_FILE,
     MODEL_CARD_FILE,
@@ -122,6 +123,7 @@ def run(config: TrainConfig, say: Say = print) -> TrainResult:
     trained = Trained(model, history, train_seconds, temperature, len(held_out[1]))
     with versions.staging_dir(base) as staged:
         card, evaluation, robustness = _export(trained, config, recipe, data, staged, say)
+        card["drift_reference"] = _drift_reference(staged, held_out, data, config.seed, say)
         target = versions.publish(staged, base, config.version)
     version = int(target.name)
     card["version"] = version
@@ -215,6 +217,38 @@ def _export(
             report.plot_reliability(answers, trained.temperature, staged / "reliability.png")
     report.write_card(staged / MODEL_CARD_FILE, card)
     return card, evaluation, robustness
+
+
+REFERENCE_DIGITS = 3000  # training digits drawn for the drift reference's image features
+
+
+def _drift_reference(
+    staged: Path, held_out: tuple[np.ndarray, np.ndarray], data: MnistData, seed: int, say: Say
+) -> dict[str, Any]:
+    """The drift reference, written beside the model for the gateway's drift score: image
+    features from training digits drawn at random (MNIST's training set is ordered by writer
+    population, so its last digits are not typical), the model's answers on the held-out
+    digits (on the test digits when none were held out)."""
+    images, labels = held_out
+    source = f"the last {len(labels):,} training digits, held out of training"
+    if not len(labels):
+        images, labels = data.x_test, data.y_test
+        source = "the test digits (no training digits were held out)"
+    answers = export.saved_model_predict(staged, scale(images))
+    rng = np.random.default_rng(seed)
+    drawn = rng.choice(len(data.x_train), min(REFERENCE_DIGITS, len(data.x_train)), replace=False)
+    reference = DriftReference.of(scale(data.x_train[np.sort(drawn)]), answers, labels)
+    (staged / REFERENCE_FILE).write_text(reference.dumps())
+    say(
+        f"drift reference: {REFERENCE_FILE} ({reference.images:,} training digits, answers on {source})"
+    )
+    return {
+        "file": REFERENCE_FILE,
+        "image_features_from": f"{reference.images:,} training digits drawn at random",
+        "answers_from": source,
+        "accuracy": round(reference.accuracy, 6),
+        "mean_confidence": round(reference.mean_confidence, 6),
+    }
 
 
 REPRESENTATIVE_DIGITS = 500  # training digits whose activations set the int8 ranges

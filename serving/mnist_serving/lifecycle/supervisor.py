@@ -53,8 +53,7 @@ from mnist_serving.lifecycle.gateway import (
 from mnist_serving.lifecycle.preflight import prepare
 from mnist_serving.lifecycle.sockets import reserve_port
 from mnist_serving.lifecycle.worker import GatewayBuilder, worker_main
-from mnist_serving.observability.multiprocess import WORKER_TABLE
-from mnist_serving.observability.recent_traffic import ring_path
+from mnist_serving.observability.multiprocess import WORKER_TABLE, worker_files
 from mnist_serving.settings import Settings
 from mnist_serving.shared_state import GatewayShare, SharedFloats
 
@@ -321,13 +320,14 @@ class Supervisor:
 
     def _forget(self, worker: _Worker) -> None:
         """Remove a dead worker and what of it would otherwise stay: its live gauges, its
-        recent-traffic ring, its row in the worker table (its counters stay in the sums)."""
+        files (recent traffic, drift window), its row in the worker table (its counters stay)."""
         from prometheus_client.multiprocess import mark_process_dead
 
         worker.process.join(1)
         with contextlib.suppress(OSError):
             mark_process_dead(worker.pid, str(self._folder))  # type: ignore[no-untyped-call]
-            ring_path(self._folder, worker.pid).unlink(missing_ok=True)
+            for path in worker_files(self._folder, worker.pid):
+                path.unlink(missing_ok=True)
         worker.pipe.close()
         self._workers.pop(worker.index, None)
         self._write_table()

@@ -1,15 +1,17 @@
 """Metric kinds prometheus-client lacks: a histogram fed a whole batch at once, the model's
-info as this process knows it, and the latest exemplar of each latency bucket."""
+info as this process knows it, the latest exemplar of each latency bucket, and the drift
+gauges computed when scraped."""
 
 from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import InfoMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
@@ -100,3 +102,47 @@ class LatestExemplars:
             samples.append(sample._replace(exemplar=found) if found else sample)
         family.samples = samples
         return family
+
+
+class DriftGauges(Collector):
+    """The input-drift scores as gauges, computed when scraped from the drift report (every
+    worker's window: any worker answers for the gateway): ``mnist_input_drift{feature}``
+    (``overall`` too), the alarm, the estimated accuracy and the window's size. No score without a
+    reference or with too few images: the series are absent then, not a guess."""
+
+    def __init__(self, report: Callable[[], dict[str, Any]]) -> None:
+        self._report = report
+
+    def collect(self) -> Iterator[Metric]:
+        report = self._report()
+        drift = GaugeMetricFamily(
+            "mnist_input_drift",
+            "Input drift of the last served images against the serving version's training "
+            "digits: PSI per feature, and overall (the largest); absent without a reference.",
+            labels=["feature"],
+        )
+        alarm = GaugeMetricFamily(
+            "mnist_input_drift_alarm",
+            "1 while the overall drift score is past the gateway's --drift-threshold, else 0; "
+            "absent without a score.",
+        )
+        if report["overall"] is not None:
+            for feature, score in report["features"].items():
+                drift.add_metric([feature], score)
+            drift.add_metric(["overall"], report["overall"])
+            alarm.add_metric([], 1.0 if report["alarm"] else 0.0)
+        yield drift
+        yield alarm
+        accuracy = GaugeMetricFamily(
+            "mnist_estimated_accuracy",
+            "Accuracy over the drift window estimated without labels: the mean calibrated "
+            "confidence.",
+        )
+        if report["estimated_accuracy"] is not None:
+            accuracy.add_metric([], report["estimated_accuracy"])
+        yield accuracy
+        yield GaugeMetricFamily(
+            "mnist_drift_window_images",
+            "Images in the drift window now (every worker's).",
+            value=report["window"]["images"],
+        )

@@ -23,12 +23,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from mnist_serving.observability.collectors import LatestExemplars
+from mnist_serving.observability.input_window import inputs_path
 from mnist_serving.observability.metrics import (
     LATENCY_BUCKETS,
     Metrics,
     create_metrics,
     latency_spec,
 )
+from mnist_serving.observability.recent_traffic import ring_path
 
 
 class _WithExemplars(Collector):
@@ -75,6 +77,12 @@ def shared_exposition(
 
 
 WORKER_TABLE = "workers.json"  # written by the supervisor; read by WorkerProcesses
+
+
+def worker_files(folder: Path, pid: int) -> tuple[Path, ...]:
+    """What a worker keeps in the shared folder beside its metric values: its recent-traffic
+    ring and its drift window (removed when it dies)."""
+    return ring_path(folder, pid), inputs_path(folder, pid)
 
 
 class WorkerProcesses(Collector):

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # Holding the event loop this long delays the requests being read by less than a batch's time
 # in the queue, and saves the thread hand-off's CPU and latency (docs/benchmarks.md).
 INLINE_BUDGET_S = 0.001
+# Told every model call's inputs and answers once they are answered (the drift window).
+Observer = Callable[[np.ndarray, np.ndarray], None]
 _SMALL_CALL = 8  # images; calls up to this size feed the per-image cost estimate
 
 
@@ -89,10 +91,12 @@ class Batcher:
         metrics: Metrics,
         runtime: str,
         tracing: Tracing | None = None,
+        observe: Observer | None = None,
     ) -> None:
         if len(sessions) != config.num_batch_threads:
             raise ValueError("one session per batch thread")
         self._sessions = list(sessions)
+        self._observe = observe
         self.config = config
         self._metrics = metrics
         self._runtime = runtime
@@ -247,6 +251,15 @@ class Batcher:
                 if not task.future.done():
                     task.future.set_result(probs[offset : offset + size])
                 offset += size
+            if self._observe is not None:  # after the answers (a drift window keeps them)
+                self._observed(images, probs)
+
+    def _observed(self, images: np.ndarray, probs: np.ndarray) -> None:
+        try:
+            assert self._observe is not None
+            self._observe(images, np.asarray(probs))
+        except Exception:  # a record lost is no reason to fail the batch that was answered
+            log.exception("the batch's inputs were not recorded for the drift window")
 
     def _may_run_inline(self, n: int) -> bool:
         """A local call may hold the event loop only when it is known to be short and, with

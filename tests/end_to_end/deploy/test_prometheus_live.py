@@ -119,7 +119,7 @@ def test_dashboard_and_alert_expressions_run_and_gateway_panels_have_data(
             _query(prometheus, rule["expr"])
     loaded = httpx.get(prometheus + "/api/v1/rules").json()["data"]["groups"]
     health = {r["name"]: r["health"] for g in loaded for r in g["rules"]}
-    assert len(health) == 9 and set(health.values()) <= {"ok", "unknown"}
+    assert len(health) == 10 and set(health.values()) <= {"ok", "unknown"}
 
     throughput = _query(
         prometheus, 'sum by (protocol) (rate(mnist_requests_total{route=~"predict|classify"}[1m]))'

@@ -202,6 +202,8 @@ def test_grafana_dashboard_is_provisioned_and_covers_the_signals() -> None:
         "mnist_predictions_total",
         "mnist_prediction_confidence",
         "mnist_model_info",
+        "mnist_input_drift",
+        "mnist_estimated_accuracy",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         ":tensorflow:serving:request_latency_bucket",

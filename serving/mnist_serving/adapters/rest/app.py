@@ -28,6 +28,7 @@ from mnist_serving.adapters.rest.responses import Response
 from mnist_serving.adapters.rest.routes import ROUTES, Route
 from mnist_serving.adapters.rest.tfserving_endpoints import TFServingEndpoints
 from mnist_serving.core.accounting import RequestAccounting, RequestRecord
+from mnist_serving.core.drift import DriftMonitor
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.deadlines import RequestLimit
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
@@ -39,7 +40,11 @@ Endpoint = Callable[[RestRequest, RequestRecord], Awaitable[Response]]
 
 
 def create_app(
-    core: InferenceCore, accounting: RequestAccounting, metrics: Metrics, settings: Settings
+    core: InferenceCore,
+    accounting: RequestAccounting,
+    metrics: Metrics,
+    settings: Settings,
+    drift: DriftMonitor,
 ) -> ASGIApp:
     """The REST app: every row of :data:`ROUTES`, and JSON for unknown routes, behind the
     front door that answers inference requests itself."""
@@ -48,7 +53,7 @@ def create_app(
         "tfserving": TFServingEndpoints(core, settings),
         "digits": DigitsEndpoints(core, settings),
         "open_inference": OpenInferenceEndpoints(core, settings),
-        "operations": OperationsEndpoints(core, accounting, metrics, document),
+        "operations": OperationsEndpoints(core, accounting, metrics, document, drift),
     }
     limit = RequestLimit(settings.request_timeout_ms / 1000)
     routes, inference = [], []

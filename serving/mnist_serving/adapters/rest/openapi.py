@@ -156,6 +156,8 @@ def _responses(route: Route, settings: Settings) -> dict[str, Any]:
             codes.append(429)
     elif _which(route) in ("readyz", "v2_ready"):
         codes.append(503)
+    elif _which(route) == "drift_report":
+        codes.append(404)
     if _keys_on(settings) and (
         route.kind != "operational" or route.route_label not in settings.open_routes
     ):
@@ -188,6 +190,7 @@ def _answer_schema(route: Route) -> dict[str, Any]:
             "healthz": "Alive",
             "readyz": "Ready",
             "stats": "Stats",
+            "drift_report": "Drift",
             "openapi": "Document",
             "v2_live": "V2Live",
             "v2_ready": "V2Ready",

@@ -313,7 +313,25 @@ def _operations_schemas() -> dict[str, Any]:
             }
         ),
         "Document": {"type": "object", "required": ["openapi", "paths"]},
+        "Drift": _drift_schema(),
     }
+
+
+def _drift_schema() -> dict[str, Any]:
+    number_or_null = {"type": ["number", "null"]}
+    return object_schema(
+        {
+            "alarm": {"type": "boolean"},
+            "overall": number_or_null,
+            "threshold": {"type": "number"},
+            "features": {"type": "object", "additionalProperties": {"type": "number"}},
+            "estimated_accuracy": number_or_null,
+            "window": {"type": "object"},
+            "reference": {"type": ["object", "null"]},
+            "version": {"type": ["integer", "null"]},
+        },
+        {"reason": {"type": "string"}},
+    )
 
 
 def object_schema(

@@ -13,7 +13,9 @@ from mnist_serving.adapters.rest.openapi import DOCS_HTML
 from mnist_serving.adapters.rest.responses import JSON, Response
 from mnist_serving.adapters.rest.routes import OPENMETRICS, PROMETHEUS_TEXT
 from mnist_serving.core.accounting import RequestAccounting, RequestRecord
+from mnist_serving.core.drift import DriftMonitor
 from mnist_serving.core.inference import InferenceCore
+from mnist_serving.errors import servable_not_found
 from mnist_serving.observability.metrics import Metrics, render
 from mnist_serving.observability.tfserving_metrics import render_tfserving, tfserving_registry
 from mnist_serving.static import DEMO_HTML
@@ -26,13 +28,20 @@ class OperationsEndpoints:
         accounting: RequestAccounting,
         metrics: Metrics,
         document: dict[str, Any],
+        drift: DriftMonitor,
     ) -> None:
         self.core = core
+        self.drift = drift
         self.accounting = accounting
         self.registry = metrics
         self.tfserving_view = tfserving_registry(metrics, MODEL_NAME)
         self.document = dumps(document)
         self.docs_page, self.demo_page = DOCS_HTML.encode(), DEMO_HTML.encode()
+
+    async def drift_report(self, request: Request, _record: RequestRecord) -> Response:
+        if request.path_params["model"] != MODEL_NAME:
+            raise servable_not_found(f"model {request.path_params['model']!r}")
+        return json_response(self.drift.report())
 
     async def healthz(self, _request: Request, _record: RequestRecord) -> Response:
         return json_response({"status": "alive"})

@@ -199,6 +199,12 @@ ROUTES: tuple[Route, ...] = (
         "Readiness: the model is loaded and warmed up, and the gateway is not draining",
     ),
     _operational(
+        "/v1/models/{model:segment}/drift",
+        "drift_report",
+        "Input drift: the last served images against the serving version's training digits",
+        label="drift",
+    ),
+    _operational(
         "/v1/stats",
         "stats",
         "Requests/s and p50/p99 latency of inference requests over the last minute",
