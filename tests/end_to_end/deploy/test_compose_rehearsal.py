@@ -114,6 +114,11 @@ def _assert_rules_loaded(url: str) -> None:
     assert set(health) == expected and set(health.values()) <= {"ok", "unknown"}, health
 
 
+# The stack's gateway forwards to TF Serving, whose version folders it does not read: it has
+# no drift reference and says so (docs/drift.md), so its drift series are absent by design.
+NO_REFERENCE_BEHIND_TF_SERVING = ("mnist_input_drift", "mnist_estimated_accuracy")
+
+
 def _assert_every_dashboard_query_has_data(url: str) -> None:
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "mnist.json").read_text())
     empty = [
@@ -122,4 +127,6 @@ def _assert_every_dashboard_query_has_data(url: str) -> None:
         for target in panel["targets"]
         if not query(url, target["expr"])
     ]
-    assert empty == [], empty
+    expected = [e for e in empty if any(m in e for m in NO_REFERENCE_BEHIND_TF_SERVING)]
+    assert empty == expected and len(expected) == 3, empty
+    assert query(url, "max(mnist_drift_window_images)"), "the window fills all the same"
