@@ -44,7 +44,7 @@ SLOW_BODIES = (
 )
 
 
-def _schemathesis(url: str, *selection: str) -> str:
+def _schemathesis(url: str, *selection: str, workers: int = 2) -> str:
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.end_to_end.serving.schemathesis_hooks",
@@ -61,7 +61,7 @@ def _schemathesis(url: str, *selection: str) -> str:
         "--max-examples",
         EXAMPLES,
         "--workers",
-        "2",
+        str(workers),
         "--seed",
         "20261201",
         "--no-color",
@@ -83,9 +83,16 @@ def _tested(report: str) -> int:
 
 def test_schemathesis_with_all_checks_finds_nothing(server: Server) -> None:
     everything = _tested(_schemathesis(server.url, "--exclude-path-regex", SLOW_BODIES))
+    # One worker here: with two, schemathesis at times counts an operation that its fuzzing
+    # phase tested as skipped by the examples phase (no examples in the schema).
     slow = _tested(
         _schemathesis(
-            server.url, "--include-path-regex", SLOW_BODIES, "--phases", "examples,fuzzing,stateful"
+            server.url,
+            "--include-path-regex",
+            SLOW_BODIES,
+            "--phases",
+            "examples,fuzzing,stateful",
+            workers=1,
         )
     )
     # schemathesis leaves out the one operation that serves the document it is reading.
