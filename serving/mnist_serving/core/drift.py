@@ -112,7 +112,8 @@ def references_of(repository: ModelRepository) -> References:
     """The reference of the version unpinned requests go to (``stable``, else the newest),
     read from its folder once; none for a version without a folder here (TF Serving's) or
     without the file (exported before drift references)."""
-    read: dict[Path, DriftReference | str] = {}
+    # By folder and load time: a folder repaired in place is loaded again, and read again.
+    read: dict[tuple[Path, float], DriftReference | str] = {}
 
     def current() -> tuple[int | None, DriftReference | None, str]:
         served = repository.versions
@@ -125,9 +126,10 @@ def references_of(repository: ModelRepository) -> References:
         if chosen.path is None:
             reason = "the model is hosted by TF Serving: its version folders are not read here"
             return chosen.version, None, reason
-        if chosen.path not in read:
-            read[chosen.path] = _read(chosen.path / REFERENCE_FILE, chosen.version)
-        found = read[chosen.path]
+        key = (chosen.path, chosen.loaded_at)
+        if key not in read:
+            read[key] = _read(chosen.path / REFERENCE_FILE, chosen.version)
+        found = read[key]
         if isinstance(found, str):
             return chosen.version, None, found
         return chosen.version, found, ""

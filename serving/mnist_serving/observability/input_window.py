@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_contract.drift import RAW_COLUMNS, raw_moments
+from mnist_serving.observability.rings import every_ring, own_ring, ring_file
 
 CAPACITY = 16_384  # images per process; a window reads at most this many of the newest
 FLUSH_S = 0.05  # calls are written together this often (a reader may miss the last 50 ms)
@@ -31,21 +32,16 @@ COLUMNS = 3 + RAW_COLUMNS
 
 
 def inputs_path(folder: Path, pid: int) -> Path:
-    return folder / f"inputs_{pid}{RING_SUFFIX}"
+    return ring_file(folder, "inputs", RING_SUFFIX, pid)
 
 
 class InputWindow:
     def __init__(self, capacity: int = CAPACITY, shared_dir: Path | None = None) -> None:
-        self._shared_dir = shared_dir
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_images = 0
         self._timer: asyncio.TimerHandle | None = None
-        shape = (capacity, COLUMNS)  # time 0: an empty row
-        if shared_dir is None:
-            self._ring: np.ndarray = np.zeros(shape)
-        else:
-            path = inputs_path(shared_dir, os.getpid())
-            self._ring = np.memmap(path, dtype=np.float64, mode="w+", shape=shape)
+        self._file = inputs_path(shared_dir, os.getpid()) if shared_dir is not None else None
+        self._ring = own_ring(capacity, COLUMNS, self._file)
         self._next = 0
 
     def observe(self, images: np.ndarray, probabilities: np.ndarray) -> None:
@@ -107,18 +103,7 @@ class InputWindow:
         return Rows(rows[:, _RAW], rows[:, _CONFIDENCE], rows[:, _DIGIT].astype(np.int64), age)
 
     def _rings(self) -> list[np.ndarray]:
-        if self._shared_dir is None:
-            return [self._ring]
-        rings = [np.asarray(self._ring)]
-        own = inputs_path(self._shared_dir, os.getpid())
-        for path in self._shared_dir.glob(f"*{RING_SUFFIX}"):
-            if path == own:
-                continue
-            try:
-                rings.append(np.fromfile(path, dtype=np.float64).reshape(-1, COLUMNS))
-            except (OSError, ValueError):  # removed (its worker died) or still being created
-                continue
-        return rings
+        return every_ring(self._ring, self._file, RING_SUFFIX, COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_serving.observability.rings import every_ring, own_ring, ring_file
+
 WINDOW_SECONDS = 60.0
 MAX_SAMPLES = 200_000  # per process: ~3,300 req/s for a minute; older samples fall off beyond
 RING_SUFFIX = ".ring"
 
 
 def ring_path(folder: Path, pid: int) -> Path:
-    return folder / f"recent_{pid}{RING_SUFFIX}"
+    return ring_file(folder, "recent", RING_SUFFIX, pid)
 
 
 class RecentTraffic:
@@ -32,13 +34,9 @@ class RecentTraffic:
         shared_dir: Path | None = None,
     ) -> None:
         self.window = window
-        self._shared_dir = shared_dir
-        shape = (max_samples, 2)  # rows of (monotonic time, seconds); time 0: an empty row
-        if shared_dir is None:
-            self._ring: np.ndarray = np.zeros(shape)
-        else:
-            path = ring_path(shared_dir, os.getpid())
-            self._ring = np.memmap(path, dtype=np.float64, mode="w+", shape=shape)
+        # Rows of (monotonic time, seconds).
+        self._file = ring_path(shared_dir, os.getpid()) if shared_dir is not None else None
+        self._ring = own_ring(max_samples, 2, self._file)
         self._next = 0
 
     def record(self, seconds: float, now: float | None = None) -> None:
@@ -72,15 +70,4 @@ class RecentTraffic:
 
     def _rings(self) -> list[np.ndarray]:
         """This process's ring, or every worker's in the shared folder."""
-        if self._shared_dir is None:
-            return [self._ring]
-        rings = [self._ring]
-        own = ring_path(self._shared_dir, os.getpid())
-        for path in self._shared_dir.glob(f"*{RING_SUFFIX}"):
-            if path == own:
-                continue
-            try:
-                rings.append(np.fromfile(path, dtype=np.float64).reshape(-1, 2))
-            except (OSError, ValueError):  # removed (its worker died) or still being created
-                continue
-        return rings
+        return every_ring(self._ring, self._file, RING_SUFFIX, 2)

@@ -59,3 +59,39 @@ def test_without_a_reference_it_says_why_instead_of_guessing(digits) -> None:
 def test_drift_off_reports_so() -> None:
     report = DriftMonitor(None, lambda: (1, None, ""), LIMITS).report()
     assert report["alarm"] is False and "drift is off" in report["reason"]
+
+
+def test_a_version_folder_given_its_reference_later_is_read_again(tmp_path, digits) -> None:
+    """The reference is read once per load of a version: a folder repaired in place (the
+    watcher loads it again) is read again, not answered from what its first load found."""
+    from dataclasses import dataclass
+
+    from mnist_contract.drift import REFERENCE_FILE
+    from mnist_serving.core.drift import references_of
+    from mnist_serving.errors import NotFound
+
+    @dataclass
+    class Served:
+        path: object
+        version: int
+        loaded_at: float
+
+    class Repository:
+        def __init__(self) -> None:
+            self.versions = [Served(tmp_path, 1, 1.0)]
+
+        def resolve(self, _spec):
+            raise NotFound("no stable label")
+
+    repository = Repository()
+    current = references_of(repository)  # type: ignore[arg-type]
+    assert current()[1] is None and "has no drift_reference.json" in current()[2]
+    images = digits["x_test"][:300].astype(np.float32) / 255.0
+    labels = digits["y_test"][:300]
+    (tmp_path / REFERENCE_FILE).write_text(
+        DriftReference.of(images, _answers(labels), labels).dumps()
+    )
+    assert current()[1] is None  # the same load: its first answer stands
+    repository.versions = [Served(tmp_path, 1, 2.0)]  # loaded again
+    version, reference, _ = current()
+    assert version == 1 and reference is not None and reference.images == 300
