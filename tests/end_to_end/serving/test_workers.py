@@ -32,11 +32,14 @@ def worker_pids(server: Server) -> list[int]:
     """The supervisor's worker processes (not multiprocessing's resource tracker)."""
     pid = server.process.pid
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return sorted(
-        int(child)
-        for child in children
-        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
-    )
+    return sorted(int(child) for child in children if _is_worker(int(child)))
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):  # it exited since it was listed
+        return False
 
 
 def sample(text: str, name: str, **labels: str) -> float:
