@@ -42,6 +42,8 @@ class BaseClient:
         api_key: str | None = None,
         model: str = MODEL_NAME,
         ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
         rng: random.Random | None = None,
         http_transport: Any = None,
         grpc_channel: Any = None,
@@ -60,6 +62,8 @@ class BaseClient:
             chunk_size: most images per request; larger inputs are split and joined back.
             api_key: sent as ``Authorization: Bearer`` (REST) or gRPC metadata.
             ca_file: PEM certificate(s) to trust for TLS, e.g. a self-signed gateway's.
+            cert_file, key_file: a PEM client certificate and its key, for a gateway that
+                asks for one (mutual TLS).
             http_transport, grpc_channel: replace the network layer (an httpx transport, a
                 gRPC channel): tests, proxies, TLS channels.
         """
@@ -75,6 +79,8 @@ class BaseClient:
             api_key=api_key,
             model=model,
             ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
         )
         self._protocol: Any = _grpc if self.config.transport == "grpc" else _rest
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security

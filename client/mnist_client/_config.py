@@ -26,6 +26,8 @@ class ClientConfig:
     model: str
     tls: bool = False  # grpcs:// (REST takes it from https://)
     ca_file: str | None = None  # PEM roots to trust instead of the system's (self-signed certs)
+    cert_file: str | None = None  # PEM client certificate (chain), for mutual TLS
+    key_file: str | None = None  # its private key
 
     @classmethod
     def create(
@@ -42,6 +44,8 @@ class ClientConfig:
         api_key: str | None,
         model: str,
         ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> ClientConfig:
         parts = urlsplit(url if "://" in url else f"//{url}")
         scheme = parts.scheme.lower()
@@ -56,6 +60,8 @@ class ClientConfig:
             if scheme not in ("http", "https"):
                 raise InvalidInput(f"REST needs an http:// or https:// URL, got {url!r}")
             target = f"{scheme}://{parts.netloc}"
+        if (cert_file is None) != (key_file is None):
+            raise InvalidInput("a client certificate needs both cert_file and key_file")
         if api not in ("digits", "tfserving", "v2"):
             raise InvalidInput(f"api must be 'digits', 'tfserving' or 'v2', got {api!r}")
         if timeout <= 0 or retries < 0 or backoff < 0 or chunk_size < 1:
@@ -73,4 +79,6 @@ class ClientConfig:
             model,
             tls=scheme in ("grpcs", "https"),
             ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
         )

@@ -24,7 +24,7 @@ from mnist_client._codec import (
     predictions_from_probabilities,
 )
 from mnist_client._config import ClientConfig
-from mnist_client._errors import ConnectionFailed, MnistError, from_grpc
+from mnist_client._errors import ConnectionFailed, InvalidInput, MnistError, from_grpc
 from mnist_contract.model import CLASSES, INPUT_NAME, SERVING_DEFAULT
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc, open_inference_pb2
 from mnist_contract.protos import open_inference_pb2_grpc as v2_grpc
@@ -98,9 +98,20 @@ def _channel(config: ClientConfig, api: Any) -> Any:
     """A channel from ``grpc`` or ``grpc.aio`` (``api``): TLS for grpcs:// URLs."""
     if not config.tls:
         return api.insecure_channel(config.url, options=_OPTIONS)
-    roots = Path(config.ca_file).read_bytes() if config.ca_file else None
-    credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+    roots, key, chain = (
+        _read_pem(name) for name in (config.ca_file, config.key_file, config.cert_file)
+    )
+    credentials = grpc.ssl_channel_credentials(roots, private_key=key, certificate_chain=chain)
     return api.secure_channel(config.url, credentials, options=_OPTIONS)
+
+
+def _read_pem(name: str | None) -> bytes | None:
+    if name is None:
+        return None
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"TLS file {name} cannot be read: {exc.strerror}") from None
 
 
 def _methods(channel: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from mnist_client._codec import (
 from mnist_client._config import ClientConfig
 from mnist_client._errors import (
     ConnectionFailed,
+    InvalidInput,
     MnistError,
     RequestTimeout,
     ServerError,
@@ -98,10 +99,18 @@ def _transport_error(exc: httpx.HTTPError, config: ClientConfig) -> MnistError:
 
 
 def _verify(config: ClientConfig) -> ssl.SSLContext | bool:
-    """The system's trust store, or only ``ca_file``'s certificates when one is given."""
-    if config.ca_file is None:
+    """The system's trust store, or only ``ca_file``'s certificates when one is given; the
+    client's own certificate presented when it has one."""
+    if config.ca_file is None and config.cert_file is None:
         return True
-    return ssl.create_default_context(cafile=config.ca_file)
+    try:
+        context = ssl.create_default_context(cafile=config.ca_file)
+        if config.cert_file is not None:
+            context.load_cert_chain(config.cert_file, config.key_file)
+    except OSError as exc:  # ssl.SSLError included: not PEM, or a key that does not match
+        files = ", ".join(f for f in (config.ca_file, config.cert_file, config.key_file) if f)
+        raise InvalidInput(f"TLS files {files} cannot be used: {exc}") from None
+    return context
 
 
 def _options(config: ClientConfig, transport: Any) -> dict[str, Any]:

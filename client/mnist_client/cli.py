@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MNIST_CA_FILE"),
         help="PEM certificate(s) to trust for https:// or grpcs:// (e.g. a self-signed gateway)",
     )
+    parser.add_argument(
+        "--cert-file",
+        default=os.environ.get("MNIST_CERT_FILE"),
+        help="PEM client certificate, for a gateway that asks for one (mutual TLS)",
+    )
+    parser.add_argument(
+        "--key-file", default=os.environ.get("MNIST_KEY_FILE"), help="the client certificate's key"
+    )
     return parser
 
 
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size=args.chunk_size,
             api_key=args.api_key,
             ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
         )
     except MnistError as exc:
         print(f"mnist-predict: {exc.message}", file=sys.stderr)

@@ -8,12 +8,14 @@ nowhere else (which repository, which runtime, how batches are formed)::
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 from prometheus_client import CollectorRegistry
 
 from mnist_serving.adapters.grpc.server import GrpcServer
 from mnist_serving.adapters.rest.app import create_app
+from mnist_serving.adapters.rest.connections import ConnectionGuard
 from mnist_serving.core.access_control import AccessControl
 from mnist_serving.core.accounting import RequestAccounting
 from mnist_serving.core.admission import Admission
@@ -90,7 +92,23 @@ def build_gateway(
     drift = drift_monitor(settings, window, repository, metrics)
     app = create_app(core, accounting, metrics, settings, drift)
     grpc = GrpcServer(core, accounting, settings, readiness) if settings.grpc_port >= 0 else None
-    return Gateway(settings, core, accounting, app, grpc, parts.tls, shared_ports=share is not None)
+    tls, door = parts.tls, rest_door(settings, metrics)
+    return Gateway(
+        settings, core, accounting, app, grpc, tls, rest_protocol=door, shared_ports=bool(share)
+    )
+
+
+def rest_door(settings: Settings, metrics: Metrics) -> type[asyncio.Protocol]:
+    """The REST server's connection protocol: uvicorn's, guarded against slow clients."""
+    guard = ConnectionGuard(
+        settings.header_timeout_seconds,
+        settings.max_connections,
+        metrics,
+        client_cert_required=(
+            settings.tls_client_ca_file is not None and settings.tls_client_auth == "required"
+        ),
+    )
+    return guard.protocol()
 
 
 def sample_writer(settings: Settings, metrics: Metrics) -> SampleWriter | None:

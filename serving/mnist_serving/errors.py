@@ -13,6 +13,7 @@
     │   └── QueueDelayed              UNAVAILABLE          (+ retry_after; waits too long)
     ├── BackendUnavailable            UNAVAILABLE          (model not ready, backend down)
     ├── DeadlineExceeded              DEADLINE_EXCEEDED
+    ├── BodyTooSlow                   DEADLINE_EXCEEDED    (REST 408: the client was slow)
     └── CallerGone                    CANCELLED            (the caller hung up mid-request)
 
 The neutral code (``error.code``) is what metrics count, so REST and gRPC failures share labels;
@@ -103,6 +104,14 @@ class BackendUnavailable(ServingError):
 
 class DeadlineExceeded(ServingError):
     code = "DEADLINE_EXCEEDED"
+
+
+class BodyTooSlow(ServingError):
+    """The request's time limit passed while its body was still arriving: the client was
+    slow, not the gateway (REST answers 408 Request Timeout and closes the connection)."""
+
+    code = "DEADLINE_EXCEEDED"
+    refusal = "slow_body"
 
 
 class CallerGone(ServingError):

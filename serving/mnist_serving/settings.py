@@ -123,6 +123,26 @@ class Settings(BaseSettings):
     """PEM certificate (chain) for TLS on REST and gRPC; needs ``tls_key_file`` too."""
     tls_key_file: Path | None = None
     """PEM private key matching ``tls_cert_file``."""
+    tls_client_ca_file: Path | None = None
+    """PEM CA certificate(s) that client certificates must chain to: mutual TLS on REST and
+    gRPC (needs ``tls_cert_file``)."""
+    tls_client_auth: Literal["required", "optional"] = "required"
+    """With ``tls_client_ca_file``: refuse a client without a valid certificate (required), or
+    let it in without one (optional, REST only: gRPC can ask for a certificate only by
+    requiring it, so it asks for none); a certificate that is sent must be valid either way."""
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Web origins (``https://tool.example.com``) whose pages may call the REST API from a
+    browser, comma-separated; ``*`` for any origin, never with credentials (empty: CORS off)."""
+    cors_allow_credentials: bool = False
+    """Let allowed origins' pages send credentials (cookies, TLS client certificates) too."""
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    """Longest a client may take to send a request's headers, from its connection (or from
+    the first byte of a kept-alive connection's next request); past it the connection is
+    closed, with 408 when part of a request came. On gRPC: the TLS and HTTP/2 handshake's
+    limit."""
+    max_connections: int = Field(4096, ge=1, le=1_000_000)
+    """Open client connections per worker process, on each of REST and gRPC; past it a new
+    connection is refused at once (REST: 503 and closed)."""
     version_policy: Policy = VersionPolicy()
     """Versions to serve: ``latest:N`` (the N newest), ``all``, or ``specific:3,4``."""
     version_labels: dict[str, int] = Field(default_factory=dict)
@@ -190,11 +210,23 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown route(s) {unknown}; choose from {list(OPERATIONAL_ROUTES)}")
         return routes
 
-    @field_validator("tfserving_targets", mode="before")
+    @field_validator("cors_allow_origins")
     @classmethod
-    def _split_targets(cls, value: object) -> object:
+    def _origins_look_like_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            scheme, _, rest = origin.partition("://")
+            if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
+                raise ValueError(
+                    f"CORS origin {origin!r} is not scheme://host[:port] (no path), nor *"
+                )
+        return origins
+
+    @field_validator("tfserving_targets", "cors_allow_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """A comma-separated string (a flag, an environment variable) or a JSON list."""
         if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [t.strip() for t in value.split(",") if t.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("tfserving_targets")
@@ -222,6 +254,17 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("TLS needs both tls_cert_file and tls_key_file")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("mutual TLS (tls_client_ca_file) needs tls_cert_file and tls_key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise ValueError(
+                "cors_allow_origins '*' with cors_allow_credentials would let every site "
+                "call the API with its visitors' credentials; list the origins instead"
+            )
         return self
 
     @model_validator(mode="after")

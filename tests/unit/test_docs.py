@@ -100,6 +100,7 @@ def _same_value(written: str, shown: str) -> bool:
     """A default as the docs write it and as ``--help`` shows it, compared as values."""
     words = {"on": "True", "off": "False", "none": "none"}
     written = words.get(written, written)
+    shown = shown or "none"  # an empty list
     try:
         return float(written) == float(shown)
     except ValueError:

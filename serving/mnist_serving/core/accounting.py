@@ -53,6 +53,7 @@ class RequestRecord:
     route: str  # the metrics' route label
     request_id: str
     peer: str | None = None
+    client_cert: str | None = None  # a verified client certificate's name (mutual TLS)
     code: str = "OK"
     http_status: int | None = None  # set by the REST adapter; None for gRPC
     images: int = 0
@@ -195,6 +196,7 @@ class RequestAccounting:
                 model_ms=round(timing.model_s * 1000, 3) if ran else None,
                 peer=record.peer,
                 key=record.key,
+                client_cert=record.client_cert,
                 trace_id=trace_id,
                 span_id=span_id,
             )

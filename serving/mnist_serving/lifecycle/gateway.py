@@ -25,15 +25,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import grpc
 import uvicorn
 from starlette.types import ASGIApp
 
 from mnist_serving.adapters.grpc.server import GrpcServer
 from mnist_serving.core.accounting import RequestAccounting
 from mnist_serving.core.inference import InferenceCore
-from mnist_serving.lifecycle.preflight import Tls
 from mnist_serving.lifecycle.sockets import bind_socket
+from mnist_serving.lifecycle.tls import Tls, grpc_credentials, rest_context
 from mnist_serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +79,7 @@ class Gateway:
         grpc_server: GrpcServer | None,
         tls: Tls | None,
         *,
+        rest_protocol: type[asyncio.Protocol] | None = None,
         shared_ports: bool = False,
     ) -> None:
         self.settings = settings
@@ -89,6 +89,7 @@ class Gateway:
         self.app = app
         self._grpc = grpc_server
         self._tls = tls
+        self._rest_protocol = rest_protocol  # uvicorn's httptools protocol, or a subclass
         self._rest: RestServer | None = None
         self._rest_task: asyncio.Task[None] | None = None
         self._rest_socket: socket.socket | None = None
@@ -200,9 +201,7 @@ class Gateway:
     async def _start_grpc(self) -> int | None:
         if self._grpc is None:
             return None
-        credentials = None
-        if self._tls is not None:
-            credentials = grpc.ssl_server_credentials([(self._tls.key, self._tls.cert)])
+        credentials = grpc_credentials(self._tls) if self._tls is not None else None
         port = self._grpc.bind(
             self.settings.host, self.settings.grpc_port, credentials, shared=self._shared_ports
         )
@@ -227,17 +226,16 @@ class Gateway:
     # -- details --------------------------------------------------------------------------
 
     def _uvicorn_config(self) -> uvicorn.Config:
-        s = self.settings
+        s, tls = self.settings, self._tls
         return uvicorn.Config(
             self.app,
             log_level=s.log_level,
             log_config=None,  # uvicorn's lines go through the gateway's format (access_log)
             access_log=False,  # the core writes one line per request, with more in it
-            http="httptools",
+            http=self._rest_protocol or "httptools",
             lifespan="off",  # the gateway, not the ASGI lifespan, loads the model
             timeout_graceful_shutdown=REST_GRACE_SECONDS,
-            ssl_certfile=self._tls.cert_file if self._tls else None,
-            ssl_keyfile=self._tls.key_file if self._tls else None,
+            ssl_context_factory=(lambda _config, _default: rest_context(tls)) if tls else None,
         )
 
     def _ports(self, grpc_port: int | None) -> BoundPorts:

@@ -8,22 +8,15 @@ the constructors.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
-from pathlib import Path
 
 from mnist_contract.layout import version_dirs
 from mnist_serving.core.access_control import KeyFileError, load_keys
+from mnist_serving.lifecycle.tls import Tls, rest_context
 from mnist_serving.model_config import ModelConfigError, read_model_config
 from mnist_serving.repositories.local import ConfigSource
 from mnist_serving.settings import Settings, SettingsError
-
-
-@dataclass(frozen=True)
-class Tls:
-    cert_file: Path
-    key_file: Path
-    cert: bytes
-    key: bytes
 
 
 @dataclass(frozen=True)
@@ -71,9 +64,23 @@ def _tls(settings: Settings) -> Tls | None:
     cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
     if cert_file is None or key_file is None:
         return None
+    ca_file = settings.tls_client_ca_file
     try:
-        return Tls(cert_file, key_file, cert_file.read_bytes(), key_file.read_bytes())
+        tls = Tls(
+            cert_file,
+            key_file,
+            cert_file.read_bytes(),
+            key_file.read_bytes(),
+            ca_file,
+            ca_file.read_bytes() if ca_file is not None else None,
+            settings.tls_client_auth,
+        )
+        rest_context(tls)  # a file that is not PEM, or a key that does not match, fails here
+    except ssl.SSLError as exc:
+        named = ", ".join(str(f) for f in (cert_file, key_file, ca_file) if f is not None)
+        raise SettingsError(f"TLS files {named} cannot be used ({exc.reason or exc})") from None
     except FileNotFoundError as exc:
         raise SettingsError(f"TLS file {exc.filename} does not exist") from None
     except OSError as exc:
         raise SettingsError(f"TLS file {exc.filename} cannot be read ({exc.strerror})") from None
+    return tls

@@ -57,6 +57,7 @@ class AccessRecord:
     model_ms: float | None
     peer: str | None
     key: str | None  # the API key's name
+    client_cert: str | None = None  # a verified client certificate's name (mutual TLS)
     # The request's server span, as OpenTelemetry's log data model names them (tracing on).
     trace_id: str | None = None
     span_id: str | None = None
@@ -152,6 +153,8 @@ def _fields(record: AccessRecord) -> dict[str, Any]:
     fields = dict(vars(record))
     if record.trace_id is None:
         del fields["trace_id"], fields["span_id"]
+    if record.client_cert is None:
+        del fields["client_cert"]
     return fields
 
 
@@ -163,6 +166,8 @@ def _message(r: AccessRecord) -> str:
         f"{_ms(r.latency_ms)} queue={_ms(r.queue_ms)} model={_ms(r.model_ms)} "
         f"peer={r.peer or '-'} key={r.key or '-'} id={r.request_id}"
     )
+    if r.client_cert is not None:
+        line += f" client_cert={r.client_cert}"
     if r.trace_id is not None:
         line += f" trace_id={r.trace_id} span_id={r.span_id}"
     return line

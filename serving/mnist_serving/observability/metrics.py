@@ -82,6 +82,8 @@ class Metrics:
     backend_up: Gauge
     samples_written: Counter
     samples_dropped: Counter
+    connections_open: Gauge
+    connections_closed: Counter
     exemplars: LatestExemplars | None = None  # with several workers (see LatestExemplars)
     _series: dict[tuple[str, tuple[str, ...]], Any] = field(
         default_factory=dict, compare=False, repr=False
@@ -170,7 +172,7 @@ SPECS = (
         Counter,
         "mnist_requests_refused_total",
         "Requests refused without being run, by reason (queue_full, queue_delay, "
-        "in_flight_limit, rate_limited, unauthenticated).",
+        "in_flight_limit, rate_limited, unauthenticated, slow_body).",
         ("protocol", "reason"),
     ),
     Spec("images", Counter, "mnist_images_total", "Images (examples) classified.", ("protocol",)),
@@ -273,6 +275,24 @@ SPECS = (
         "mnist_samples_dropped_total",
         "Sampled inputs dropped, by reason (queue_full: the writer is behind; write_failed).",
         ("reason",),
+    ),
+    Spec(
+        "connections_open",
+        Gauge,
+        "mnist_connections_open",
+        "Client connections open now, by protocol (rest; gRPC's are kept by gRPC's core).",
+        ("protocol",),
+        mode="livesum",
+    ),
+    Spec(
+        "connections_closed",
+        Counter,
+        "mnist_connections_closed_total",
+        "Client connections the gateway closed on its own, by protocol and reason (idle: "
+        "nothing sent in time; header_timeout: headers too slow, answered 408; "
+        "over_capacity: past max_connections, answered 503; no_client_cert: mutual TLS "
+        "required and no certificate sent, answered 403).",
+        ("protocol", "reason"),
     ),
 )
 

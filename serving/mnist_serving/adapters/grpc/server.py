@@ -133,7 +133,8 @@ class GrpcServer:
 
     def _build(self, shared: bool) -> grpc.aio.Server:
         """The grpc.aio server, made inside the running loop (it binds to the loop it sees)."""
-        limit = self._settings.grpc_max_message_bytes
+        settings = self._settings
+        limit = settings.grpc_max_message_bytes
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limit),
@@ -144,7 +145,14 @@ class GrpcServer:
                 # Clients reconnect every few minutes, so new replicas behind a plain Service
                 # receive traffic (HTTP/2 otherwise pins a client to one pod for good).
                 ("grpc.max_connection_age_ms", 300_000),
+                # ...and a call still open then (a request stalled mid-message) gets 30 s more.
                 ("grpc.max_connection_age_grace_ms", 30_000),
+                # Slow and idle clients: the TLS and HTTP/2 handshake (a connection that sends
+                # nothing included) within the header limit, a connection with no call for
+                # 5 minutes closed, and at most max_connections open per worker.
+                ("grpc.server_handshake_timeout_ms", int(settings.header_timeout_seconds * 1000)),
+                ("grpc.max_connection_idle_ms", 300_000),
+                ("grpc.max_allowed_incoming_connections", settings.max_connections),
             ]
         )
         self._register(server)
@@ -179,6 +187,7 @@ class GrpcServer:
         accounting = self.accounting
         limit = self._limit
         operational = method.kind == "operational"  # not time-limited: probes answer at once
+        mutual_tls = self._settings.tls_client_ca_file is not None
 
         async def handle(request: Any, context: Context) -> Message:
             metadata = dict(context.invocation_metadata() or ())
@@ -188,6 +197,8 @@ class GrpcServer:
             # metadata sent on its own is a write of its own.
             context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
             record = RequestRecord(method.protocol, method.route_label, rid, _peer(context))
+            if mutual_tls:
+                record.client_cert = _client_cert(context)
             try:
                 async with accounting.request(record, key, method.kind, carrier=metadata):
                     if isinstance(request, _Undecodable):
@@ -247,6 +258,15 @@ class GrpcServer:
             return
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+
+
+def _client_cert(context: Context) -> str | None:
+    """The verified client certificate's name (common name, else first alternative name)."""
+    auth = context.auth_context()
+    for key in ("x509_common_name", "x509_subject_alternative_name"):
+        if auth.get(key):
+            return bytes(auth[key][0]).decode("utf-8", "replace")
+    return None
 
 
 def _peer(context: Context) -> str | None:

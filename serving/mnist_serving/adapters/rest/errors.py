@@ -13,6 +13,7 @@ from mnist_serving.adapters.rest.json_body import json_response
 from mnist_serving.adapters.rest.responses import Response
 from mnist_serving.errors import (
     BackendUnavailable,
+    BodyTooSlow,
     CallerGone,
     DeadlineExceeded,
     InvalidInput,
@@ -37,6 +38,7 @@ HTTP_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (Overloaded, 503),
     (BackendUnavailable, 503),
     (DeadlineExceeded, 504),
+    (BodyTooSlow, 408),
     # nginx's status for a caller that hung up; no client ever sees it, the access line does.
     (CallerGone, 499),
     (asyncio.CancelledError, 499),
@@ -57,6 +59,8 @@ def error_response(exc: Exception) -> Response:
         headers = {"Retry-After": str(retry)} if retry is not None else None
         if isinstance(exc, Unauthenticated):
             headers = {"WWW-Authenticate": "Bearer"}
+        if isinstance(exc, BodyTooSlow):  # the rest of the body is not worth waiting for
+            headers = {"Connection": "close"}
         return json_response({"error": exc.message}, http_status(exc), headers)
     log.error("unhandled error", exc_info=exc)
     return json_response({"error": "internal error"}, 500)

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
+from mnist_serving.adapters.rest.connections import CLIENT_CERT
 from mnist_serving.adapters.rest.json_body import decompress
 from mnist_serving.core.access_control import bearer_or_api_key
 from mnist_serving.core.inference import InferenceCore
@@ -100,6 +101,20 @@ def peer(request: RestRequest) -> str | None:
     return f"{client[0]}:{client[1]}" if client else None
 
 
+def client_cert(request: RestRequest) -> str | None:
+    """The name on the caller's verified certificate (mutual TLS), if it sent one."""
+    name: str | None = request.scope.get(CLIENT_CERT)
+    return name
+
+
+BODY_PENDING = "mnist.body_pending"  # in the scope while the body is being read
+
+
+def body_pending(request: RestRequest) -> bool:
+    """Whether the request's body was still arriving (its time limit passed meanwhile)."""
+    return bool(request.scope.get(BODY_PENDING))
+
+
 def version_spec(request: RestRequest) -> VersionSpec:
     """The version a TF Serving path names, after checking the path names our model."""
     params = request.path_params
@@ -121,6 +136,7 @@ async def read_body(request: RestRequest, limit: int) -> bytes:
             f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit"
         )
     chunks, size = [], 0
+    request.scope[BODY_PENDING] = True
     try:
         async for chunk in request.stream():
             size += len(chunk)
@@ -129,4 +145,5 @@ async def read_body(request: RestRequest, limit: int) -> bytes:
             chunks.append(chunk)
     except ClientDisconnect:
         raise CallerGone("the caller closed the connection before sending its whole body") from None
+    request.scope[BODY_PENDING] = False
     return decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)

@@ -26,4 +26,5 @@ def test_the_refusal_reasons_are_the_error_classes_own() -> None:
         "in_flight_limit",
         "rate_limited",
         "unauthenticated",
+        "slow_body",
     }
