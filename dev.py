@@ -7,7 +7,8 @@
                            # install, then format/lint/type checks, proto drift, tests
 
 Everything goes into ./.venv (made on first use, refreshed when pyproject.toml changes); the
-tests also make ./.venv-clients for other projects' clients (tests/external/requirements.txt).
+tests also make ./.venv-clients for other projects' clients (tests/external/requirements.txt)
+and ./.venv-scanners for the manifests' policy scanner (tests/external/scanners.txt).
 Standard library only: this script runs before anything is installed.
 """
 
@@ -29,10 +30,13 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed-pyproject"
-# Other projects' clients (Triton's, KServe's), which the tests drive against the gateway; their
-# pins clash with TensorFlow's, so they get an environment of their own.
-CLIENTS_VENV = ROOT / ".venv-clients"
-CLIENTS_REQUIREMENTS = ROOT / "tests" / "external" / "requirements.txt"
+# Other projects' tools the tests drive, each set in an environment of its own because their
+# pins clash with TensorFlow's or with each other's: the clients of Triton and KServe against
+# the gateway, and checkov, the policy scanner the Kubernetes manifests are checked with.
+SIDE_VENVS = {
+    ROOT / ".venv-clients": ROOT / "tests" / "external" / "requirements.txt",
+    ROOT / ".venv-scanners": ROOT / "tests" / "external" / "scanners.txt",
+}
 SHARED_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
 # The version-folder rule comes from the contract package; its layout module is standard
 # library only, so it is read from the source tree before anything is installed.
@@ -78,16 +82,16 @@ def ensure_venv() -> None:
     STAMP.write_text(digest)
 
 
-def ensure_clients_venv() -> None:
-    stamp = CLIENTS_VENV / ".installed-requirements"
-    digest = hashlib.sha256(CLIENTS_REQUIREMENTS.read_bytes()).hexdigest()
+def ensure_side_venv(folder: Path, requirements: Path) -> None:
+    stamp = folder / ".installed-requirements"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return
-    python = CLIENTS_VENV / BIN.name / "python"
+    python = folder / BIN.name / "python"
     if not python.exists():
-        print(f"creating {CLIENTS_VENV}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(CLIENTS_VENV)
-    run(python, "-m", "pip", "install", "--quiet", "-r", CLIENTS_REQUIREMENTS)
+        print(f"creating {folder}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(folder)
+    run(python, "-m", "pip", "install", "--quiet", "-r", requirements)
     stamp.write_text(digest)
 
 
@@ -154,7 +158,8 @@ def ensure_system_tools() -> None:
 def test(args: list[str]) -> None:
     ensure_system_tools()
     ensure_venv()
-    ensure_clients_venv()
+    for folder, requirements in SIDE_VENVS.items():
+        ensure_side_venv(folder, requirements)
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "ruff", "check", ".")
     run(BIN / "mypy")

@@ -15,3 +15,16 @@ def clients_python() -> Path:
         "(pip install -r tests/external/requirements.txt into .venv-clients)"
     )
     return CLIENTS_PYTHON
+
+
+SCANNERS_BIN = ROOT / ".venv-scanners" / "bin"
+
+
+def checkov() -> Path:
+    """The policy scanner, from its own environment."""
+    tool = SCANNERS_BIN / "checkov"
+    assert tool.exists(), (
+        f"{tool} is missing: `python3 dev.py test` makes it "
+        "(pip install -r tests/external/scanners.txt into .venv-scanners)"
+    )
+    return tool

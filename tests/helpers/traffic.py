@@ -9,6 +9,7 @@ kill, restart or swap things on the main thread while requests keep flowing.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -126,4 +127,28 @@ def percentiles(outcomes: list[Outcome]) -> dict[str, float]:
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "max_ms": round(float(np.max(ms)), 2),
+    }
+
+
+def recovery(outcomes: list[Outcome], fault_at: float) -> dict[str, object]:
+    """What clients saw of a fault at ``fault_at`` (time.monotonic()): answers by status, the
+    longest time without a successful answer, when the last failure ended (seconds after the
+    fault), whether answers came back after it, and the longest any request took."""
+    ordered = sorted(outcomes, key=lambda o: o.started + o.seconds)
+    failures = [o for o in ordered if not o.ok]
+    last_failure = max((o.started + o.seconds for o in failures), default=fault_at)
+    answered = [o.started + o.seconds for o in ordered if o.ok]
+    marks = [fault_at, *answered]
+    gaps = [b - a for a, b in itertools.pairwise(marks)]
+    by_status: dict[str, int] = {}
+    for o in ordered:
+        by_status[o.status] = by_status.get(o.status, 0) + 1
+    after = sum(1 for o in ordered if o.ok and o.started >= last_failure)
+    return {
+        "by_status": by_status,
+        "longest_gap_s": round(max(gaps, default=0.0), 2),
+        "failures_end_s": round(last_failure - fault_at, 2),
+        "recovered": after > 0,
+        "answered_after_recovery": after,
+        "longest_request_s": round(max((o.seconds for o in ordered), default=0.0), 2),
     }

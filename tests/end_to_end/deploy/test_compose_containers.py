@@ -11,11 +11,11 @@ deploy/README.md): Docker Hub's base images, TF Serving's binary, Grafana (left 
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
 import re
+import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -27,13 +27,19 @@ import yaml
 from mnist_contract.protos import tensorflow_serving_pb2 as tfs
 from mnist_contract.protos import tensorflow_serving_pb2_grpc as tfs_grpc
 from mnist_contract.tensors import array_to_tensor, tensor_to_array
+from tests.end_to_end.deploy.conftest import (
+    K8S_NETWORK,
+    K8S_PODS,
+    K8S_VOLUMES,
+    PROJECT,
+    remove_what_the_tests_make,
+    rendered_manifests,
+)
 from tests.helpers.containers import ROOT, TFSERVING, Bystanders, Engine
 from tests.helpers.processes import free_port
 from tests.helpers.versions import wait_for
 
 pytestmark = pytest.mark.end_to_end
-# docker-compose keeps only letters and digits of a project name: the volume is <PROJECT>_models.
-PROJECT = "mniststack"
 SERVICES = ("trainer", "tfserving", "gateway", "prometheus")  # Grafana: no binary reachable
 PORTS = (
     "GATEWAY_REST_PORT",
@@ -45,47 +51,7 @@ PORTS = (
 )
 
 
-# What the Kubernetes part plays, by name: removed exactly, with compose's own objects.
-K8S_PODS = ("gateway-pod-0", "tfserving-pod-0")
-K8S_VOLUMES = ("mnist-models", "tfserving-config")
-K8S_NETWORK = "mnist-k8s"
-
-
-@pytest.fixture(scope="module")
-def bystanders(tmp_path_factory) -> Iterator[Bystanders]:
-    """A pod, a volume and a container (and the image it is made from) in the machine's own
-    podman storage, as a developer's would be, made before the engine starts."""
-    made = Bystanders.make(tmp_path_factory.mktemp("bystanders"))
-    yield made
-    made.remove()
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory, bystanders: Bystanders) -> Iterator[Engine]:
-    work = tmp_path_factory.mktemp("containers")
-    engine = Engine.start(work, PROJECT)
-    try:
-        _remove_what_the_tests_make(engine)  # a run that was killed may have left some
-        engine.standins()
-        engine.build_project_images()
-        yield engine
-    finally:
-        _remove_what_the_tests_make(engine)
-        engine.stop()
-
-
-def _remove_what_the_tests_make(engine: Engine) -> None:
-    """Compose's project (containers, its network and volumes) and what the Kubernetes part
-    played, each by its name; nothing else, and only in the engine's own store."""
-    steps = [lambda: engine.compose("--profile", "loadtest", "down", "-v", "--remove-orphans")]
-    steps += [lambda pod=pod: engine.podman("pod", "rm", "-f", pod) for pod in K8S_PODS]
-    steps += [lambda v=v: engine.podman("volume", "rm", "-f", v) for v in K8S_VOLUMES]
-    steps.append(lambda: engine.podman("network", "rm", "-f", K8S_NETWORK))
-    for step in steps:
-        with contextlib.suppress(AssertionError):  # already gone
-            step()
-
-
+@pytest.mark.timeout(600)  # images built on a fresh machine, the stack up twice, kube play
 def test_the_stack_runs_in_containers(engine: Engine, figures) -> None:
     ports = {name: free_port() for name in PORTS}
     env = {
@@ -223,7 +189,7 @@ def _kubernetes_manifests_play(engine: Engine) -> None:
     podman with their own args, environment, volumes and security context. What kube play does
     not do is supplied by hand: a Service's name (the gateway's dns:/// target) resolves through
     a host alias to the TF Serving pod, each containerPort is published on 127.0.0.1."""
-    docs = [d for d in yaml.safe_load_all(_run_kubectl()) if d]
+    docs = [d for d in yaml.safe_load_all(rendered_manifests()) if d]
     pick = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     engine.podman("network", "create", K8S_NETWORK)
     engine.podman("volume", "create", K8S_VOLUMES[0])
@@ -263,7 +229,7 @@ def _kubernetes_manifests_play(engine: Engine) -> None:
     env = engine.inspect(container, "{{json .Config.Env}}")
     for variable in manifest["env"]:
         assert f"{variable['name']}={variable['value']}" in json.loads(env)
-    assert engine.inspect(container, "{{.Config.User}}") == "10001"
+    assert engine.inspect(container, "{{.Config.User}}") == "10001:10001"  # runAsUser, runAsGroup
     assert engine.inspect(container, "{{.HostConfig.ReadonlyRootfs}}") == "true"
     assert "/tmp" in engine.inspect(container, "{{range .Mounts}}{{.Destination}} {{end}}")
     frames, _ = _digits(8)
@@ -271,20 +237,12 @@ def _kubernetes_manifests_play(engine: Engine) -> None:
     answer = httpx.post(rest + "/v1/digits:classify", content=frames.tobytes(), headers=octet)
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 8
     assert httpx.get(rest + "/readyz").json()["runtime"] == "tfserving"
+    # The pod's restart policy (Always, a Deployment's) brings a crashed gateway back.
+    os.kill(int(engine.inspect(container, "{{.State.Pid}}")), signal.SIGKILL)
+    wait_for(lambda: engine.inspect(container, "{{.RestartCount}}") == "1", "a restart", 60)
+    wait_for(lambda: _status(rest + "/readyz") == 200, "the restarted gateway pod", 120)
     for pod in K8S_PODS:
         engine.podman("pod", "rm", "-f", pod)
-
-
-def _run_kubectl() -> str:
-    import subprocess
-
-    return subprocess.run(
-        ["kubectl", "kustomize", str(ROOT / "deploy" / "k8s")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
 
 
 def _play(engine: Engine, docs: list[dict]) -> dict[int, int]:
@@ -325,7 +283,7 @@ def test_the_machines_own_pods_volumes_and_containers_are_never_touched(
     assert bystanders.container not in engine.podman("ps", "-a", "--format", "{{.Names}}")
     assert bystanders.pod not in engine.podman("pod", "ls", "--format", "{{.Name}}")
     assert bystanders.volume not in engine.podman("volume", "ls", "--format", "{{.Name}}")
-    _remove_what_the_tests_make(engine)
+    remove_what_the_tests_make(engine)
     assert bystanders.all_there(), bystanders.listing()
 
 
