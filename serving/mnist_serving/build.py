@@ -22,6 +22,7 @@ from mnist_serving.core.admission import Admission
 from mnist_serving.core.drift import DriftLimits, DriftMonitor, references_of
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.core.readiness import Readiness
+from mnist_serving.core.shadow import ShadowTraffic
 from mnist_serving.lifecycle.cpus import plan, usable_cpus
 from mnist_serving.lifecycle.gateway import Gateway
 from mnist_serving.lifecycle.preflight import StartupParts, prepare
@@ -88,7 +89,10 @@ def build_gateway(
         AccessLog(settings.access_log, sink=access_sink),
     )
     samples = sample_writer(settings, metrics)
-    core = InferenceCore(settings, metrics, repository, admission, readiness, tracing, samples)
+    shadow = ShadowTraffic(metrics, admission)
+    core = InferenceCore(
+        settings, metrics, repository, admission, readiness, tracing, samples, shadow
+    )
     drift = drift_monitor(settings, window, repository, metrics)
     app = create_app(core, accounting, metrics, settings, drift)
     grpc = GrpcServer(core, accounting, settings, readiness) if settings.grpc_port >= 0 else None

@@ -6,12 +6,14 @@ file (``--model-config-file``) that the gateway re-reads whenever it changes::
     {
       "version_policy": {"latest": 2},          # or {"specific": [3, 4]} or {"all": true}
       "labels": {"stable": 3, "canary": 4},
-      "canary_weight": 0.1                       # share of unpinned requests sent to "canary"
+      "canary_weight": 0.1,                      # share of unpinned requests sent to "canary"
+      "shadow_weight": 0.5                       # share of requests mirrored to "shadow"
     }
 
 Requests that name no version go to ``stable`` when that label is set (else to the newest
 version), except a ``canary_weight`` share that goes to ``canary``. Rolling back is moving a
-label back.
+label back. A ``shadow_weight`` share of client requests is also mirrored to the ``shadow``
+label's version, whose answers are compared and never returned (:mod:`mnist_serving.core.shadow`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+KEYS = ("version_policy", "labels", "canary_weight", "shadow_weight")
 
 
 class ModelConfigError(ValueError):
@@ -84,6 +88,7 @@ class ModelConfig:
     policy: VersionPolicy = field(default_factory=VersionPolicy)
     labels: dict[str, int] = field(default_factory=dict)
     canary_weight: float = 0.0
+    shadow_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for label, version in self.labels.items():
@@ -93,14 +98,14 @@ class ModelConfig:
                 raise ModelConfigError(
                     f"label {label!r} points at version {version}; versions are ≥ 1"
                 )
-        if not 0.0 <= self.canary_weight <= 1.0:
-            raise ModelConfigError(
-                f"canary_weight must be between 0 and 1, got {self.canary_weight}"
-            )
-        if self.canary_weight and "canary" not in self.labels:
-            raise ModelConfigError(
-                "canary_weight is set but no 'canary' label says where to send it"
-            )
+        for name, label in (("canary_weight", "canary"), ("shadow_weight", "shadow")):
+            weight = getattr(self, name)
+            if not 0.0 <= weight <= 1.0:
+                raise ModelConfigError(f"{name} must be between 0 and 1, got {weight}")
+            if weight and label not in self.labels:
+                raise ModelConfigError(
+                    f"{name} is set but no {label!r} label says where to send it"
+                )
 
 
 def read_model_config(path: Path) -> tuple[bytes, ModelConfig]:
@@ -121,27 +126,29 @@ def parse_model_config(data: bytes, path: Path) -> ModelConfig:
         raise ModelConfigError(f"model config {path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ModelConfigError(f"model config {path} must be a JSON object")
-    unknown = sorted(set(doc) - {"version_policy", "labels", "canary_weight"})
+    unknown = sorted(set(doc) - set(KEYS))
     if unknown:
         raise ModelConfigError(
-            f"model config {path}: unknown key(s) {', '.join(unknown)}; "
-            "expected version_policy, labels, canary_weight"
+            f"model config {path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(KEYS)}"
         )
     labels = doc.get("labels", {})
     if not isinstance(labels, dict):
         raise ModelConfigError(
             f'model config {path}: labels must be an object like {{"stable": 3}}'
         )
-    weight = doc.get("canary_weight", 0.0)
-    if not isinstance(weight, int | float) or isinstance(weight, bool):
-        raise ModelConfigError(f"model config {path}: canary_weight must be a number")
+    weights = {name: doc.get(name, 0.0) for name in ("canary_weight", "shadow_weight")}
+    for name, weight in weights.items():
+        if not isinstance(weight, int | float) or isinstance(weight, bool):
+            raise ModelConfigError(f"model config {path}: {name} must be a number")
     try:
         policy = (
             VersionPolicy.from_json(doc["version_policy"])
             if "version_policy" in doc
             else VersionPolicy()
         )
-        return ModelConfig(policy, dict(labels), float(weight))
+        return ModelConfig(
+            policy, dict(labels), float(weights["canary_weight"]), float(weights["shadow_weight"])
+        )
     except ModelConfigError as exc:
         raise ModelConfigError(f"model config {path}: {exc}") from None
 

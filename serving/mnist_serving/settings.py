@@ -149,8 +149,12 @@ class Settings(BaseSettings):
     """Version labels, e.g. ``{"stable": 3}`` (env: ``MNIST_VERSION_LABELS='{"stable": 3}'``)."""
     canary_weight: float = Field(0.0, ge=0.0, le=1.0)
     """Share of requests naming no version sent to the ``canary`` label's version."""
+    shadow_weight: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of inference requests also mirrored to the ``shadow`` label's version: its
+    answers are compared with the ones clients get, never returned."""
     model_config_file: Path | None = None
-    """JSON file with version_policy, labels and canary_weight; re-read when it changes."""
+    """JSON file with version_policy, labels, canary_weight and shadow_weight; re-read when it
+    changes."""
     model_poll_seconds: float = Field(2.0, ge=0.0)
     """How often the model folder, the model config file and the API keys file are checked
     for changes (0: never)."""
@@ -283,5 +287,6 @@ class Settings(BaseSettings):
 
     def model_config_defaults(self) -> ModelConfig:
         """The policy, labels and canary share given as settings."""
-        canary = 0.0 if self.model_config_file else self.canary_weight
-        return ModelConfig(self.version_policy, dict(self.version_labels), canary)
+        file = self.model_config_file is not None  # the file brings its own weights
+        canary, shadow = (0.0, 0.0) if file else (self.canary_weight, self.shadow_weight)
+        return ModelConfig(self.version_policy, dict(self.version_labels), canary, shadow)

@@ -4,6 +4,7 @@ LiteRT, no model file. Injected through :func:`mnist_serving.build.build_gateway
     gateway = build_gateway(settings, load=loader())             # answers at once
     gateway = build_gateway(settings, load=loader(delay=0.2))    # every model call takes 0.2 s
     gateway = build_gateway(settings, load=loader(failing={2}))  # version 2 cannot load
+    gateway = build_gateway(settings, load=loader(shifted={2}))  # version 2 answers digit + 1
 
 A fake's answer is a function of its input, so tests can check that answers come back to the
 request that asked: the predicted digit is the brightest of ten vertical bands of the image.
@@ -48,10 +49,13 @@ class FakeRuntime:
     precision = "fp32"
     healthy = True
 
-    def __init__(self, version: int, delay: float = 0.0, fail: bool = False) -> None:
+    def __init__(
+        self, version: int, delay: float = 0.0, fail: bool = False, shift: int = 0
+    ) -> None:
         self.version = version
         self.delay = delay
         self.fail = fail
+        self.shift = shift  # a bad model: the answer for the digit after the right one
         self.calls: list[int] = []  # batch sizes, in order
         self.closed = False
 
@@ -62,7 +66,7 @@ class FakeRuntime:
                 time.sleep(self.delay)
             if self.fail:
                 raise RuntimeError("the fake model failed")
-            return answer(images)
+            return np.roll(answer(images), self.shift, axis=1)
 
         return run
 
@@ -75,6 +79,8 @@ def loader(
     delay: float = 0.0,
     fail_calls: bool = False,
     failing: set[int] | None = None,
+    shifted: set[int] | None = None,
+    delays: dict[int, float] | None = None,
     sessions: int = 1,
     made: list[FakeRuntime] | None = None,
 ) -> Loader:
@@ -84,7 +90,8 @@ def loader(
         version = int(path.name)
         if failing and version in failing:
             raise VersionRejected(f"{path}: cannot load (the fake refuses version {version})")
-        runtime = FakeRuntime(version, delay, fail_calls)
+        slow = (delays or {}).get(version, delay)  # a version of its own speed
+        runtime = FakeRuntime(version, slow, fail_calls, int(version in (shifted or ())))
         if made is not None:
             made.append(runtime)
         return LoadedVersion(runtime, [runtime.session() for _ in range(sessions)], 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -50,3 +51,13 @@ def break_litert_files(version_dir: Path) -> list[str]:
     for name in broken:
         (version_dir / name).write_bytes(b"this is not a flatbuffer")
     return broken
+
+
+async def wait_for_async(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """:func:`wait_for` inside an event loop: the loop keeps running meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -51,6 +51,9 @@ def _exposed_metrics(tmp_path: Path) -> dict[str, tuple[str, set[str]]]:
     # The model's info as the repositories announce it.
     served = ServedVersion(None, FakeRuntime(1), None, 0.0, 0)  # type: ignore[arg-type]
     announce_versions(metrics, served, [])
+    # The labelled bulk histograms (not in SPECS), with a child each.
+    metrics.version_confidence.labels("1")
+    metrics.shadow_confidence_delta.labels("1")
     families = list(metrics.registry.collect()) + list(metrics.model_info.collect())
     table = tmp_path / WORKER_TABLE
     table.write_text(json.dumps({"supervisor": 1, "restarts": 0, "workers": []}))

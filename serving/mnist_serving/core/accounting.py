@@ -171,8 +171,10 @@ class RequestAccounting:
             self._recent.record(elapsed)
         if record.images:
             self.metrics.series("images", record.protocol).inc(record.images)
-        if record.version is not None:
-            self.metrics.series("version_requests", str(record.version)).inc()
+        if record.version is not None:  # an inference request that reached a version
+            version = str(record.version)
+            self.metrics.series("version_requests", version, record.code).inc()
+            self.metrics.series("version_latency", version).observe(elapsed)
 
     def _log(self, record: RequestRecord, kind: Kind, elapsed: float) -> None:
         """Its access-log line (an operational route's only when probes are asked for)."""

@@ -29,6 +29,7 @@ from mnist_serving.core.digits import (
     to_frames,
 )
 from mnist_serving.core.readiness import Readiness
+from mnist_serving.core.shadow import ShadowTraffic
 from mnist_serving.errors import BackendUnavailable, InvalidInput, servable_not_found
 from mnist_serving.observability.collectors import FEW_VALUES
 from mnist_serving.observability.metrics import Metrics
@@ -62,8 +63,10 @@ class InferenceCore:
         readiness: Readiness,
         tracing: Tracing | None = None,
         samples: SampleWriter | None = None,
+        shadow: ShadowTraffic | None = None,
     ) -> None:
         self.repository = repository
+        self.shadow = shadow
         self.readiness = readiness
         self.samples = samples
         self._metrics = metrics
@@ -168,13 +171,15 @@ class InferenceCore:
         record: RequestRecord | None,
     ) -> np.ndarray:
         timing = record.timing if record is not None else None
+        if record is not None:  # its errors from here on are this version's
+            record.version = served.version
         probs = await served.batcher.run(images, ticket, timing=timing)
         if timing is not None:
             self._learn_wait(timing)
-        self._count_predictions(probs)
+        self._count_predictions(probs, str(served.version))
         if record is not None:
             record.images += len(images)
-            record.version = served.version
+            self._mirror(served, images, probs)
         if self.samples is not None:
             rid = record.request_id if record is not None else ""
             self.samples.offer(model_frames(images), probs, served.version, rid)
@@ -188,16 +193,31 @@ class InferenceCore:
         waited = (timing.model_started - timing.arrived) + (now - timing.answered)
         self._admission.observe(waited, now)
 
-    def _count_predictions(self, probs: np.ndarray) -> None:
+    def _count_predictions(self, probs: np.ndarray, version: str) -> None:
+        """The digits answered and their confidence, overall and by version."""
+        metrics = self._metrics
         digits = probs.argmax(axis=1)
         if len(digits) <= FEW_VALUES:  # most requests: one image, a loop beats bincount
             for digit in digits.tolist():
-                self._metrics.series("predictions", DIGIT_LABELS[digit]).inc()
+                metrics.series("predictions", DIGIT_LABELS[digit]).inc()
+                metrics.series("version_predictions", version, DIGIT_LABELS[digit]).inc()
         else:
             for digit, count in enumerate(np.bincount(digits, minlength=10).tolist()):
                 if count:
-                    self._metrics.series("predictions", DIGIT_LABELS[digit]).inc(count)
-        self._metrics.confidence.observe_many(probs[np.arange(len(probs)), digits])
+                    metrics.series("predictions", DIGIT_LABELS[digit]).inc(count)
+                    metrics.series("version_predictions", version, DIGIT_LABELS[digit]).inc(count)
+        confidence = probs[np.arange(len(probs)), digits]
+        metrics.confidence.observe_many(confidence)
+        metrics.version_confidence.labels(version).observe_many(confidence)
+
+    def _mirror(self, served: ServedVersion, images: np.ndarray, probs: np.ndarray) -> None:
+        """A share of client requests also goes to the shadow version, off this request's
+        path (:mod:`~mnist_serving.core.shadow`)."""
+        if self.shadow is None:
+            return
+        target = self.repository.shadow_target()
+        if target is not None and target is not served:
+            self.shadow.offer(target, images, probs)
 
     # -- digits API -----------------------------------------------------------------------
 

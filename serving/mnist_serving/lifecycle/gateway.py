@@ -127,6 +127,8 @@ class Gateway:
             self._key_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._key_watch
+        if self.core.shadow is not None:  # mirrors are never worth waiting for
+            await self.core.shadow.close()
         await self.core.repository.close()
         if self.core.samples is not None:  # what is queued is written before the exit
             await asyncio.to_thread(self.core.samples.close)

@@ -27,18 +27,46 @@ class BulkHistogram:
 
     It is prometheus-client's own :class:`Histogram` underneath, whose per-bucket values are
     added to directly (the library has no bulk observe), so it is exposed, and summed across
-    worker processes, like any other histogram."""
+    worker processes, like any other histogram. With ``labelnames``, :meth:`labels` gives
+    each child's feeder (kept: one dict lookup per call)."""
 
     def __init__(
-        self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry
+        self,
+        name: str,
+        documentation: str,
+        buckets: tuple[float, ...],
+        registry: CollectorRegistry,
+        labelnames: tuple[str, ...] = (),
     ) -> None:
-        self._histogram = Histogram(name, documentation, registry=registry, buckets=buckets)
+        self._histogram = Histogram(
+            name, documentation, labelnames, registry=registry, buckets=buckets
+        )
         self._upper = np.array([*buckets, float("inf")])
-        self._upper_list = self._upper.tolist()
+        self._children: dict[tuple[str, ...], BulkFeeder] = {}
+        if not labelnames:
+            self._feeder = BulkFeeder(self._histogram, self._upper)
+
+    def observe_many(self, observed: np.ndarray) -> None:
+        self._feeder.observe_many(observed)
+
+    def labels(self, *values: str) -> BulkFeeder:
+        feeder = self._children.get(values)
+        if feeder is None:
+            child = self._histogram.labels(*values)
+            feeder = self._children[values] = BulkFeeder(child, self._upper)
+        return feeder
+
+
+class BulkFeeder:
+    """Adds a whole array's values to one histogram (or one labelled child of it)."""
+
+    def __init__(self, histogram: Histogram, upper: np.ndarray) -> None:
+        self._upper = upper
+        self._upper_list = upper.tolist()
         # The library's values: non-cumulative counts per bucket (cumulated when collected),
         # and the sum; each takes its own lock.
-        self._buckets = self._histogram._buckets
-        self._sum = self._histogram._sum
+        self._buckets = histogram._buckets
+        self._sum = histogram._sum
 
     def observe_many(self, observed: np.ndarray) -> None:
         # NaN (a model fed absurd inputs answers it) belongs in no bucket and would make the

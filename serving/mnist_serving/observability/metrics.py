@@ -54,6 +54,8 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+# A shadow version's confidence minus the serving version's, for the same image.
+DELTA_BUCKETS = (-0.5, -0.2, -0.1, -0.05, -0.02, -0.005, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 PROTOCOLS = ("rest", "grpc", "v2_rest", "v2_grpc")
 
 
@@ -72,6 +74,8 @@ class Metrics:
     queue_depth: Gauge
     predictions: Counter
     confidence: BulkHistogram
+    version_confidence: BulkHistogram
+    shadow_confidence_delta: BulkHistogram
     model_info: ModelInfo
     model_loaded: Gauge
     model_versions: Gauge
@@ -79,6 +83,11 @@ class Metrics:
     model_config_errors: Counter
     api_key_file_errors: Counter
     version_requests: Counter
+    version_latency: Histogram
+    version_predictions: Counter
+    shadow_requests: Counter
+    shadow_images: Counter
+    shadow_latency: Histogram
     backend_up: Gauge
     samples_written: Counter
     samples_dropped: Counter
@@ -247,12 +256,53 @@ SPECS = (
         "mnist_api_key_file_errors",
         "Times the API keys file could not be used (the keys in force were kept).",
     ),
+    # Per version: the version that answered (or was to answer) an inference request. The
+    # label takes one value per version served since the process started: the policy bounds
+    # how many serve at once, a restart forgets those retired.
     Spec(
         "version_requests",
         Counter,
         "mnist_version_requests",
-        "Inference requests answered by each model version (shows a canary split).",
+        "Inference requests by the version that answered (or was to answer) them, and code.",
+        ("version", "code"),
+    ),
+    Spec(
+        "version_latency",
+        Histogram,
+        "mnist_version_request_duration_seconds",
+        "Inference request latency by the version that answered, failures included.",
         ("version",),
+        LATENCY_BUCKETS,
+    ),
+    Spec(
+        "version_predictions",
+        Counter,
+        "mnist_version_predictions",
+        "Predicted digits by version and digit.",
+        ("version", "digit"),
+    ),
+    Spec(
+        "shadow_requests",
+        Counter,
+        "mnist_shadow_requests",
+        "Requests mirrored to the shadow version, by outcome (compared, dropped, failed).",
+        ("version", "outcome"),
+    ),
+    Spec(
+        "shadow_images",
+        Counter,
+        "mnist_shadow_images",
+        "Images the shadow version answered, by whether its digit agreed with the serving "
+        "version's (agree, disagree).",
+        ("version", "agreement"),
+    ),
+    Spec(
+        "shadow_latency",
+        Histogram,
+        "mnist_shadow_duration_seconds",
+        "The shadow version's own time per mirrored request (its model call).",
+        ("version",),
+        LATENCY_BUCKETS,
     ),
     Spec(
         "backend_up",
@@ -317,6 +367,20 @@ def create_metrics(
         CONFIDENCE_BUCKETS,
         reg,
     )
+    version_confidence = BulkHistogram(
+        "mnist_version_prediction_confidence",
+        "Probability of the predicted digit, by the version that answered.",
+        CONFIDENCE_BUCKETS,
+        reg,
+        ("version",),
+    )
+    delta = BulkHistogram(
+        "mnist_shadow_confidence_delta",
+        "The shadow version's confidence minus the serving version's, per mirrored image.",
+        DELTA_BUCKETS,
+        reg,
+        ("version",),
+    )
     model_info = ModelInfo()
     if exposition is None:
         exposition = reg
@@ -328,6 +392,8 @@ def create_metrics(
         registry=reg,
         exposition=exposition,
         confidence=confidence,
+        version_confidence=version_confidence,
+        shadow_confidence_delta=delta,
         model_info=model_info,
         exemplars=exemplars,
         **made,  # type: ignore[arg-type]

@@ -96,6 +96,7 @@ class LocalRepository:
         self._status: dict[int, VersionStatus] = {}
         self._refused: dict[int, Fingerprint] = {}
         self._canary = canary or CanaryCredit()
+        self._shadow = CanaryCredit()  # this worker's own share: mirrors need no exact split
         self._watcher: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
 
@@ -216,10 +217,11 @@ class LocalRepository:
             return
         if config != self.config:
             log.info(
-                "model config: policy %s, labels %s, canary weight %g",
+                "model config: policy %s, labels %s, canary weight %g, shadow weight %g",
                 config.policy.describe(),
                 config.labels or "none",
                 config.canary_weight,
+                config.shadow_weight,
             )
         self.config = config
 
@@ -287,6 +289,13 @@ class LocalRepository:
         if default is None:
             raise BackendUnavailable(f"model {MODEL_NAME} is still loading", retry_after=1)
         return default
+
+    def shadow_target(self) -> ServedVersion | None:
+        weight = self.config.shadow_weight
+        if not weight:
+            return None
+        target = self._served.get(self.config.labels.get("shadow", 0))
+        return target if target is not None and self._shadow.take(weight) else None
 
     def _default(self) -> ServedVersion | None:
         stable = self._served.get(self.config.labels.get("stable", 0))

@@ -120,6 +120,10 @@ class ModelRepository(Protocol):
         """The version a request gets: pinned, labelled, or the default (canary share included)."""
         ...
 
+    def shadow_target(self) -> ServedVersion | None:
+        """The version this request is also mirrored to (the shadow share), or None."""
+        ...
+
 
 def label_target(labels: dict[str, int], label: str | None) -> int:
     """The version a label points at; TF Serving's NOT_FOUND wording when it is unknown."""

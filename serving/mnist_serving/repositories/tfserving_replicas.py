@@ -81,6 +81,10 @@ class TFServingRepository:
             await remote.batcher.stop()
         await self._runtime.close()
 
+    def shadow_target(self) -> ServedVersion | None:
+        """None: the gateway forwards to the one version TF Serving's replicas serve."""
+        return None
+
     def resolve(self, spec: VersionSpec) -> ServedVersion:
         remote = self._remote
         if remote is None:

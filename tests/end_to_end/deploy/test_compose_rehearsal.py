@@ -115,8 +115,9 @@ def _assert_rules_loaded(url: str) -> None:
 
 
 # The stack's gateway forwards to TF Serving, whose version folders it does not read: it has
-# no drift reference and says so (docs/drift.md), so its drift scores are absent by design.
-NO_REFERENCE_BEHIND_TF_SERVING = ("mnist_input_drift",)
+# no drift reference and says so (docs/drift.md), so its drift scores are absent by design;
+# and it mirrors nothing (the stack sets no shadow_weight), so the shadow panel is empty.
+ABSENT_BY_DESIGN = ("mnist_input_drift", "mnist_shadow_")
 
 
 def _assert_every_dashboard_query_has_data(url: str) -> None:
@@ -127,6 +128,6 @@ def _assert_every_dashboard_query_has_data(url: str) -> None:
         for target in panel["targets"]
         if not query(url, target["expr"])
     ]
-    expected = [e for e in empty if any(m in e for m in NO_REFERENCE_BEHIND_TF_SERVING)]
-    assert empty == expected and len(expected) == 2, empty  # the score and the alarm
+    expected = [e for e in empty if any(m in e for m in ABSENT_BY_DESIGN)]
+    assert empty == expected and len(expected) == 4, empty  # drift score, alarm; two shadow
     assert query(url, "max(mnist_drift_window_images)"), "the window fills all the same"

@@ -10,6 +10,7 @@ import pytest
 from mnist_serving.model_config import (
     ModelConfigError,
     VersionPolicy,
+    parse_model_config,
     read_model_config,
 )
 
@@ -44,3 +45,15 @@ def test_config_file_errors_name_the_problem(tmp_path, doc, message) -> None:
     with pytest.raises(ModelConfigError, match=None) as err:
         read_model_config(path)
     assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_shadow_share_needs_a_shadow_label(tmp_path) -> None:
+    path = tmp_path / "config.json"
+    good = b'{"labels": {"stable": 1, "shadow": 2}, "shadow_weight": 0.5}'
+    assert parse_model_config(good, path).shadow_weight == 0.5
+    with pytest.raises(ModelConfigError, match="no 'shadow' label says where"):
+        parse_model_config(b'{"shadow_weight": 0.5}', path)
+    with pytest.raises(ModelConfigError, match="shadow_weight must be between 0 and 1"):
+        parse_model_config(b'{"labels": {"shadow": 2}, "shadow_weight": 2}', path)
+    with pytest.raises(ModelConfigError, match="shadow_weight must be a number"):
+        parse_model_config(b'{"labels": {"shadow": 2}, "shadow_weight": "half"}', path)
