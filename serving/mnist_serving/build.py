@@ -22,6 +22,7 @@ from mnist_serving.core.admission import Admission
 from mnist_serving.core.drift import DriftLimits, DriftMonitor, references_of
 from mnist_serving.core.inference import InferenceCore
 from mnist_serving.core.readiness import Readiness
+from mnist_serving.core.rollout_driver import RolloutDriver, RolloutStore, state_file
 from mnist_serving.core.shadow import ShadowTraffic
 from mnist_serving.lifecycle.cpus import plan, usable_cpus
 from mnist_serving.lifecycle.gateway import Gateway
@@ -77,6 +78,7 @@ def build_gateway(
         key_file=settings.api_keys_file,
         inline=settings.api_keys,
         on_error=metrics.api_key_file_errors.inc,
+        scopes=parts.scopes,
     )
     admission = Admission(settings.max_in_flight_requests, settings.queue_target_ms / 1000 or None)
     accounting = RequestAccounting(
@@ -94,12 +96,24 @@ def build_gateway(
         settings, metrics, repository, admission, readiness, tracing, samples, shadow
     )
     drift = drift_monitor(settings, window, repository, metrics)
-    app = create_app(core, accounting, metrics, settings, drift)
+    rollout = rollout_driver(settings, repository, metrics, share)
+    app = create_app(core, accounting, metrics, settings, drift, rollout)
     grpc = GrpcServer(core, accounting, settings, readiness) if settings.grpc_port >= 0 else None
-    tls, door = parts.tls, rest_door(settings, metrics)
+    door, shared = rest_door(settings, metrics), share is not None
     return Gateway(
-        settings, core, accounting, app, grpc, tls, rest_protocol=door, shared_ports=bool(share)
+        settings, core, accounting, app, grpc, parts.tls, door, rollout, shared_ports=shared
     )
+
+
+def rollout_driver(
+    settings: Settings, repository: ModelRepository, metrics: Metrics, share: GatewayShare | None
+) -> RolloutDriver | None:
+    """With ``--rollout auto``: the rollout, decided by the first worker (or the only one)."""
+    if settings.rollout != "auto" or not isinstance(repository, LocalRepository):
+        return None
+    store = RolloutStore(state_file(settings.model_config_file, settings.model_dir))
+    decides = share is None or share.worker == 0
+    return RolloutDriver(store, repository, metrics, decides=decides)
 
 
 def rest_door(settings: Settings, metrics: Metrics) -> type[asyncio.Protocol]:

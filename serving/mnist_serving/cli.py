@@ -4,6 +4,9 @@ mnist-serve                                   # models/ on 0.0.0.0:8080, LiteRT 
 mnist-serve --model-dir /srv/models --rest-port 9000 --max-batch-size 128
 MNIST_RUNTIME=savedmodel mnist-serve          # the SavedModel through TensorFlow
 mnist-serve --workers 4                       # four processes on the same ports
+mnist-serve --rollout auto                    # every new version rolled out by its gates
+mnist-serve rollout status                    # a running gateway's rollout (pause, resume,
+                                              # promote, abort: a key with the admin scope)
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
+from mnist_serving import rollout_command
 from mnist_serving.build import build_gateway
 from mnist_serving.errors import StartupError
 from mnist_serving.lifecycle.cpus import decided_for, usable_cpus
@@ -76,7 +80,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["rollout"]:  # an operator's command to a running gateway
+        return rollout_command.main(given[1:])
+    args = build_parser().parse_args(given)
     try:
         settings = decided_for(settings_from(args), usable_cpus())
         sink = configure_logging(settings.log_level, settings.access_log)

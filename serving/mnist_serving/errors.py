@@ -6,7 +6,9 @@
     │   ├── PayloadTooLarge           RESOURCE_EXHAUSTED
     │   └── UnsupportedMediaType      INVALID_ARGUMENT
     ├── NotFound                      NOT_FOUND
+    ├── Conflict                      FAILED_PRECONDITION  (REST 409: not now, in this state)
     ├── Unauthenticated               UNAUTHENTICATED
+    ├── PermissionDenied              PERMISSION_DENIED    (a key without the scope)
     ├── RateLimited                   RESOURCE_EXHAUSTED   (+ retry_after)
     ├── Overloaded                    UNAVAILABLE          (+ retry_after; queue full)
     │   ├── TooManyInFlight           UNAVAILABLE          (+ retry_after; in-flight cap)
@@ -68,9 +70,21 @@ class NotFound(ServingError):
     code = "NOT_FOUND"
 
 
+class Conflict(ServingError):
+    """The request is well formed but cannot be done in the current state (an operator's
+    command with no rollout in progress)."""
+
+    code = "FAILED_PRECONDITION"
+
+
 class Unauthenticated(ServingError):
     code = "UNAUTHENTICATED"
     refusal = "unauthenticated"
+
+
+class PermissionDenied(ServingError):
+    code = "PERMISSION_DENIED"
+    refusal = "permission_denied"
 
 
 class RateLimited(ServingError):

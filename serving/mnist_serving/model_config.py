@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-KEYS = ("version_policy", "labels", "canary_weight", "shadow_weight")
+KEYS = ("version_policy", "labels", "canary_weight", "shadow_weight", "rollout")
 
 
 class ModelConfigError(ValueError):
@@ -84,11 +84,59 @@ class VersionPolicy:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """A rollout's knobs (:mod:`mnist_serving.core.rollout`): the model config file's
+    ``rollout`` object overrides any of them, e.g. ``{"min_agreement": 0.99}``."""
+
+    shadow_weight: float = 0.5  # share of requests mirrored while in shadow
+    canary_steps: tuple[float, ...] = (0.05, 0.25, 0.5)
+    shadow_images: int = 500  # mirrored images before the shadow step decides
+    step_requests: int = 300  # candidate requests before a canary step decides
+    min_step_seconds: float = 10.0
+    min_observations: int = 20  # a gate judges from this many images or requests on
+    min_agreement: float = 0.97  # shadow: share of images with the stable version's digit
+    max_error_rate_increase: float = 0.01  # canary: candidate's error share − stable's
+    max_latency_ratio: float = 1.5  # candidate's p99 / stable's p99 …
+    latency_slack_seconds: float = 0.005  # … once past stable's p99 + this
+    max_confidence_drop: float = 0.05  # stable's mean confidence − candidate's
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Thresholds:
+        if not isinstance(doc, dict):
+            raise ModelConfigError('rollout must be an object like {"min_agreement": 0.99}')
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(doc) - set(known))
+        if unknown:
+            raise ModelConfigError(
+                f"rollout: unknown key(s) {', '.join(unknown)}; expected {', '.join(known)}"
+            )
+        values: dict[str, Any] = {}
+        for name, value in doc.items():
+            if name == "canary_steps":
+                if (
+                    not isinstance(value, list)
+                    or not value
+                    or not all(_number(v) and 0 < v < 1 for v in value)
+                    or value != sorted(value)
+                ):
+                    raise ModelConfigError(
+                        "rollout: canary_steps must be rising shares between 0 and 1"
+                    )
+                values[name] = tuple(float(v) for v in value)
+            elif not _number(value) or value < 0:
+                raise ModelConfigError(f"rollout: {name} must be a number ≥ 0")
+            else:
+                values[name] = type(getattr(cls(), name))(value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     policy: VersionPolicy = field(default_factory=VersionPolicy)
     labels: dict[str, int] = field(default_factory=dict)
     canary_weight: float = 0.0
     shadow_weight: float = 0.0
+    rollout: Thresholds = field(default_factory=lambda: Thresholds())
 
     def __post_init__(self) -> None:
         for label, version in self.labels.items():
@@ -146,11 +194,20 @@ def parse_model_config(data: bytes, path: Path) -> ModelConfig:
             if "version_policy" in doc
             else VersionPolicy()
         )
+        rollout = Thresholds.from_json(doc["rollout"]) if "rollout" in doc else Thresholds()
         return ModelConfig(
-            policy, dict(labels), float(weights["canary_weight"]), float(weights["shadow_weight"])
+            policy,
+            dict(labels),
+            float(weights["canary_weight"]),
+            float(weights["shadow_weight"]),
+            rollout,
         )
     except ModelConfigError as exc:
         raise ModelConfigError(f"model config {path}: {exc}") from None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _positive(value: Any, what: str) -> int:

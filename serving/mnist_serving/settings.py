@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     """Version labels, e.g. ``{"stable": 3}`` (env: ``MNIST_VERSION_LABELS='{"stable": 3}'``)."""
     canary_weight: float = Field(0.0, ge=0.0, le=1.0)
     """Share of requests naming no version sent to the ``canary`` label's version."""
+    rollout: Literal["off", "auto"] = "off"
+    """``auto``: every new version becomes the candidate, tried in shadow, then on growing
+    canary shares, and promoted to ``stable`` or rolled back by its gates (local backend)."""
     shadow_weight: float = Field(0.0, ge=0.0, le=1.0)
     """Share of inference requests also mirrored to the ``shadow`` label's version: its
     answers are compared with the ones clients get, never returned."""
@@ -260,6 +263,15 @@ class Settings(BaseSettings):
             raise ValueError("TLS needs both tls_cert_file and tls_key_file")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("mutual TLS (tls_client_ca_file) needs tls_cert_file and tls_key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _rollout_runs_the_versions_itself(self) -> Settings:
+        if self.rollout == "auto" and self.backend != "local":
+            raise ValueError(
+                "rollout auto needs backend local: behind TF Serving the gateway forwards to "
+                "the one version TF Serving's replicas serve, so it cannot split or mirror"
+            )
         return self
 
     @model_validator(mode="after")

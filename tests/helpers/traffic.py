@@ -49,7 +49,14 @@ class Traffic:
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
     @classmethod
-    def rest(cls, url: str, body: bytes, workers: int = 8, timeout: float = 10) -> Traffic:
+    def rest(
+        cls,
+        url: str,
+        body: bytes,
+        workers: int = 8,
+        timeout: float = 10,
+        headers: dict[str, str] | None = None,
+    ) -> Traffic:
         @asynccontextmanager
         async def connect() -> Any:
             limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
@@ -59,7 +66,7 @@ class Traffic:
                     r = await client.post(
                         "/v1/digits:classify",
                         content=body,
-                        headers={"Content-Type": "application/octet-stream"},
+                        headers={"Content-Type": "application/octet-stream", **(headers or {})},
                     )
                     version = r.json().get("model_version", -1) if r.status_code == 200 else -1
                     return str(r.status_code), version

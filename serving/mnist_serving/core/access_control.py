@@ -1,6 +1,9 @@
 """API keys and per-key rate limits, shared by the REST and gRPC adapters.
 
-Keys come from a file (``name:key`` per line) and/or ``MNIST_API_KEYS`` (JSON ``{"name": "key"}``).
+Keys come from a file (``name:key`` per line, optionally followed by its scopes:
+``name:key admin`` or ``name:key inference,admin``) and/or ``MNIST_API_KEYS`` (JSON
+``{"name": "key"}``). A key without scopes has ``inference`` (every API); ``admin`` lets it
+steer a rollout too.
 With neither, every request is let through; with a keys file, keys are required even while the
 file holds none (emptying it revokes every key, it does not open the gateway). The file is
 re-read when it changes (:meth:`AccessControl.refresh`, called every poll interval by the
@@ -28,7 +31,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
-from mnist_serving.errors import RateLimited, Unauthenticated
+from mnist_serving.errors import PermissionDenied, RateLimited, Unauthenticated
 from mnist_serving.shared_state import SharedFloats
 
 log = logging.getLogger(__name__)
@@ -37,13 +40,25 @@ KEY_SLOTS = 4096  # key names the rate-limit table holds (revoked names keep the
 _SLOT_FLOATS = 3  # a slot: the name's hash (0: empty), tokens, last refill
 
 
+SCOPES = ("inference", "admin")
+DEFAULT_SCOPES = frozenset({"inference"})
+
+
 class KeyFileError(ValueError):
     pass
 
 
 def load_keys(path: Path | None, inline: Mapping[str, str]) -> dict[str, str]:
     """name → key from the file and the inline mapping; duplicate names or keys are refused."""
-    keys: dict[str, str] = dict(inline)
+    return {name: key for name, (key, _) in load_scoped_keys(path, inline).items()}
+
+
+def load_scoped_keys(
+    path: Path | None, inline: Mapping[str, str]
+) -> dict[str, tuple[str, frozenset[str]]]:
+    """name → (key, scopes) from the file and the inline mapping (whose keys have the
+    default scope); duplicate names or keys are refused."""
+    keys = {name: (key, DEFAULT_SCOPES) for name, key in inline.items()}
     if path is not None:
         try:
             lines = path.read_text().splitlines()
@@ -54,17 +69,28 @@ def load_keys(path: Path | None, inline: Mapping[str, str]) -> dict[str, str]:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            name, sep, key = line.partition(":")
-            if not sep or not name.strip() or len(key.strip()) < 16:
+            name, sep, rest = line.partition(":")
+            key, _, scoped = rest.strip().partition(" ")
+            if not sep or not name.strip() or len(key) < 16:
                 raise KeyFileError(
                     f"{path}:{number}: expected 'name:key' with a key of at least 16 characters"
                 )
-            keys[name.strip()] = key.strip()
-    if len(set(keys.values())) != len(keys):
+            keys[name.strip()] = (key, _scopes(scoped, f"{path}:{number}"))
+    if len({key for key, _ in keys.values()}) != len(keys):
         raise KeyFileError("two API key names share the same key")
     if len(keys) > KEY_SLOTS // 2:
         raise KeyFileError(f"{len(keys)} API keys; the gateway holds at most {KEY_SLOTS // 2}")
     return keys
+
+
+def _scopes(text: str, where: str) -> frozenset[str]:
+    if not text.strip():
+        return DEFAULT_SCOPES
+    scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = sorted(scopes - set(SCOPES))
+    if unknown:
+        raise KeyFileError(f"{where}: unknown scope(s) {', '.join(unknown)}; choose from {SCOPES}")
+    return scopes
 
 
 def token_buckets(context: BaseContext | None = None) -> SharedFloats:
@@ -90,6 +116,7 @@ class AccessControl:
         key_file: Path | None = None,
         inline: Mapping[str, str] | None = None,
         on_error: Callable[[], None] | None = None,
+        scopes: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.rate = rate_per_second
         self.burst = max(1, burst)
@@ -99,12 +126,15 @@ class AccessControl:
         self._on_error = on_error or (lambda: None)
         self._file_text = _read_text(key_file)
         self._keys: list[tuple[str, bytes]] = []
+        self._scopes: dict[str, frozenset[str]] = {}
         self._slots: dict[str, int] = {}
         self.enabled = False
-        self._use(keys)
+        given = scopes or {}
+        self._use({name: (key, given.get(name, DEFAULT_SCOPES)) for name, key in keys.items()})
 
-    def _use(self, keys: Mapping[str, str]) -> None:
-        self._keys = [(name, key.encode()) for name, key in keys.items()]
+    def _use(self, keys: Mapping[str, tuple[str, frozenset[str]]]) -> None:
+        self._keys = [(name, key.encode()) for name, (key, _) in keys.items()]
+        self._scopes = {name: scopes for name, (_, scopes) in keys.items()}
         # A keys file means keys are required, even while it holds none.
         self.enabled = bool(self._keys) or self._key_file is not None
         names = list(keys) if self.enabled else [ANONYMOUS]
@@ -138,7 +168,7 @@ class AccessControl:
         self._file_text = text
         before = {name for name, _ in self._keys}
         try:
-            keys = load_keys(self._key_file, self._inline)
+            keys = load_scoped_keys(self._key_file, self._inline)
             self._use(keys)
         except KeyFileError as exc:
             self._on_error()
@@ -168,6 +198,18 @@ class AccessControl:
         if found is None:
             raise Unauthenticated("invalid API key")
         return found
+
+    def require(self, name: str, scope: str) -> None:
+        """:class:`PermissionDenied` unless key ``name`` has ``scope``; with no keys at all,
+        only ``inference`` is open (admin needs a key that says so)."""
+        scopes = self._scopes.get(name, DEFAULT_SCOPES if not self.enabled else frozenset())
+        if scope not in scopes:
+            if not self.enabled:
+                raise PermissionDenied(
+                    f"{scope} operations need an API key with the {scope} scope "
+                    "(--api-keys-file, 'name:key admin'); no key is configured"
+                )
+            raise PermissionDenied(f"API key {name!r} lacks the {scope} scope")
 
     def admit(self, name: str, now: float | None = None) -> None:
         """Take one token from ``name``'s bucket, or raise :class:`RateLimited`."""

@@ -38,8 +38,9 @@ from mnist_serving.settings import Settings
 log = logging.getLogger(__name__)
 SHED_REPORT_S = 10.0  # refusals by queue delay are summed into one log line this often
 # inference: runs the model (takes a slot); api: any other counted call; operational: health,
-# readiness, metrics and the like (not counted).
-Kind = Literal["inference", "api", "operational"]
+# readiness, metrics and the like (not counted); admin: steers the gateway (a key with the admin
+# scope, always).
+Kind = Literal["inference", "api", "operational", "admin"]
 # What the REST adapter answers for an error (the access line's HTTP status); gRPC has none.
 StatusOf = Callable[[BaseException], int]
 
@@ -138,6 +139,7 @@ class RequestAccounting:
         try:
             key = self.access.authenticate(credential)
             record.key = key if self.access.enabled else None
+            self.access.require(key, "admin" if kind == "admin" else "inference")
             self.access.admit(key)
         except BaseException:
             if kind == "inference":

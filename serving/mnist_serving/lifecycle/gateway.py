@@ -23,7 +23,6 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -31,6 +30,8 @@ from starlette.types import ASGIApp
 from mnist_serving.adapters.grpc.server import GrpcServer
 from mnist_serving.core.accounting import RequestAccounting
 from mnist_serving.core.inference import InferenceCore
+from mnist_serving.core.rollout_driver import RolloutDriver
+from mnist_serving.files import write_atomically
 from mnist_serving.lifecycle.sockets import bind_socket
 from mnist_serving.lifecycle.tls import Tls, grpc_credentials, rest_context
 from mnist_serving.settings import Settings
@@ -78,8 +79,9 @@ class Gateway:
         app: ASGIApp,
         grpc_server: GrpcServer | None,
         tls: Tls | None,
-        *,
         rest_protocol: type[asyncio.Protocol] | None = None,
+        rollout: RolloutDriver | None = None,
+        *,
         shared_ports: bool = False,
     ) -> None:
         self.settings = settings
@@ -90,6 +92,7 @@ class Gateway:
         self._grpc = grpc_server
         self._tls = tls
         self._rest_protocol = rest_protocol  # uvicorn's httptools protocol, or a subclass
+        self.rollout = rollout
         self._rest: RestServer | None = None
         self._rest_task: asyncio.Task[None] | None = None
         self._rest_socket: socket.socket | None = None
@@ -111,7 +114,11 @@ class Gateway:
     async def _load(self) -> None:
         if self.core.samples is not None:
             self.core.samples.start()
+        if self.rollout is not None:
+            self.rollout.prepare()
         await self.core.repository.start()
+        if self.rollout is not None:
+            await self.rollout.start()
         if self.settings.api_keys_file is not None and self.settings.model_poll_seconds > 0:
             self._key_watch = asyncio.create_task(self._watch_keys(), name="key-watcher")
 
@@ -127,6 +134,8 @@ class Gateway:
             self._key_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._key_watch
+        if self.rollout is not None:
+            await self.rollout.close()
         if self.core.shadow is not None:  # mirrors are never worth waiting for
             await self.core.shadow.close()
         await self.core.repository.close()
@@ -274,13 +283,6 @@ def announce(settings: Settings, ports: BoundPorts) -> None:
         print(f"mnist-serve: {line}", flush=True)
     if settings.ready_file is not None:
         write_atomically(settings.ready_file, json.dumps(asdict(ports), indent=2) + "\n")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one, never half of it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def run(gateway: Gateway) -> int:

@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 
 from mnist_contract.layout import version_dirs
-from mnist_serving.core.access_control import KeyFileError, load_keys
+from mnist_serving.core.access_control import KeyFileError, load_scoped_keys
 from mnist_serving.lifecycle.tls import Tls, rest_context
 from mnist_serving.model_config import ModelConfigError, read_model_config
 from mnist_serving.repositories.local import ConfigSource
@@ -22,6 +22,7 @@ from mnist_serving.settings import Settings, SettingsError
 @dataclass(frozen=True)
 class StartupParts:
     keys: dict[str, str]
+    scopes: dict[str, frozenset[str]]
     model_config: ConfigSource
     tls: Tls | None
 
@@ -31,10 +32,12 @@ def prepare(settings: Settings) -> StartupParts:
     if settings.backend == "local":
         check_model_present(settings)
     try:
-        keys = load_keys(settings.api_keys_file, settings.api_keys)
+        scoped = load_scoped_keys(settings.api_keys_file, settings.api_keys)
     except KeyFileError as exc:
         raise SettingsError(str(exc)) from None
-    return StartupParts(keys, _model_config(settings), _tls(settings))
+    keys = {name: key for name, (key, _) in scoped.items()}
+    scopes = {name: granted for name, (_, granted) in scoped.items()}
+    return StartupParts(keys, scopes, _model_config(settings), _tls(settings))
 
 
 def check_model_present(settings: Settings) -> None:

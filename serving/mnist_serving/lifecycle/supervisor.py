@@ -42,13 +42,13 @@ from typing import Any
 
 from mnist_serving.core.access_control import token_buckets
 from mnist_serving.errors import StartupError
+from mnist_serving.files import write_atomically
 from mnist_serving.lifecycle.gateway import (
     GRPC_GRACE_SECONDS,
     REST_GRACE_SECONDS,
     BoundPorts,
     announce,
     bound_ports,
-    write_atomically,
 )
 from mnist_serving.lifecycle.preflight import prepare
 from mnist_serving.lifecycle.sockets import reserve_port

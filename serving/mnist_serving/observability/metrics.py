@@ -23,35 +23,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 
 from mnist_serving.errors import refusal_reasons
 from mnist_serving.observability.collectors import BulkHistogram, LatestExemplars, ModelInfo
+from mnist_serving.observability.spec import LATENCY_BUCKETS, Spec
+from mnist_serving.observability.version_metrics import VERSION_SPECS
 
-# 25 µs to 10 s: from one image's model call (the int8 file's is the shortest) to a large
-# request's; what each takes is in docs/benchmarks.md.
-LATENCY_BUCKETS = (
-    0.000025,
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.00075,
-    0.001,
-    0.0015,
-    0.002,
-    0.003,
-    0.005,
-    0.0075,
-    0.01,
-    0.015,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
 # A shadow version's confidence minus the serving version's, for the same image.
@@ -88,6 +62,9 @@ class Metrics:
     shadow_requests: Counter
     shadow_images: Counter
     shadow_latency: Histogram
+    rollout_phase: Gauge
+    rollout_weight: Gauge
+    rollout_decisions: Counter
     backend_up: Gauge
     samples_written: Counter
     samples_dropped: Counter
@@ -117,40 +94,8 @@ class Metrics:
             self.exemplars.keep(labels, seconds, exemplar)
 
 
-GaugeMode = Any  # one of prometheus-client's multiprocess modes ("livesum", "livemin", …)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One metric of :class:`Metrics`: its field, kind, Prometheus name, help and labels."""
-
-    field: str
-    kind: type[Counter] | type[Gauge] | type[Histogram]
-    name: str
-    documentation: str
-    labels: tuple[str, ...] = ()
-    buckets: tuple[float, ...] | None = None
-    # How a gauge combines across worker processes (prometheus-client's multiprocess_mode).
-    mode: GaugeMode = "livesum"
-
-    def make(self, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
-        if self.buckets is not None:
-            return Histogram(
-                self.name, self.documentation, self.labels, registry=registry, buckets=self.buckets
-            )
-        if self.kind is Gauge:
-            return Gauge(
-                self.name,
-                self.documentation,
-                self.labels,
-                registry=registry,
-                multiprocess_mode=self.mode,
-            )
-        return self.kind(self.name, self.documentation, self.labels, registry=registry)
-
-
 _ROUTE = ("protocol", "route")
-# Every metric but the bulk confidence histogram, in the order docs/metrics.md lists them.
+# Every metric but the bulk histograms, in the order docs/metrics.md lists them.
 SPECS = (
     Spec(
         "requests",
@@ -181,7 +126,7 @@ SPECS = (
         Counter,
         "mnist_requests_refused_total",
         "Requests refused without being run, by reason (queue_full, queue_delay, "
-        "in_flight_limit, rate_limited, unauthenticated, slow_body).",
+        "in_flight_limit, rate_limited, unauthenticated, permission_denied, slow_body).",
         ("protocol", "reason"),
     ),
     Spec("images", Counter, "mnist_images_total", "Images (examples) classified.", ("protocol",)),
@@ -256,54 +201,6 @@ SPECS = (
         "mnist_api_key_file_errors",
         "Times the API keys file could not be used (the keys in force were kept).",
     ),
-    # Per version: the version that answered (or was to answer) an inference request. The
-    # label takes one value per version served since the process started: the policy bounds
-    # how many serve at once, a restart forgets those retired.
-    Spec(
-        "version_requests",
-        Counter,
-        "mnist_version_requests",
-        "Inference requests by the version that answered (or was to answer) them, and code.",
-        ("version", "code"),
-    ),
-    Spec(
-        "version_latency",
-        Histogram,
-        "mnist_version_request_duration_seconds",
-        "Inference request latency by the version that answered, failures included.",
-        ("version",),
-        LATENCY_BUCKETS,
-    ),
-    Spec(
-        "version_predictions",
-        Counter,
-        "mnist_version_predictions",
-        "Predicted digits by version and digit.",
-        ("version", "digit"),
-    ),
-    Spec(
-        "shadow_requests",
-        Counter,
-        "mnist_shadow_requests",
-        "Requests mirrored to the shadow version, by outcome (compared, dropped, failed).",
-        ("version", "outcome"),
-    ),
-    Spec(
-        "shadow_images",
-        Counter,
-        "mnist_shadow_images",
-        "Images the shadow version answered, by whether its digit agreed with the serving "
-        "version's (agree, disagree).",
-        ("version", "agreement"),
-    ),
-    Spec(
-        "shadow_latency",
-        Histogram,
-        "mnist_shadow_duration_seconds",
-        "The shadow version's own time per mirrored request (its model call).",
-        ("version",),
-        LATENCY_BUCKETS,
-    ),
     Spec(
         "backend_up",
         Gauge,
@@ -326,6 +223,7 @@ SPECS = (
         "Sampled inputs dropped, by reason (queue_full: the writer is behind; write_failed).",
         ("reason",),
     ),
+    *VERSION_SPECS,
     Spec(
         "connections_open",
         Gauge,

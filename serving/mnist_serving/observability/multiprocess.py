@@ -24,13 +24,9 @@ from prometheus_client.registry import Collector
 
 from mnist_serving.observability.collectors import LatestExemplars
 from mnist_serving.observability.input_window import inputs_path
-from mnist_serving.observability.metrics import (
-    LATENCY_BUCKETS,
-    Metrics,
-    create_metrics,
-    latency_spec,
-)
+from mnist_serving.observability.metrics import Metrics, create_metrics, latency_spec
 from mnist_serving.observability.recent_traffic import ring_path
+from mnist_serving.observability.spec import LATENCY_BUCKETS
 
 
 class _WithExemplars(Collector):

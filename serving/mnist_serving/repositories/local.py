@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mnist_contract.layout import version_dirs
@@ -35,6 +35,7 @@ from mnist_serving.repositories.repository import (
     UNLOADING,
     BatcherFactory,
     ReadyListener,
+    RolloutOverlay,
     ServedVersion,
     VersionSpec,
     VersionStatus,
@@ -86,7 +87,9 @@ class LocalRepository:
         self._base = base
         self._config_path = source.path
         self._config_stamp = source.content
-        self.config = source.config
+        self._file_config = source.config  # as the settings or the file say
+        self._overlay: RolloutOverlay | None = None
+        self.config = source.config  # what is in force: the file's, with a rollout laid over
         self._load_version = load
         self._make_batcher = make_batcher
         self._metrics = metrics
@@ -177,7 +180,7 @@ class LocalRepository:
                 for v, p in folders.items()
                 if v not in self._refused or (v not in tried and self._refused[v] != fingerprint(p))
             }
-            wanted = self.config.policy.select(loadable)
+            wanted = self.config.policy.select(loadable) | (self._pinned() & set(loadable))
             missing = sorted(wanted - set(self._served), reverse=True)  # newest first
             if not missing:
                 return wanted
@@ -215,7 +218,7 @@ class LocalRepository:
             self._metrics.model_config_errors.inc()
             log.error("%s; keeping the previous config", exc)
             return
-        if config != self.config:
+        if config != self._file_config:
             log.info(
                 "model config: policy %s, labels %s, canary weight %g, shadow weight %g",
                 config.policy.describe(),
@@ -223,7 +226,33 @@ class LocalRepository:
                 config.canary_weight,
                 config.shadow_weight,
             )
-        self.config = config
+        self._file_config = config
+        self.config = self._effective()
+
+    def apply_rollout(self, overlay: RolloutOverlay | None) -> None:
+        """Lay a rollout's labels and shares over the model config, from the next request on
+        (the versions it pins are loaded by the next pass, if they are not already)."""
+        self._overlay = overlay
+        self.config = self._effective()
+
+    def _effective(self) -> ModelConfig:
+        overlay, config = self._overlay, self._file_config
+        if overlay is None:
+            return config
+        labels = {
+            name: version
+            for name, version in config.labels.items()
+            if name not in ("stable", "canary", "shadow")
+        }
+        return replace(
+            config,
+            labels={**labels, **overlay.labels()},
+            canary_weight=overlay.canary_weight,
+            shadow_weight=overlay.shadow_weight,
+        )
+
+    def _pinned(self) -> set[int]:
+        return self._overlay.pinned() if self._overlay is not None else set()
 
     async def _load(self, version: int, path: Path) -> None:
         self._status[version] = VersionStatus(version, LOADING)

@@ -47,6 +47,29 @@ class ServedVersion:
 
 
 @dataclass(frozen=True)
+class RolloutOverlay:
+    """What a rollout lays over the model config: where ``stable`` points, the candidate and
+    the shares it gets (as the ``canary`` and ``shadow`` labels); both versions are kept
+    loaded whatever the version policy says."""
+
+    stable: int
+    candidate: int | None = None
+    canary_weight: float = 0.0
+    shadow_weight: float = 0.0
+
+    def labels(self) -> dict[str, int]:
+        labels = {"stable": self.stable}
+        if self.candidate is not None and self.canary_weight:
+            labels["canary"] = self.candidate
+        if self.candidate is not None and self.shadow_weight:
+            labels["shadow"] = self.candidate
+        return labels
+
+    def pinned(self) -> set[int]:
+        return {self.stable} | ({self.candidate} if self.candidate is not None else set())
+
+
+@dataclass(frozen=True)
 class VersionStatus:
     version: int
     state: str

@@ -37,6 +37,7 @@ from mnist_serving.adapters.rest.tfserving_endpoints import TFServingEndpoints
 from mnist_serving.core.accounting import RequestAccounting, RequestRecord
 from mnist_serving.core.drift import DriftMonitor
 from mnist_serving.core.inference import InferenceCore
+from mnist_serving.core.rollout_driver import RolloutDriver
 from mnist_serving.deadlines import RequestLimit
 from mnist_serving.errors import BodyTooSlow, DeadlineExceeded
 from mnist_serving.observability.access_log import REQUEST_ID_HEADER, request_id
@@ -53,6 +54,7 @@ def create_app(
     metrics: Metrics,
     settings: Settings,
     drift: DriftMonitor,
+    rollout: RolloutDriver | None = None,
 ) -> ASGIApp:
     """The REST app: every row of :data:`ROUTES`, and JSON for unknown routes, behind the
     front door that answers inference requests itself."""
@@ -61,7 +63,7 @@ def create_app(
         "tfserving": TFServingEndpoints(core, settings),
         "digits": DigitsEndpoints(core, settings),
         "open_inference": OpenInferenceEndpoints(core, settings),
-        "operations": OperationsEndpoints(core, accounting, metrics, document, drift),
+        "operations": OperationsEndpoints(core, accounting, metrics, document, drift, rollout),
     }
     limit = RequestLimit(settings.request_timeout_ms / 1000)
     routes, inference = [], []

@@ -37,7 +37,9 @@ FLOAT32_MAX = 3.4028234663852886e38
 _DESCRIPTIONS = {
     400: "The request was refused; the message says what was wrong.",
     401: "Missing or wrong API key.",
+    403: "The key lacks the scope the route needs (admin), or none is configured.",
     404: "No such model, version or label.",
+    409: "Not in this state: no rollout in progress, or the gateway runs none.",
     413: "The body (or an image in it) is larger than the gateway accepts.",
     415: "The Content-Type is not one the route reads.",
     429: "The key's rate limit is spent; retry after Retry-After seconds.",
@@ -117,6 +119,11 @@ def _path_parameter(name: str) -> dict[str, Any]:
         # Positive int64, as TF Serving has them (19 digits may pass its bound; 18 cannot).
         "version": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
         "label": {"type": "string", "pattern": "^[^/:]+$", "description": "a label, e.g. stable"},
+        "action": {
+            "type": "string",
+            "enum": ["pause", "resume", "promote", "abort"],
+            "description": "what to do with the rollout in progress",
+        },
         "model_version": {
             "type": "string",
             "pattern": "^([1-9][0-9]{0,17}|[^/:0-9][^/:]*)$",
@@ -158,6 +165,10 @@ def _responses(route: Route, settings: Settings) -> dict[str, Any]:
         codes.append(503)
     elif _which(route) == "drift_report":
         codes.append(404)
+    elif _which(route) == "rollout_status":
+        codes += [404, 409]
+    if route.kind == "admin":
+        codes += [403, 409]
     if _keys_on(settings) and (
         route.kind != "operational" or route.route_label not in settings.open_routes
     ):
@@ -191,6 +202,8 @@ def _answer_schema(route: Route) -> dict[str, Any]:
             "readyz": "Ready",
             "stats": "Stats",
             "drift_report": "Drift",
+            "rollout_status": "Rollout",
+            "rollout_command": "Rollout",
             "openapi": "Document",
             "v2_live": "V2Live",
             "v2_ready": "V2Ready",

@@ -314,6 +314,7 @@ def _operations_schemas() -> dict[str, Any]:
         ),
         "Document": {"type": "object", "required": ["openapi", "paths"]},
         "Drift": _drift_schema(),
+        "Rollout": _rollout_schema(),
     }
 
 
@@ -331,6 +332,34 @@ def _drift_schema() -> dict[str, Any]:
             "version": {"type": ["integer", "null"]},
         },
         {"reason": {"type": "string"}},
+    )
+
+
+def _rollout_schema() -> dict[str, Any]:
+    version = {"type": ["integer", "null"]}
+    gate = object_schema(
+        {
+            "name": {"type": "string"},
+            "figure": {"type": ["number", "null"]},
+            "threshold": {"type": "number"},
+            "passed": {"type": ["boolean", "null"]},
+        }
+    )
+    return object_schema(
+        {"mode": {"type": "string", "enum": ["auto"]}, "phase": {"type": "string"}},
+        {
+            "stable": version,
+            "candidate": version,
+            "step": {"type": "integer"},
+            "since": {"type": "string"},
+            "reason": {"type": "string"},
+            "paused": {"type": "boolean"},
+            "canary_weight": {"type": "number"},
+            "shadow_weight": {"type": "number"},
+            "gates": {"type": "array", "items": gate},
+            "figures": {"type": "object"},
+            "thresholds": {"type": "object"},
+        },
     )
 
 

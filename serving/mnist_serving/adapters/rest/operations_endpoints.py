@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from mnist_contract.model import MODEL_NAME
+from mnist_serving.adapters.rest.incoming import RestRequest
 from mnist_serving.adapters.rest.json_body import dumps, json_response
 from mnist_serving.adapters.rest.openapi import DOCS_HTML
 from mnist_serving.adapters.rest.responses import JSON, Response
@@ -15,7 +16,8 @@ from mnist_serving.adapters.rest.routes import OPENMETRICS, PROMETHEUS_TEXT
 from mnist_serving.core.accounting import RequestAccounting, RequestRecord
 from mnist_serving.core.drift import DriftMonitor
 from mnist_serving.core.inference import InferenceCore
-from mnist_serving.errors import servable_not_found
+from mnist_serving.core.rollout_driver import RolloutDriver
+from mnist_serving.errors import Conflict, servable_not_found
 from mnist_serving.observability.metrics import Metrics, render
 from mnist_serving.observability.tfserving_metrics import render_tfserving, tfserving_registry
 from mnist_serving.static import DEMO_HTML
@@ -29,9 +31,11 @@ class OperationsEndpoints:
         metrics: Metrics,
         document: dict[str, Any],
         drift: DriftMonitor,
+        rollout: RolloutDriver | None = None,
     ) -> None:
         self.core = core
         self.drift = drift
+        self.rollout = rollout
         self.accounting = accounting
         self.registry = metrics
         self.tfserving_view = tfserving_registry(metrics, MODEL_NAME)
@@ -42,6 +46,20 @@ class OperationsEndpoints:
         if request.path_params["model"] != MODEL_NAME:
             raise servable_not_found(f"model {request.path_params['model']!r}")
         return json_response(self.drift.report())
+
+    async def rollout_status(self, request: Request, _record: RequestRecord) -> Response:
+        return json_response(self._rollout(request).status())
+
+    async def rollout_command(self, request: RestRequest, _record: RequestRecord) -> Response:
+        action = request.path_params["action"]
+        return json_response(self._rollout(request).command(action))
+
+    def _rollout(self, request: RestRequest) -> RolloutDriver:
+        if request.path_params["model"] != MODEL_NAME:
+            raise servable_not_found(f"model {request.path_params['model']!r}")
+        if self.rollout is None:
+            raise Conflict("no automatic rollout: start the gateway with --rollout auto")
+        return self.rollout
 
     async def healthz(self, _request: Request, _record: RequestRecord) -> Response:
         return json_response({"status": "alive"})

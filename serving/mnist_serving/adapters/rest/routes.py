@@ -205,6 +205,23 @@ ROUTES: tuple[Route, ...] = (
         label="drift",
     ),
     _operational(
+        "/v1/models/{model:segment}/rollout",
+        "rollout_status",
+        "The automatic rollout: phase, stable, candidate, step, gates (--rollout auto)",
+        label="rollout",
+    ),
+    Route(
+        "POST",
+        "/v1/models/{model:segment}/rollout:{action:segment}",
+        api="operations",
+        endpoint="rollout_command",
+        summary="Pause, resume, promote or abort the rollout in progress (a key with the "
+        "admin scope)",
+        tag=OPERATIONS_TAG,
+        kind="admin",
+        label="rollout_command",
+    ),
+    _operational(
         "/v1/stats",
         "stats",
         "Requests/s and p50/p99 latency of inference requests over the last minute",

@@ -27,4 +27,5 @@ def test_the_refusal_reasons_are_the_error_classes_own() -> None:
         "rate_limited",
         "unauthenticated",
         "slow_body",
+        "permission_denied",
     }
