@@ -80,9 +80,9 @@ class RolloutStore:
         self, change: Callable[[RolloutState | None], RolloutState | None], seen: dict[str, Any]
     ) -> RolloutState | None:
         with locked(self._lock):
-            state, _ = self.read()
+            state, before = self.read()
             new = change(state)
-            if new is not None:
+            if new is not None and (new != state or seen != before):  # a quiet tick writes nothing
                 write_atomically(self.path, json.dumps({**asdict(new), "seen": seen}, indent=1))
             return new
 

@@ -5,7 +5,6 @@ version, while every client gets the stable version's answer."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -13,14 +12,12 @@ import httpx
 
 from mnist_client import MnistClient
 from tests.helpers.processes import start_gateway, stop_gateway
+from tests.helpers.scrape import scraped
 from tests.helpers.versions import wait_for
 
 
 def _series(url: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    text = httpx.get(url + "/metrics", timeout=10).text
-    found = re.search(rf"^{name}{{{re.escape(wanted)}}} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    return scraped(httpx.get(url + "/metrics", timeout=10).text, name, **labels)
 
 
 def test_every_protocol_is_mirrored_and_clients_get_the_stable_answer(

@@ -6,7 +6,6 @@ metrics, while a legitimate client keeps being answered throughout."""
 from __future__ import annotations
 
 import asyncio
-import re
 import resource
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from mnist_contract.protos import digits_pb2, digits_pb2_grpc
 from tests.helpers.processes import Server, start_gateway, stop_gateway
+from tests.helpers.scrape import scraped
 
 HEADER_LIMIT_S = 2.0
 DRIPPING, IDLE = 1000, 1000
@@ -48,12 +48,7 @@ def _port(server: Server) -> int:
 
 
 def _closed(metrics: str, reason: str, protocol: str = "rest") -> float:
-    found = re.search(
-        rf'^mnist_connections_closed_total{{protocol="{protocol}",reason="{reason}"}} (\S+)$',
-        metrics,
-        re.MULTILINE,
-    )
-    return float(found.group(1)) if found else 0.0
+    return scraped(metrics, "mnist_connections_closed_total", protocol=protocol, reason=reason)
 
 
 async def _drip(port: int, stop_at: float) -> tuple[bytes, float]:

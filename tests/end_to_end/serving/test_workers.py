@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from mnist_serving.lifecycle.cpus import usable_cpus
 from tests.helpers.processes import Server, cpu_seconds, run_gateway, start_gateway, stop_gateway
+from tests.helpers.scrape import scraped
 from tests.helpers.traffic import Traffic
 from tests.helpers.versions import publish, wait_for
 
@@ -40,18 +40,6 @@ def _is_worker(pid: int) -> bool:
         return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):  # it exited since it was listed
         return False
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one series in a Prometheus text page (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = (
-        rf"^{re.escape(name)}(?:{{{re.escape(wanted)}}})? (\S+)$"
-        if wanted
-        else (rf"^{re.escape(name)} (\S+)$")
-    )
-    found = re.search(pattern, text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 async def send_on_new_connections(
@@ -97,17 +85,17 @@ def test_every_scrape_of_any_worker_counts_exactly_the_requests_sent(two: Server
     route = {"code": "OK", "protocol": "rest", "route": "classify"}
     for _ in range(10):
         text = scrape(two.url)
-        assert sample(text, "mnist_requests_total", **route) == sent
-        assert sample(text, "mnist_request_duration_seconds_count", **route) == sent
-        assert sample(text, "mnist_images_total", protocol="rest") == sent
-        assert sample(text, "mnist_batch_size_count") >= 1
-        assert sample(text, "mnist_prediction_confidence_count") == sent  # the bulk histogram
-        assert sample(text, "mnist_requests_in_flight", protocol="rest", route="classify") == 0
-        assert sample(text, "mnist_model_ready") == 1  # not 2: readiness is not summed
+        assert scraped(text, "mnist_requests_total", **route) == sent
+        assert scraped(text, "mnist_request_duration_seconds_count", **route) == sent
+        assert scraped(text, "mnist_images_total", protocol="rest") == sent
+        assert scraped(text, "mnist_batch_size_count") >= 1
+        assert scraped(text, "mnist_prediction_confidence_count") == sent  # the bulk histogram
+        assert scraped(text, "mnist_requests_in_flight", protocol="rest", route="classify") == 0
+        assert scraped(text, "mnist_model_ready") == 1  # not 2: readiness is not summed
         assert text.count("mnist_model_info{") == 1
-        assert sample(text, "mnist_workers") == 2
+        assert scraped(text, "mnist_workers") == 2
         for worker in ("0", "1", "supervisor"):
-            assert sample(text, "process_resident_memory_bytes", worker=worker) > 0
+            assert scraped(text, "process_resident_memory_bytes", worker=worker) > 0
         stats = json.loads(scrape(two.url, "/v1/stats"))
         assert stats["requests"] == sent  # the demo page's panel covers both workers
     # TF Serving's names, derived from the merged counters, are whole too.
@@ -120,7 +108,7 @@ def test_every_scrape_of_any_worker_counts_exactly_the_requests_sent(two: Server
     for _ in range(10):
         tf_view = scrape(two.url, "/monitoring/prometheus/metrics")
         assert (
-            sample(tf_view, ":tensorflow:serving:request_count", model_name="mnist", status="OK")
+            scraped(tf_view, ":tensorflow:serving:request_count", model_name="mnist", status="OK")
             == predicts
         )
 
@@ -225,7 +213,7 @@ def test_a_killed_worker_fails_only_its_requests_and_comes_back(two: Server, dig
             "the worker's replacement",
             20,
         )
-        wait_for(lambda: sample(scrape(two.url), "mnist_workers") == 2, "two workers ready", 20)
+        wait_for(lambda: scraped(scrape(two.url), "mnist_workers") == 2, "two workers ready", 20)
         back = time.monotonic()
         time.sleep(1.0)
     failed = [o for o in traffic.outcomes if not o.ok]
@@ -237,9 +225,9 @@ def test_a_killed_worker_fails_only_its_requests_and_comes_back(two: Server, dig
     assert all(o.ok for o in traffic.between(back + 0.2))
     assert survivor in worker_pids(two)
     text = scrape(two.url)
-    assert sample(text, "mnist_worker_restarts_total") == 1
+    assert scraped(text, "mnist_worker_restarts_total") == 1
     # The dead worker's in-flight gauge is gone with it: nothing is left "in flight".
-    assert sample(text, "mnist_requests_in_flight", protocol="rest", route="classify") == 0
+    assert scraped(text, "mnist_requests_in_flight", protocol="rest", route="classify") == 0
     log = two.log.read_text()
     assert f"worker 0 (pid {victim}) killed by SIGKILL; restarting it" in log or (
         f"worker 1 (pid {victim}) killed by SIGKILL; restarting it" in log
@@ -356,7 +344,7 @@ def test_exemplars_of_the_answering_worker_ride_on_the_merged_buckets(model_dir,
             if line.startswith("mnist_request_duration_seconds_bucket")
         ]
         assert any(f'trace_id="{trace}"' in line for line in buckets), page.text[:2000]
-        count = sample(
+        count = scraped(
             page.text,
             "mnist_request_duration_seconds_count",
             code="OK",
