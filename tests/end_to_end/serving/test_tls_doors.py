@@ -108,7 +108,10 @@ def test_mutual_tls_lets_in_only_clients_the_ca_signed(mutual: Server, certifica
     assert no_cert.stdout.endswith("403") and "requires a client certificate" in no_cert.stdout
     # A certificate another CA signed fails the TLS handshake itself.
     stranger = _curl(mutual, certificates, *_client_flags(certificates.stranger))
-    assert stranger.returncode in (35, 56), stranger.stderr  # handshake failed / reset
+    # TLS 1.3 finishes the client's side of the handshake before the server checks the
+    # certificate, so curl sees the refusal as a failed handshake, a reset or an empty reply
+    # depending on timing: never an answer.
+    assert stranger.returncode in (35, 52, 56) and not stranger.stdout, stranger.stderr
     wait_for(lambda: any(d.get("client_cert") for d in _access_lines(mutual)), "a line", 5)
     lines = _access_lines(mutual)
     assert [d["client_cert"] for d in lines if d["route"] == "classify"] == ["dashboard"]
